@@ -1,10 +1,11 @@
-"""`medprobe demo`: synthetic two-site data, both sites' jobs, the comparison."""
+"""`medprobe demo`: synthetic two-site data, both sites' jobs, the comparison and the transfer matrix."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
+from medprobe.cli.compare_command import print_matrices
 from medprobe.cli.exit_codes import EXIT_SKIPPED
 from medprobe.cli.formatting import format_frame
 from medprobe.errors import MedprobeError
@@ -32,10 +33,15 @@ def handle(args: argparse.Namespace) -> int:
     print(f"\nMLflow store: {result.tracking_uri}")
     print(f"open the UI:  mlflow ui --backend-store-uri sqlite:///{db} --port 5000   (then http://127.0.0.1:5000)")
     print(f"compare:      medprobe compare --experiment {result.experiments[0]} --tracking-uri {result.tracking_uri}")
-    total = sum(v for k, v in result.seconds.items() if k in {"generate", "load", "embed", "probe", "log", "compare"})
+    stages = {"generate", "load", "embed", "probe", "log", "transfer", "compare"}
+    total = sum(v for k, v in result.seconds.items() if k in stages)
     shares = ", ".join(f"{k} {v:.1f}s" for k, v in result.seconds.items())
     print(f"time:         {total:.1f}s ({shares})")
     skipped = sum(r.skipped_inputs for r in result.reports)
     if result.exit_code == EXIT_SKIPPED:
         print(f"completed with {skipped} skipped input(s); see each job's quarantine.csv")
+    for experiment, matrix in result.matrices.items():
+        print(f"\n==== {experiment}: cross-site transfer (each site's linear probe head on the other site's test "
+              "split) ====")
+        print_matrices(matrix)
     return result.exit_code

@@ -50,6 +50,8 @@ def register(commands: argparse._SubParsersAction) -> None:
                        help="site name for the table; with a 'site' column in the manifest, only its rows are "
                             "embedded (default: each row's 'site' value)")
     embed.add_argument("--no-progress", action="store_true", help="no progress bar (batch logs)")
+    embed.add_argument("--tokens", action="store_true",
+                       help="also keep the patch tokens (float16, OUT/embeddings.tokens.npy) for the attentive probe")
 
     embed.set_defaults(handler=handle)
 
@@ -78,7 +80,10 @@ def handle(args: argparse.Namespace) -> int:
         device=device,
         num_workers=args.workers,
         progress=not args.no_progress,
+        tokens=args.tokens,
     )
+    if args.tokens and encoder.token_dim is None:
+        raise MedprobeError(f"--tokens: model '{encoder.name}' does not expose patch tokens")
     say = print if ranks.leader else _quiet
     say(f"medprobe embed: {encoder.name} ({encoder.weights_label}) on {len(manifest)} sample(s), device {device}"
         + (f", {ranks.world} processes" if ranks.world > 1 else ""))
@@ -141,6 +146,8 @@ def _write_quarantine(out: Path, model: str, manifest: pd.DataFrame, result: Emb
 
 
 def _summary(result: EmbedResult, quarantine: Path | None) -> list[str]:
+    from medprobe.embed.tokens import tokens_path
+
     total = result.seconds.get("total", 0.0)
     rate = f"{result.computed / total:.1f} samples/s computed" if result.computed and total else "nothing computed"
     lines = [f"embedded {len(result)}: {result.computed} computed, {result.cached} cached, "
@@ -152,6 +159,10 @@ def _summary(result: EmbedResult, quarantine: Path | None) -> list[str]:
         lines.append(f"precision: {result.precision}")
     if result.table_path is not None:
         lines.append(f"table: {result.table_path}")
+        tokens = result.tokens()
+        if tokens is not None:
+            lines.append(f"patch tokens: {tokens.shape[1]} x {tokens.shape[2]} per sample (float16), "
+                         f"{tokens_path(result.table_path)}")
     if quarantine is not None:
         lines.append(f"skipped inputs: {len(result.skipped)}, quarantine report: {quarantine}")
     return lines

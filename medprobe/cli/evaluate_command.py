@@ -16,7 +16,8 @@ if TYPE_CHECKING:
 
 def register(commands: argparse._SubParsersAction) -> None:
     evaluate = commands.add_parser(
-        "evaluate", help="probe an embedding table (medprobe's, or your own Parquet) with linear, k-NN, few-shot",
+        "evaluate", help="probe an embedding table (medprobe's, or your own Parquet) with linear, k-NN, few-shot, "
+                         "attentive",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Reads a Parquet table with columns subject_id, the target column and `embedding` (a list of\n"
                     "floats per row; sample_id and split optional) and writes DIR/metrics.json (point metrics,\n"
@@ -29,8 +30,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--target", required=True, metavar="COL", help="label column to predict")
     evaluate.add_argument("--task", choices=("classification", "regression"), default="classification")
     evaluate.add_argument("--protocols", default="linear,knn,fewshot",
-                          help="comma-separated, from linear, knn, fewshot (default: all three); attentive needs "
-                               "patch tokens, which tables do not hold yet")
+                          help="comma-separated, from linear, knn, fewshot, attentive (default: the first three);"
+                               " attentive reads the patch tokens beside the table (`medprobe embed --tokens`)")
     evaluate.add_argument("--out", type=Path, default=Path("medprobe-evaluate"), metavar="DIR",
                           help="output folder (default: ./medprobe-evaluate)")
     evaluate.add_argument("--seeds", type=int, default=1, metavar="N",

@@ -23,7 +23,8 @@ os.environ.setdefault("DO_NOT_TRACK", "true")
 
 #: One module per command, each with `register(subparsers)`; a new command is a new module and one line here.
 COMMANDS = (
-    "run", "embed", "evaluate", "demo", "compare", "sync", "models", "inspect", "validate", "pretrain", "federate",
+    "run", "transfer", "embed", "evaluate", "demo", "compare", "sync", "models", "inspect", "validate", "pretrain",
+    "federate",
 )
 
 

@@ -5,13 +5,11 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
-import pandas as pd
-
 from medprobe.cli.exit_codes import EXIT_OK, EXIT_SKIPPED
-from medprobe.cli.formatting import format_frame
+from medprobe.cli.job_printing import print_outcomes, print_tracking, print_transfers
 
 if TYPE_CHECKING:  # the job machinery imports torch; keep `medprobe --help` fast
-    from medprobe.jobs import JobReport, ProtocolOutcome
+    from medprobe.jobs import JobReport
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -37,24 +35,13 @@ def handle(args: argparse.Namespace) -> int:
         return EXIT_OK
     print(f"medprobe run: pipeline '{spec.name}', site '{spec.site}'")
     report = run_job(spec, progress=not args.no_progress, offline=args.offline)
-    _print_outcomes(report.outcomes)
+    print_outcomes(report.outcomes)
+    print_transfers(report.transfers)
     return _finish(report)
 
 
-def _print_outcomes(outcomes: list[ProtocolOutcome]) -> None:
-    if not outcomes:
-        return
-    rows = [{"model": o.model, "task": o.task, "protocol": o.protocol,
-             **{k: v for k, v in o.metrics.items() if "/" not in k}} for o in outcomes]
-    print(format_frame(pd.DataFrame(rows).set_index(["task", "model", "protocol"])))
-
-
 def _finish(report: JobReport) -> int:
-    if report.offline_reason:
-        print(f"tracking: offline ({report.offline_reason}); review the bundle, then: medprobe sync BUNDLE --to URI")
-    else:
-        print(f"tracking: {report.tracking_uri} · experiment '{report.experiment}'")
-    print(f"bundle: {report.bundle_path}")
+    print_tracking(report)
     if report.exit_code == EXIT_SKIPPED:
         print(f"completed with {report.skipped_inputs} skipped input(s) and {len(report.failed_protocols)} "
               f"skipped protocol run(s); quarantine report: {report.quarantine_path or '-'}")

@@ -1,6 +1,17 @@
-"""Cross-site comparison: tables over the runs of an experiment, figures and the HTML report."""
+"""Cross-site comparison: tables over the runs of an experiment, the transfer matrix, figures and the HTML report."""
 
 from medprobe.compare.report import ComparisonFiles, write_report
 from medprobe.compare.table import HEADLINE_METRICS, protocol_runs, sites_side_by_side
+from medprobe.compare.transfer import matrix_tables, matrix_title, transfer_matrix, transfer_runs
 
-__all__ = ["HEADLINE_METRICS", "ComparisonFiles", "protocol_runs", "sites_side_by_side", "write_report"]
+__all__ = [
+    "HEADLINE_METRICS",
+    "ComparisonFiles",
+    "matrix_tables",
+    "matrix_title",
+    "protocol_runs",
+    "sites_side_by_side",
+    "transfer_matrix",
+    "transfer_runs",
+    "write_report",
+]

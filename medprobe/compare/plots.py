@@ -1,4 +1,5 @@
-"""Figures for the cross-site report: a heatmap, a forest plot across sites, few-shot curves."""
+"""Figures for the cross-site report: heatmaps (site × model, train × test site), a forest plot across sites,
+few-shot curves."""
 
 from __future__ import annotations
 
@@ -21,19 +22,36 @@ def heatmap(runs: pd.DataFrame, metric: str, task: str, protocol: str) -> bytes 
     if metric not in rows or rows[metric].isna().all():
         return None
     table = rows.pivot_table(index="model", columns="site", values=metric, aggfunc="last")
+    return _grid(table, metric, f"{task} · {protocol} · {metric}")
+
+
+def transfer_heatmap(grid: pd.DataFrame, metric: str, title: str) -> bytes:
+    """A train site × test site grid (`medprobe.compare.transfer.matrix_tables`); empty cells stay blank, the
+    diagonal (each site's own probe) is outlined."""
+    return _grid(grid, metric, title, xlabel="test site", ylabel="train site (head)", outline_diagonal=True)
+
+
+def _grid(table: pd.DataFrame, metric: str, title: str, xlabel: str = "", ylabel: str = "",
+          outline_diagonal: bool = False) -> bytes:
+    """An annotated heatmap of a numeric table."""
     fig, ax = plt.subplots(figsize=(1.6 + 1.1 * table.shape[1], 1.2 + 0.5 * table.shape[0]))
-    image = ax.imshow(table.to_numpy(dtype=float), cmap="viridis", aspect="auto")
+    values = table.to_numpy(dtype=float)
+    image = ax.imshow(values, cmap="viridis", aspect="auto")
     ax.set_xticks(range(table.shape[1]), table.columns, rotation=30, ha="right")
     ax.set_yticks(range(table.shape[0]), table.index)
-    values = table.to_numpy(dtype=float)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
     low, high = np.nanmin(values), np.nanmax(values)
     for (i, j), value in np.ndenumerate(values):
         if np.isfinite(value):
             bright = high > low and (value - low) / (high - low) > 0.6  # viridis turns yellow: dark text
             ax.text(j, i, f"{value:.3f}", ha="center", va="center", color="black" if bright else "white",
                     fontsize=8)
+    if outline_diagonal:
+        for i in range(min(table.shape)):
+            ax.add_patch(plt.Rectangle((i - 0.5, i - 0.5), 1, 1, fill=False, edgecolor="white", linewidth=2))
     fig.colorbar(image, ax=ax, label=metric)
-    ax.set_title(f"{task} · {protocol} · {metric}")
+    ax.set_title(title)
     return _png(fig)
 
 

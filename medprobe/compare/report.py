@@ -1,4 +1,5 @@
-"""The comparison report: `comparison.csv`, one PNG per figure and a self-contained `report.html`."""
+"""The comparison report: `comparison.csv`, `transfer.csv` (when sites scored each other's heads), one PNG per
+figure and a self-contained `report.html`."""
 
 from __future__ import annotations
 
@@ -11,10 +12,8 @@ from pathlib import Path
 import pandas as pd
 
 from medprobe.compare import plots
-from medprobe.compare.table import HEADLINE_METRICS, sites_side_by_side
-
-CLASSIFICATION_FIRST = ("auroc", "balanced_accuracy", "accuracy")
-REGRESSION_FIRST = ("mae", "r2")
+from medprobe.compare.table import HEADLINE_METRICS, main_metric, sites_side_by_side
+from medprobe.compare.transfer import matrix_tables
 
 
 @dataclass
@@ -22,32 +21,31 @@ class ComparisonFiles:
     csv: Path
     html: Path
     figures: list[Path] = field(default_factory=list)
+    transfer_csv: Path | None = None
 
 
-def write_report(runs: pd.DataFrame, experiment: str, out: Path) -> ComparisonFiles:
+def write_report(runs: pd.DataFrame, experiment: str, out: Path, matrix: pd.DataFrame | None = None) -> ComparisonFiles:
+    """`matrix`: the transfer matrix's cells (`medprobe.compare.transfer.transfer_matrix`), if any."""
     out.mkdir(parents=True, exist_ok=True)
     csv = out / "comparison.csv"
     runs.to_csv(csv, index=False)
     sections, figures = [], []
     for (task, protocol), rows in runs.groupby(["task", "protocol"], sort=True):
-        metric = _main_metric(rows)
+        metric = main_metric(rows)
         if metric is None:
             continue
         images = [("heatmap", plots.heatmap(runs, metric, task, protocol)),
                   ("forest", plots.forest(runs, metric, task, protocol))]
         if protocol == "fewshot":
             images.append(("fewshot", plots.fewshot_curves(runs, task)))
-        blocks = []
-        for kind, png in images:
-            if png is None:
-                continue
-            path = out / _file_name(task, protocol, kind)
-            path.write_bytes(png)
-            figures.append(path)
-            blocks.append(f'<img alt="{html.escape(kind)}" src="data:image/png;base64,'
-                          f'{base64.b64encode(png).decode()}">')
         sections.append(f"<h2>{html.escape(task)} · {html.escape(protocol)} · {html.escape(metric)}</h2>"
-                        + "".join(blocks))
+                        + _figures(out, [(_file_name(task, protocol, kind), kind, png) for kind, png in images],
+                                   figures))
+    transfer_csv = None
+    if matrix is not None and not matrix.empty:
+        transfer_csv = out / "transfer.csv"
+        matrix.to_csv(transfer_csv, index=False)
+        sections.append(_transfer_section(out, matrix, figures))
     table = sites_side_by_side(runs, HEADLINE_METRICS)
     page = _PAGE.format(
         title=html.escape(experiment),
@@ -59,14 +57,32 @@ def write_report(runs: pd.DataFrame, experiment: str, out: Path) -> ComparisonFi
     )
     report = out / "report.html"
     report.write_text(page, encoding="utf-8")
-    return ComparisonFiles(csv, report, figures)
+    return ComparisonFiles(csv, report, figures, transfer_csv)
 
 
-def _main_metric(rows: pd.DataFrame) -> str | None:
-    for metric in (*CLASSIFICATION_FIRST, *REGRESSION_FIRST):
-        if metric in rows and rows[metric].notna().any():
-            return metric
-    return None
+def _transfer_section(out: Path, matrix: pd.DataFrame, figures: list[Path]) -> str:
+    blocks = []
+    for (model, task, metric), grid in matrix_tables(matrix).items():
+        png = plots.transfer_heatmap(grid, metric, f"{task} · {model}: transfer")
+        blocks.append(f"<h3>{html.escape(task)} · {html.escape(model)} · {html.escape(metric)}</h3>"
+                      + grid.to_html(float_format=lambda v: f"{v:.3f}", na_rep="–")
+                      + _figures(out, [(_file_name(task, model, "transfer"), "transfer matrix", png)], figures))
+    return ("<h2>Cross-site transfer</h2><p>Rows: the site whose linear probe head was applied; columns: the site "
+            "whose held-out rows it was scored on. The diagonal is each site's own linear probe. 95 % intervals "
+            "are in transfer.csv.</p>" + "".join(blocks))
+
+
+def _figures(out: Path, images: list[tuple[str, str, bytes | None]], figures: list[Path]) -> str:
+    """Write each (file name, alt text, PNG) that exists; return their inline <img> tags."""
+    blocks = []
+    for name, alt, png in images:
+        if png is None:
+            continue
+        path = out / name
+        path.write_bytes(png)
+        figures.append(path)
+        blocks.append(f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{base64.b64encode(png).decode()}">')
+    return "".join(blocks)
 
 
 def _file_name(task: str, protocol: str, kind: str) -> str:

@@ -1,6 +1,6 @@
 """The embedding engine: manifest rows → cached vectors → an embedding table, resumable at any point.
 
-Memory stays bounded by design: the DataLoader keeps at most `workers × PREFETCH` samples in flight, vectors go
+Memory stays bounded by design: the DataLoader keeps about one batch of samples in flight, vectors go
 to a cache shard every `shard_samples` samples, and the table is assembled from the shards one row group at a
 time. What grows with the manifest is one key and one row of plain columns per sample.
 """
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import time
 from collections import defaultdict
@@ -21,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Dataset, Subset
 from tqdm import tqdm
 
 from medprobe.embed.cache import ShardCache, cache_key, file_digest
@@ -29,7 +30,8 @@ from medprobe.embed.device import FAITHFUL_COSINE, autocast, bf16_cosine, resolv
 from medprobe.embed.distributed import Ranks, process_group
 from medprobe.embed.loading import LoadedSample, SampleDataset, collate_samples
 from medprobe.embed.pseudonyms import pseudonym
-from medprobe.embed.table import read_embeddings, write_table_chunks
+from medprobe.embed.table import read_embeddings, read_metadata, write_table_chunks
+from medprobe.embed.tokens import TOKENS_METADATA_KEY, TokenCache, read_tokens, tokens_path, write_tokens
 from medprobe.errors import ManifestError, MedprobeError
 from medprobe.models import Encoder
 from medprobe.preprocess import PreprocessChain
@@ -40,7 +42,7 @@ log = logging.getLogger("medprobe.embed")
 SHARD_SAMPLES_ENV = "MEDPROBE_SHARD_SAMPLES"
 #: Samples per cache shard: small enough that a kill loses little, large enough to keep file counts sane.
 SHARD_SAMPLES = 256
-#: Samples each DataLoader worker prepares ahead of the model: enough to hide reading, never the whole manifest.
+#: Fewest samples each DataLoader worker prepares ahead of the model (see `_prefetch_factor`).
 PREFETCH = 2
 #: Rows per row group of the table, i.e. vectors held in memory while the table is written.
 TABLE_ROWS = 4096
@@ -81,12 +83,14 @@ class EmbedSettings:
     num_workers: int = 1
     progress: bool = True
     shard_samples: int = field(default_factory=shard_samples_from_env)
+    tokens: bool = False  # also keep the patch tokens (encoders with `token_dim`), for the attentive probe
 
 
 @dataclass
 class EmbedResult:
     """The table on disk (`table_path`, None on ranks other than 0 of a torchrun job) and its plain columns
-    (`frame`, one row per embedded sample, table order); `embeddings()` loads the (n, d) matrix on demand."""
+    (`frame`, one row per embedded sample, table order); `embeddings()` loads the (n, d) matrix on demand and
+    `tokens()` memory-maps the (n, T, D) patch tokens when they were asked for and the encoder has them."""
 
     frame: pd.DataFrame
     table_path: Path | None
@@ -104,6 +108,11 @@ class EmbedResult:
         if self.table_path is None:
             raise RuntimeError("this rank did not write the table; rank 0 did")
         return read_embeddings(self.table_path)
+
+    def tokens(self) -> np.ndarray | None:
+        if self.table_path is None:
+            raise RuntimeError("this rank did not write the table; rank 0 did")
+        return read_tokens(self.table_path, read_metadata(self.table_path))
 
 
 def embed_manifest(manifest: pd.DataFrame, encoder: Encoder, chain: PreprocessChain, cache_dir: Path,
@@ -128,24 +137,32 @@ def _embed(manifest: pd.DataFrame, encoder: Encoder, chain: PreprocessChain, cac
     precision, cosine = _precision(paths, digests, encoder, chain, cache_dir, settings, ranks, seconds)
     prefix = (encoder.fingerprint, chain.digest_text(), precision)
     keys = [cache_key(*prefix, d) if isinstance(d, str) else None for d in digests]
-    cache = ShardCache(cache_dir)
-    pending = ranks.broadcast([i for i, key in enumerate(keys) if key is not None and key not in cache])
+    stores = _Stores(ShardCache(cache_dir),
+                     TokenCache(cache_dir / "tokens") if settings.tokens and encoder.token_dim else None)
+    pending = ranks.broadcast([i for i, key in enumerate(keys) if key is not None and not stores.has(key)])
     cached = sum(1 for key in keys if key is not None) - len(pending)
-    run_settings = replace(settings, precision=precision)
+    run_settings = replace(settings, precision=precision, tokens=stores.tokens is not None)
     mine = ranks.share(pending)
-    failures = _compute(mine, paths, keys, encoder, chain, cache, run_settings, ranks, seconds) if mine else []
+    failures = _compute(mine, paths, keys, encoder, chain, stores, run_settings, ranks, seconds) if mine else []
     outcomes = ranks.gather((len(mine) - len(failures), failures))
     computed = sum(n for n, _ in outcomes)
     skipped += [Skipped(i, sample_ids[i], reason) for _, fails in outcomes for i, reason in fails]
 
-    cache.refresh()  # shards the other ranks wrote
-    keep = [i for i, key in enumerate(keys) if key is not None and key in cache]
+    stores.refresh()  # shards the other ranks wrote
+    keep = [i for i, key in enumerate(keys) if key is not None and stores.has(key)]
     frame = _columns(manifest, sample_ids, keep, settings)
     written: Path | None = None
     if ranks.leader:
         write_started = time.perf_counter()
         metadata = _metadata(encoder, chain, settings, precision, cosine)
-        chunks = _vector_chunks(cache, [keys[i] for i in keep])  # type: ignore[misc]
+        kept_keys: list[str] = [keys[i] for i in keep]  # type: ignore[misc]
+        # The tokens file is removed, then rewritten, before the table that names it: a table never points at
+        # tokens of other rows.
+        tokens_file = tokens_path(table_path)
+        tokens_file.unlink(missing_ok=True)
+        if stores.tokens is not None:
+            metadata[TOKENS_METADATA_KEY] = write_tokens(tokens_file, stores.tokens, kept_keys)
+        chunks = _vector_chunks(stores.vectors, kept_keys)
         write_table_chunks(table_path, frame, chunks, metadata)
         written = table_path
         seconds["table"] += time.perf_counter() - write_started
@@ -153,6 +170,22 @@ def _embed(manifest: pd.DataFrame, encoder: Encoder, chain: PreprocessChain, cac
     seconds["total"] = time.perf_counter() - started
     return EmbedResult(frame, written, sorted(skipped, key=lambda s: s.position), computed, cached, precision,
                        cosine, dict(seconds))
+
+
+@dataclass
+class _Stores:
+    """Where computed samples go: pooled vectors always, patch tokens when asked for."""
+
+    vectors: ShardCache
+    tokens: TokenCache | None
+
+    def has(self, key: str) -> bool:
+        return key in self.vectors and (self.tokens is None or key in self.tokens)
+
+    def refresh(self) -> None:
+        self.vectors.refresh()
+        if self.tokens is not None:
+            self.tokens.refresh()
 
 
 def _sample_ids(manifest: pd.DataFrame, salt: bytes) -> list[str]:
@@ -236,28 +269,28 @@ def _calibrate(paths: list[str], digests: list[str | Skipped], encoder: Encoder,
     return bf16_cosine(encoder, torch.stack(views[: max(settings.batch_size, 1)]), settings.device)
 
 
+@dataclass
+class _Computed:
+    """One sample's pooled vector and, when asked for, its patch tokens (views concatenated along T)."""
+
+    vector: np.ndarray
+    tokens: np.ndarray | None
+
+
 def _compute(mine: list[int], paths: list[str], keys: list[str | None], encoder: Encoder, chain: PreprocessChain,
-             cache: ShardCache, settings: EmbedSettings, ranks: Ranks,
+             stores: _Stores, settings: EmbedSettings, ranks: Ranks,
              seconds: dict[str, float]) -> list[tuple[int, str]]:
     dataset = SampleDataset([paths[i] for i in mine], mine, settings.modality, chain)
-    loader = DataLoader(
-        dataset,
-        batch_size=1,
-        num_workers=settings.num_workers,
-        collate_fn=collate_samples,
-        prefetch_factor=PREFETCH if settings.num_workers else None,
-        persistent_workers=False,
-    )
     encoder.to(settings.device)
     failures: list[tuple[int, str]] = []
     buffer: list[LoadedSample] = []
     buffered_views = 0
-    unflushed: dict[str, np.ndarray] = {}
+    unflushed: dict[str, _Computed] = {}
     where = f" rank {ranks.rank}/{ranks.world}" if ranks.world > 1 else ""
     bar = tqdm(total=len(mine), unit="sample", desc=f"embed {encoder.name} {settings.precision}{where}",
                disable=not settings.progress or not ranks.leader, dynamic_ncols=True, leave=False)
     waited = time.perf_counter()
-    for (sample,) in loader:
+    for sample in _load(dataset, settings, chain):
         seconds["load"] += time.perf_counter() - waited
         if sample.views is None:
             failures.append((sample.position, sample.reason or "unreadable"))
@@ -268,16 +301,72 @@ def _compute(mine: list[int], paths: list[str], keys: list[str | None], encoder:
         if buffered_views >= settings.batch_size:
             _flush_buffer(buffer, keys, encoder, chain.aggregate, settings, unflushed, seconds, bar)
             buffered_views = 0
-        _write(cache, unflushed, settings.shard_samples, seconds)
+        _write(stores, unflushed, settings.shard_samples, seconds)
         waited = time.perf_counter()
     _flush_buffer(buffer, keys, encoder, chain.aggregate, settings, unflushed, seconds, bar)
-    _write(cache, unflushed, settings.shard_samples, seconds, final=True)
+    _write(stores, unflushed, settings.shard_samples, seconds, final=True)
     bar.close()
     return failures
 
 
+def _load(dataset: SampleDataset, settings: EmbedSettings, chain: PreprocessChain) -> Iterator[LoadedSample]:
+    """The dataset's samples in order, surviving a reader that kills its worker process.
+
+    Python-level failures already come back as reasons (SampleDataset); this is for native decoders that abort
+    the process on corrupt data. The DataLoader then stops with "worker exited unexpectedly"; the first sample
+    not yet received is retried alone in a fresh worker — skipped with a reason if that one dies too — and
+    loading resumes after it. Without workers (`num_workers` 0) such a crash ends the job, so the default is 1.
+    """
+    remaining = list(range(len(dataset)))
+    while remaining:
+        received = 0
+        try:
+            for (sample,) in _loader(Subset(dataset, remaining), settings, chain):
+                received += 1
+                yield sample
+            return
+        except RuntimeError as exc:
+            if settings.num_workers == 0 or "DataLoader worker" not in str(exc):
+                raise
+        suspect, remaining = remaining[received], remaining[received + 1 :]
+        yield _load_alone(dataset, suspect, settings, chain)
+
+
+def _load_alone(dataset: SampleDataset, index: int, settings: EmbedSettings, chain: PreprocessChain) -> LoadedSample:
+    try:
+        ((sample,),) = list(_loader(Subset(dataset, [index]), replace(settings, num_workers=1), chain))
+        return sample
+    except RuntimeError as exc:
+        if "DataLoader worker" not in str(exc):
+            raise
+    log.warning("a reader crashed its worker process on sample %d of this job; skipped", index)
+    return LoadedSample(dataset.positions[index], None,
+                        "reading this file crashed the reader process (a native decoder aborted: corrupt or "
+                        "unsupported data)")
+
+
+def _loader(dataset: Dataset[LoadedSample], settings: EmbedSettings,
+            chain: PreprocessChain) -> DataLoader[list[LoadedSample]]:
+    return DataLoader(
+        dataset,
+        batch_size=1,
+        num_workers=settings.num_workers,
+        collate_fn=collate_samples,
+        prefetch_factor=_prefetch_factor(settings, chain) if settings.num_workers else None,
+        persistent_workers=False,
+    )
+
+
+def _prefetch_factor(settings: EmbedSettings, chain: PreprocessChain) -> int:
+    """Samples per worker to prepare ahead: together, the workers hold the next full batch ready while the model
+    runs the current one (otherwise the model waits for most of every batch), and never more than about one
+    batch of views, whatever the manifest's length."""
+    samples_per_batch = math.ceil(settings.batch_size / chain.max_views())
+    return max(PREFETCH, math.ceil(samples_per_batch / settings.num_workers))
+
+
 def _flush_buffer(buffer: list[LoadedSample], keys: list[str | None], encoder: Encoder, aggregate: str,
-                  settings: EmbedSettings, out: dict[str, np.ndarray], seconds: dict[str, float], bar: tqdm) -> None:
+                  settings: EmbedSettings, out: dict[str, _Computed], seconds: dict[str, float], bar: tqdm) -> None:
     """Encode every buffered view, grouped by shape (handcrafted features take native sizes), then pool the
     views of each sample (2D models on 3D volumes) into one vector."""
     if not buffer:
@@ -287,31 +376,42 @@ def _flush_buffer(buffer: list[LoadedSample], keys: list[str | None], encoder: E
     for s_index, sample in enumerate(buffer):
         for v_index in range(len(sample.views)):  # type: ignore[arg-type]
             groups[tuple(sample.views.shape[1:])].append((s_index, v_index))  # type: ignore[union-attr]
-    per_sample: list[list[torch.Tensor]] = [[] for _ in buffer]
+    vectors: list[list[torch.Tensor]] = [[] for _ in buffer]
+    tokens: list[list[torch.Tensor]] = [[] for _ in buffer]
     with autocast(settings.precision, settings.device):
         for members in groups.values():
             for start in range(0, len(members), settings.batch_size):
                 chunk = members[start : start + settings.batch_size]
                 batch = torch.stack([buffer[s].views[v] for s, v in chunk])  # type: ignore[index]
-                output = encoder.encode(batch.to(settings.device, non_blocking=True)).float().cpu()
-                for (s, _), vector in zip(chunk, output, strict=True):
-                    per_sample[s].append(vector)
-    for sample, vectors in zip(buffer, per_sample, strict=True):
-        stacked = torch.stack(vectors)
+                batch = batch.to(settings.device, non_blocking=True)
+                if settings.tokens:
+                    output, patch_tokens = encoder.encode_with_tokens(batch)
+                    for (s, _), view_tokens in zip(chunk, patch_tokens.half().cpu(), strict=True):
+                        tokens[s].append(view_tokens)
+                else:
+                    output = encoder.encode(batch)
+                for (s, _), vector in zip(chunk, output.float().cpu(), strict=True):
+                    vectors[s].append(vector)
+    for index, sample in enumerate(buffer):
+        stacked = torch.stack(vectors[index])
         pooled = stacked.mean(dim=0) if aggregate == "mean" else stacked.max(dim=0).values
-        out[keys[sample.position]] = pooled.numpy()  # type: ignore[index]
+        sample_tokens = torch.cat(tokens[index]).numpy() if settings.tokens else None
+        out[keys[sample.position]] = _Computed(pooled.numpy(), sample_tokens)  # type: ignore[index]
     bar.update(len(buffer))
     buffer.clear()
     seconds["embed"] += time.perf_counter() - started
 
 
-def _write(cache: ShardCache, unflushed: dict[str, np.ndarray], shard_samples: int, seconds: dict[str, float],
+def _write(stores: _Stores, unflushed: dict[str, _Computed], shard_samples: int, seconds: dict[str, float],
            final: bool = False) -> None:
-    """Write every full shard's worth of unflushed vectors, and at the end the remainder too."""
+    """Write every full shard's worth of unflushed samples, and at the end the remainder too. A sample recomputed
+    only for its tokens keeps the vector it already has."""
     started = time.perf_counter()
     while len(unflushed) >= shard_samples or (final and unflushed):
-        keys = list(unflushed)[:shard_samples]
-        cache.put({key: unflushed.pop(key) for key in keys})
+        done = {key: unflushed.pop(key) for key in list(unflushed)[:shard_samples]}
+        stores.vectors.put({key: c.vector for key, c in done.items() if key not in stores.vectors})
+        if stores.tokens is not None:
+            stores.tokens.put({key: c.tokens for key, c in done.items() if c.tokens is not None})
     seconds["cache_write"] += time.perf_counter() - started
 
 

@@ -84,6 +84,14 @@ def read_embeddings(path: Path) -> np.ndarray:
     return _matrix(path, _open(path, ["embedding"]).column("embedding"))
 
 
+def read_metadata(path: Path) -> dict[str, Any]:
+    """The medprobe metadata of a table (encoder, precision, preprocessing, tokens), from the footer only."""
+    if not path.is_file():
+        raise MedprobeError(f"{path}: embedding table not found")
+    raw_meta = (pq.read_schema(path).metadata or {}).get(METADATA_KEY)
+    return json.loads(raw_meta) if raw_meta else {}
+
+
 def _open(path: Path, columns: list[str] | None = None) -> pa.Table:
     if not path.is_file():
         raise MedprobeError(f"{path}: embedding table not found")

@@ -77,10 +77,14 @@ def evaluate_and_write(
 
 def evaluate_file(path: Path, target: str, out_dir: Path, **kwargs: Any) -> EvaluationResult:
     """Read an embedding table (medprobe's Parquet format, or anyone's with sample_id, subject_id, the target and
-    an `embedding` list column), evaluate it and write the report."""
+    an `embedding` list column), evaluate it and write the report. The attentive protocol reads the patch tokens
+    the table's metadata names (written beside it by `medprobe embed --tokens`)."""
     from medprobe.embed.table import read_table
+    from medprobe.embed.tokens import read_tokens
 
-    frame, X, _ = read_table(Path(path))
+    frame, X, metadata = read_table(Path(path))
     if X.shape[1] == 0:
         raise MedprobeError(f"{path}: the embedding column is empty")
+    if "attentive" in kwargs.get("protocols", ()):
+        kwargs["tokens"] = read_tokens(Path(path), metadata)
     return evaluate_and_write(frame, X, target, Path(out_dir), **kwargs)

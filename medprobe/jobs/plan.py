@@ -46,6 +46,9 @@ def describe_plan(spec: PipelineSpec) -> list[str]:
         lines.append(f"task       {task.name}: {task.type} on '{task.target}' ({detail})")
     protocols = list(spec.protocols.enabled())
     lines.append(f"protocols  {', '.join(protocols)}")
+    heads = "publishes its linear probe heads; " if "linear" in protocols else ""
+    rows = "test split" if "split" in manifest.columns else "all labelled rows"
+    lines.append(f"transfer   {heads}scores other sites' heads (same encoder fingerprint) on the {rows}")
     lines.append(f"tracking   {redacted_uri(spec.tracking.uri)} · experiment '{spec.experiment_name}'")
     jobs = len(spec.models) * len(spec.tasks)
     lines.append(f"runs       {jobs} job run(s) with {jobs * len(protocols)} protocol run(s)")

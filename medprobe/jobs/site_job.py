@@ -1,5 +1,6 @@
 """A site job, `medprobe run SPEC`: embed the site's images once per model, run every protocol on every task,
-log the results to MLflow, and report what was skipped."""
+publish the linear probe heads, score the heads other sites published, log the results to MLflow, and report what
+was skipped."""
 
 from __future__ import annotations
 
@@ -20,11 +21,14 @@ from medprobe.errors import ProbeError
 from medprobe.evaluation import EvaluationResult, write_report
 from medprobe.jobs.datasets import dataset_digest, labels_for_task, site_rows
 from medprobe.jobs.recording import JobRecorder
+from medprobe.jobs.transfer_step import TransferOutcome, offline_message, transfer_step
 from medprobe.models import Encoder, load_encoder
 from medprobe.preprocess import PreprocessChain
 from medprobe.probes import ProtocolResult, evaluate_protocol
+from medprobe.probes.inputs import prepare_inputs
 from medprobe.spec import PipelineSpec, load_manifest
 from medprobe.spec.pipeline import ModelSpec, TaskSpec
+from medprobe.transfer import FeatureSpace, fit_head, write_head
 
 log = logging.getLogger("medprobe.job")
 
@@ -51,6 +55,8 @@ class JobReport:
     quarantine_path: Path | None = None
     bundle_path: Path | None = None
     offline_reason: str | None = None
+    transfers: list[TransferOutcome] = field(default_factory=list)
+    transfer_notes: list[str] = field(default_factory=list)
 
     @property
     def skipped_inputs(self) -> int:
@@ -74,9 +80,11 @@ def run_job(spec: PipelineSpec, progress: bool = True, say: Callable[[str], None
     report = JobReport(spec.site, spec.experiment_name, recorder.display_uri, bundle_path=recorder.bundle_path)
     salt = site_salt(workdir)
     quarantine: list[dict[str, str]] = []
+    tables: list[tuple[FeatureSpace, EmbedResult]] = []
     for model_spec in spec.models:
         encoder = _build_encoder(model_spec, say)
-        embedded = _embed(spec, model_spec, encoder, manifest, salt, progress, report)
+        chain = PreprocessChain(spec.data, encoder.preprocessing)
+        embedded = _embed(spec, model_spec, encoder, chain, manifest, salt, progress, report)
         quarantine += [
             {"model": model_spec.key, "sample_id": s.sample_id, "reason": s.reason,
              "path": str(manifest["path"].iloc[s.position])}
@@ -85,8 +93,11 @@ def run_job(spec: PipelineSpec, progress: bool = True, say: Callable[[str], None
         say(f"  {model_spec.key}: {len(embedded)} embedded "
             f"({embedded.computed} computed, {embedded.cached} from cache, {len(embedded.skipped)} skipped)"
             f"{_precision_note(embedded)}")
+        space = FeatureSpace.of_encoder(model_spec.key, encoder, chain.describe())
         for task in spec.tasks:
-            _evaluate_task(spec, model_spec, encoder, task, embedded, recorder, report, say, salt)
+            _evaluate_task(spec, space, task, embedded, recorder, report, say, salt)
+        tables.append((space, embedded))
+    _transfer(spec, tables, recorder, report, say)
     report.offline_reason = recorder.offline_reason
     report.quarantine = pd.DataFrame(quarantine, columns=["model", "sample_id", "reason", "path"])
     report.quarantine_path = _write_quarantine(workdir, report.quarantine)
@@ -102,10 +113,9 @@ def _build_encoder(model_spec: ModelSpec, say: Callable[[str], None]) -> Encoder
     return encoder
 
 
-def _embed(spec: PipelineSpec, model_spec: ModelSpec, encoder: Encoder, manifest: pd.DataFrame, salt: bytes,
-           progress: bool, report: JobReport) -> EmbedResult:
+def _embed(spec: PipelineSpec, model_spec: ModelSpec, encoder: Encoder, chain: PreprocessChain,
+           manifest: pd.DataFrame, salt: bytes, progress: bool, report: JobReport) -> EmbedResult:
     device = resolve_device(model_spec.device)
-    chain = PreprocessChain(spec.data, encoder.preprocessing)
     settings = EmbedSettings(
         site=spec.site,
         salt=salt,
@@ -116,6 +126,7 @@ def _embed(spec: PipelineSpec, model_spec: ModelSpec, encoder: Encoder, manifest
         device=device,
         num_workers=spec.num_workers,
         progress=progress,
+        tokens=spec.protocols.attentive is not None,
     )
     table_path = spec.workdir / "embeddings" / f"{model_spec.key}.parquet"
     result = embed_manifest(manifest, encoder, chain, spec.workdir / "cache", settings, table_path)
@@ -130,18 +141,17 @@ def _precision_note(embedded: EmbedResult) -> str:
     return f", {embedded.precision} (auto: bf16/fp32 cosine {embedded.calibration_cosine:.5f})"
 
 
-def _evaluate_task(spec: PipelineSpec, model_spec: ModelSpec, encoder: Encoder, task: TaskSpec,
-                   embedded: EmbedResult, recorder: JobRecorder, report: JobReport,
-                   say: Callable[[str], None], salt: bytes) -> None:
+def _evaluate_task(spec: PipelineSpec, space: FeatureSpace, task: TaskSpec, embedded: EmbedResult,
+                   recorder: JobRecorder, report: JobReport, say: Callable[[str], None], salt: bytes) -> None:
     table = embedded.frame
     y, usable, notes = labels_for_task(table, task)
     X = embedded.embeddings()[usable] if len(table) else np.zeros((0, 0))
     subjects = table["subject_id"].to_numpy()[usable]
     split = table["split"].to_numpy()[usable].astype(object) if "split" in table.columns else None
     digest = dataset_digest(table["sample_id"].to_numpy()[usable], y)
+    tokens = _usable_tokens(embedded, usable) if spec.protocols.attentive is not None else None
     started = time.perf_counter()
-    job_run = recorder.start_job_run(model_spec.key, encoder, task, digest, n_samples=len(y),
-                                     n_subjects=len(set(subjects)))
+    job_run = recorder.start_job_run(space, task, digest, n_samples=len(y), n_subjects=len(set(subjects)))
     report.seconds["log"] += time.perf_counter() - started
     evaluation = EvaluationResult(target=task.target, task_type=task.type, n_rows=len(y))
     run_ids: dict[str, str] = {}
@@ -150,30 +160,73 @@ def _evaluate_task(spec: PipelineSpec, model_spec: ModelSpec, encoder: Encoder, 
         try:
             if len(y) == 0:
                 raise ProbeError(f"no sample has a usable '{task.target}' label")
-            result = evaluate_protocol(protocol, options.model_dump(), X, y, task.type, subjects, split, spec.seed)
+            if protocol == "attentive" and tokens is None:
+                raise ProbeError(f"model '{space.model}' does not expose patch tokens, which the attentive probe "
+                                 "needs (DINOv2, RETFound, timm:..., monai_vit3d do)")
+            result = evaluate_protocol(protocol, options.model_dump(), X, y, task.type, subjects, split, spec.seed,
+                                       tokens=tokens if protocol == "attentive" else None)
         except ProbeError as exc:
-            message = f"{model_spec.key}/{task.name}/{protocol}: {exc}"
+            message = f"{space.model}/{task.name}/{protocol}: {exc}"
             report.failed_protocols.append(message)
             say(f"  SKIPPED {message}")
             result = ProtocolResult(metrics={}, predictions=pd.DataFrame(), params={}, n_train=0, n_test=0,
                                     notes=[str(exc)])
+        head = (_publish_head(spec, space, task, X, y, subjects, split, result, options.model_dump(), say)
+                if protocol == "linear" and result.metrics else [])
         report.seconds["probe"] += time.perf_counter() - started
         started = time.perf_counter()
-        run_id = recorder.log_protocol(job_run, model_spec.key, encoder, task, protocol, result, notes,
-                                       table["sample_id"].to_numpy()[usable])
+        run_id = recorder.log_protocol(job_run, space.model, task, protocol, result, notes,
+                                       table["sample_id"].to_numpy()[usable], head)
         report.seconds["log"] += time.perf_counter() - started
-        report.outcomes.append(ProtocolOutcome(model_spec.key, task.name, protocol, result.metrics,
+        report.outcomes.append(ProtocolOutcome(space.model, task.name, protocol, result.metrics,
                                                notes + result.notes, run_id))
         if result.metrics:
             evaluation.results[protocol], run_ids[protocol] = result, run_id
     started = time.perf_counter()
-    folder = spec.workdir / "evaluation" / model_spec.key / task.name
+    folder = spec.workdir / "evaluation" / space.model / task.name
     write_report(evaluation, table[usable].reset_index(drop=True), folder, salt=salt)
     report.seconds["probe"] += time.perf_counter() - started
     started = time.perf_counter()
     recorder.log_evaluation_files(job_run, run_ids, folder)
     recorder.finish_job_run(job_run, embedded.skipped)
     report.seconds["log"] += time.perf_counter() - started
+
+
+def _usable_tokens(embedded: EmbedResult, usable: np.ndarray) -> np.ndarray | None:
+    """The patch tokens of the rows with a label (float16, read from the memory-mapped file), if kept."""
+    tokens = embedded.tokens() if embedded.table_path is not None and len(embedded) else None
+    return None if tokens is None else tokens[usable]
+
+
+def _publish_head(spec: PipelineSpec, space: FeatureSpace, task: TaskSpec, X: np.ndarray, y: np.ndarray,
+                  subjects: np.ndarray, split: np.ndarray | None, result: ProtocolResult, options: dict,
+                  say: Callable[[str], None]) -> list[Path]:
+    """The linear protocol's head, written to `workdir/heads/<model>/<task>/`; its files, or none when it cannot
+    be fitted (the protocol's own result stands)."""
+    try:
+        inputs, _ = prepare_inputs(X, y, subjects, split, task.type)
+        head = fit_head(inputs, result, options, spec.seed, space, spec.site, task.name, task.target)
+    except ProbeError as exc:
+        result.notes.append(f"no probe head published: {exc}")
+        say(f"  {space.model}/{task.name}: no probe head published: {exc}")
+        return []
+    return write_head(head, spec.workdir / "heads" / space.model / task.name)
+
+
+def _transfer(spec: PipelineSpec, tables: list[tuple[FeatureSpace, EmbedResult]], recorder: JobRecorder,
+              report: JobReport, say: Callable[[str], None]) -> None:
+    """After the site's own evaluation: score the heads other sites published, unless the job is offline."""
+    if recorder.server is None:
+        say(offline_message(recorder.offline_reason))
+        return
+    started = time.perf_counter()
+    for space, embedded in tables:
+        if len(embedded) == 0:
+            continue
+        outcomes, notes = transfer_step(spec, space, embedded.frame, embedded.embeddings(), recorder, say)
+        report.transfers += outcomes
+        report.transfer_notes += notes
+    report.seconds["transfer"] += time.perf_counter() - started
 
 
 def _write_quarantine(workdir: Path, quarantine: pd.DataFrame) -> Path | None:
@@ -197,6 +250,12 @@ def _write_local_results(workdir: Path, report: JobReport) -> None:
              "run_id": o.run_id}
             for o in report.outcomes
         ],
+        "transfers": [
+            {"train_site": t.train_site, "model": t.model, "task": t.task, "metrics": t.metrics, "notes": t.notes,
+             "run_id": t.run_id}
+            for t in report.transfers
+        ],
+        "transfer_notes": report.transfer_notes,
         "skipped_inputs": report.skipped_inputs,
         "failed_protocols": report.failed_protocols,
     }

@@ -9,6 +9,7 @@ from typing import Any
 
 import torch
 
+from medprobe.errors import MedprobeError
 from medprobe.preprocess.input_spec import InputSpec
 
 
@@ -25,6 +26,8 @@ class Encoder(ABC):
     preprocessing: InputSpec
     weights_sha256: str | None
     options: dict[str, Any]
+    #: Width of the patch tokens `encode_with_tokens` returns; None for encoders without tokens.
+    token_dim: int | None = None
 
     @property
     def pretrained(self) -> bool:
@@ -54,6 +57,12 @@ class Encoder(ABC):
 
     @abstractmethod
     def encode(self, x: torch.Tensor) -> torch.Tensor: ...
+
+    def encode_with_tokens(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """`encode(x)` and the (B, T, token_dim) patch tokens it was pooled from, in one forward pass: the input
+        of the attentive probe. Only for encoders whose `token_dim` is set."""
+        raise MedprobeError(f"model '{self.name}' does not expose patch tokens; the attentive probe needs a "
+                            "transformer or CNN encoder (DINOv2, RETFound, timm:..., monai_vit3d)")
 
     def to(self, device: torch.device) -> Encoder:
         return self

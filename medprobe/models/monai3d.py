@@ -96,6 +96,7 @@ class MonaiViTEncoder(_Monai3DEncoder):
         super().__init__(name, module, input_size, dict(arch), weights_sha256, seed)
         self.arch = arch
         self.embed_dim = arch["hidden_size"]
+        self.token_dim = arch["hidden_size"]
 
     @property
     def architecture(self) -> str:
@@ -104,9 +105,12 @@ class MonaiViTEncoder(_Monai3DEncoder):
                 f"layers={a['num_layers']},heads={a['num_heads']})/mean-token")
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
+        return self.encode_with_tokens(x)[0]
+
+    def encode_with_tokens(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         self._check(x)
         tokens, _ = self.module(x)  # (B, patches, hidden), final norm applied
-        return tokens.mean(dim=1)
+        return tokens.mean(dim=1), tokens
 
 
 @register_model("swin_unetr_encoder")

@@ -27,6 +27,7 @@ class TimmEncoder(TorchEncoder):
         self.name = name
         self.timm_name = timm_name
         self.embed_dim = int(module.num_features)
+        self.token_dim = self.embed_dim
         self.preprocessing = InputSpec(2, (input_size, input_size), int(cfg.get("input_size", (3,))[0]),
                                        tuple(cfg.get("mean", (0.5, 0.5, 0.5))), tuple(cfg.get("std", (0.5, 0.5, 0.5))),
                                        str(cfg.get("interpolation", "bicubic")))
@@ -41,6 +42,16 @@ class TimmEncoder(TorchEncoder):
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         return self.module(x)
+
+    def encode_with_tokens(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Tokens are the last feature map's positions (CNNs) or the patch tokens after the prefix (ViTs)."""
+        features = self.module.forward_features(x)
+        pooled = self.module.forward_head(features)
+        if features.ndim == 4:  # (B, C, H, W)
+            return pooled, features.flatten(2).transpose(1, 2)
+        if features.ndim == 3:  # (B, prefix + patches, C)
+            return pooled, features[:, int(getattr(self.module, "num_prefix_tokens", 0)) :]
+        raise MedprobeError(f"model '{self.name}': features of shape {tuple(features.shape)} have no token layout")
 
 
 def build_timm(name: str, weights: Path | None, input_size: int | None = None, seed: int = 0,

@@ -32,6 +32,7 @@ class ViTEncoder(TorchEncoder):
         self.input_size = input_size
         width = int(module.embed_dim)
         self.embed_dim = width * (2 if pooling == "cls+mean" else 1)
+        self.token_dim = width
         self.preprocessing = InputSpec(2, (input_size, input_size), 3, IMAGENET_MEAN, IMAGENET_STD, "bicubic")
         self.weights_sha256 = weights_sha256
         self.options = {"pooling": pooling, "input_size": input_size}
@@ -43,16 +44,27 @@ class ViTEncoder(TorchEncoder):
         return f"timm:{self.timm_name}/pos_embed:{self.pos_method}/{self.embedding}"
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
+        return self._pool(self._features(x))
+
+    def encode_with_tokens(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        features = self._features(x)
+        return self._pool(features), features[:, self.module.num_prefix_tokens :]
+
+    def _features(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, prefix + patches, width): CLS, registers and patch tokens after the last block (and the final norm
+        where the model has one before pooling)."""
         if tuple(x.shape[-2:]) != (self.input_size, self.input_size) or x.ndim != 4:
             raise MedprobeError(
                 f"model '{self.name}' was built for (B, 3, {self.input_size}, {self.input_size}) inputs, got "
                 f"{tuple(x.shape)}; set its option input_size to the size you feed it"
             )
+        return self.module.forward_features(x)
+
+    def _pool(self, features: torch.Tensor) -> torch.Tensor:
         if self.pooling != "cls+mean":
-            return self.module(x)
-        tokens = self.module.forward_features(x)  # (B, 1 + registers + patches, width), final norm applied
-        patches = tokens[:, self.module.num_prefix_tokens :]
-        return torch.cat([tokens[:, 0], patches.mean(dim=1)], dim=1)
+            return self.module.forward_head(features)  # timm's own pooling and fc_norm: exactly module(x)
+        patches = features[:, self.module.num_prefix_tokens :]
+        return torch.cat([features[:, 0], patches.mean(dim=1)], dim=1)
 
 
 def create_vit(timm_name: str, *, for_loading: bool, seed: int, **kwargs: Any) -> torch.nn.Module:

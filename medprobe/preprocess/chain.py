@@ -58,6 +58,12 @@ class PreprocessChain:
         views = self.slicer(image.array) if self.slicer else [image.array]
         return self._to_model_tensor(views)
 
+    def max_views(self) -> int:
+        """The most views one sample can yield: 1, or the slices/planes a 2D model cuts from a volume."""
+        if self.slicer is None:
+            return 1
+        return 3 if self.slicer.option.strategy == "orthogonal" else self.slicer.option.n
+
     def _to_model_tensor(self, views: list[np.ndarray]) -> torch.Tensor:
         """Each view is padded to a square and resized on its own: orthogonal planes differ in shape."""
         spec = self.model_input

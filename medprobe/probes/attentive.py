@@ -9,22 +9,29 @@ its own chunk, and the M outputs are concatenated (not averaged) into a D / d_ou
 M · d_out; otherwise the largest M that divides it is used (with a note).
 
 Training is plain supervised learning of the head on the training rows (the encoder is frozen; its tokens come
-precomputed). The paper trains with LARS (base lr 0.1 · batch/256, no weight decay, 90 epochs, batch 4096) on
-ImageNet-size data; for the few hundred to few thousand rows of a site this module uses AdamW with the defaults
-below, which converge in a few dozen epochs. Regression fits a standardised target with the squared error.
+precomputed). Two optimisers:
+- `lars`, the paper's (and MAE's linear-probing) recipe: LARS (timm's) with momentum 0.9, no weight decay,
+  lr = base lr 0.1 × batch/256, linear warm-up over the first 10 % of the epochs (10 of the paper's 90), then a
+  half-cosine to zero. Made for ImageNet-size data (batch 4096);
+- `adamw` (default): AdamW, lr 1e-3, weight decay 1e-4, cosine schedule, which converges in a few dozen epochs on
+  the few hundred to few thousand rows a site has.
+Regression fits a standardised target with the squared error.
 
-Where tokens come from: the embedding table stores one pooled vector per sample and no tokens yet. Encoders that
-expose their patch tokens will pass them to `evaluate_protocol(..., tokens=...)` (shape (n, T, D), the same rows
-as `X`); until then the "attentive" protocol runs only when a caller supplies tokens.
+Where tokens come from: `medprobe embed` / `medprobe run` keep the patch tokens of encoders that expose them
+(`Encoder.encode_with_tokens`) in a float16 array beside the embedding table (medprobe/embed/tokens.py), rows
+matching the table; `evaluate_protocol(..., tokens=...)` takes them, shape (n, T, D). They stay float16 until a
+mini-batch is cast for the head, so a site's tokens need not fit in memory twice.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
 import torch
 from sklearn.utils.validation import check_is_fitted, column_or_1d
+from timm.optim import Lars
 from torch import nn
 
 from medprobe.errors import ProbeError
@@ -35,8 +42,12 @@ from medprobe.probes.result import ProtocolResult, align_proba, fit_size, predic
 from medprobe.probes.splits import Fold
 
 DEFAULTS: dict[str, Any] = {
-    "queries": 32, "epochs": 60, "lr": 1e-3, "weight_decay": 1e-4, "batch_size": 256,
+    "queries": 32, "epochs": 60, "optimizer": "adamw", "lr": None, "weight_decay": None, "batch_size": 256,
 }
+#: Per optimiser: learning rate (for LARS the base lr, scaled by batch/256) and weight decay when not given.
+OPTIMIZER_DEFAULTS: dict[str, tuple[float, float]] = {"adamw": (1e-3, 1e-4), "lars": (0.1, 0.0)}
+#: LARS warm-up, as a fraction of the epochs (MAE and the paper: 10 of 90).
+LARS_WARMUP = 0.1
 
 
 class EfficientProbing(nn.Module):
@@ -76,7 +87,8 @@ def usable_queries(dim: int, wanted: int) -> int:
 
 
 class AttentiveProbe(ProbeEstimator):
-    """A scikit-learn-shaped estimator on tokens `X` (n, T, D): efficient-probing head trained with AdamW.
+    """A scikit-learn-shaped estimator on tokens `X` (n, T, D): efficient-probing head trained with AdamW or LARS
+    (`lr`, `weight_decay` None: the optimiser's defaults, `OPTIMIZER_DEFAULTS`).
 
     Learned attributes: `head_` (the torch module, in eval mode), `classes_` (classification) or `y_mean_`,
     `y_scale_` (regression), `queries_` (the number of queries used), `loss_curve_` (mean loss per epoch).
@@ -87,8 +99,9 @@ class AttentiveProbe(ProbeEstimator):
         task: str = "classification",
         queries: int = 32,
         epochs: int = 60,
-        lr: float = 1e-3,
-        weight_decay: float = 1e-4,
+        optimizer: str = "adamw",
+        lr: float | None = None,
+        weight_decay: float | None = None,
         batch_size: int = 256,
         seed: int = 0,
         device: str | None = None,
@@ -96,6 +109,7 @@ class AttentiveProbe(ProbeEstimator):
         self.task = task
         self.queries = queries
         self.epochs = epochs
+        self.optimizer = optimizer
         self.lr = lr
         self.weight_decay = weight_decay
         self.batch_size = batch_size
@@ -129,10 +143,9 @@ class AttentiveProbe(ProbeEstimator):
         dim = tokens.shape[2]
         self.queries_ = usable_queries(dim, positive_int(self.queries, "queries"))
         self.head_ = attentive_head(dim, n_outputs, self.queries_).to(self.device_)
-        optimizer = torch.optim.AdamW(self.head_.parameters(), lr=self.lr, weight_decay=self.weight_decay)
         epochs = positive_int(self.epochs, "epochs")
         steps_per_epoch = -(-len(y) // positive_int(self.batch_size, "batch_size"))
-        schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs * steps_per_epoch)
+        optimizer, schedule = self._optimizer(epochs * steps_per_epoch)
         data = torch.from_numpy(tokens)
         self.loss_curve_ = []
         self.head_.train()
@@ -143,7 +156,7 @@ class AttentiveProbe(ProbeEstimator):
                 batch = order[start : start + self.batch_size]
                 if len(batch) < 2:  # BatchNorm needs two rows in training mode
                     continue
-                loss = loss_fn(self.head_(data[batch].to(self.device_)), target[batch].to(self.device_))
+                loss = loss_fn(self.head_(data[batch].to(self.device_).float()), target[batch].to(self.device_))
                 optimizer.zero_grad()
                 loss.backward()
                 optimizer.step()
@@ -154,11 +167,28 @@ class AttentiveProbe(ProbeEstimator):
         self.n_features_in_ = dim
         return self
 
+    def _optimizer(self, steps: int) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
+        if self.optimizer not in OPTIMIZER_DEFAULTS:
+            raise ProbeError(f"option 'optimizer' must be one of {sorted(OPTIMIZER_DEFAULTS)}, got {self.optimizer!r}")
+        default_lr, default_decay = OPTIMIZER_DEFAULTS[self.optimizer]
+        lr = float(self.lr if self.lr is not None else default_lr)
+        decay = float(self.weight_decay if self.weight_decay is not None else default_decay)
+        if self.optimizer == "adamw":
+            optimizer = torch.optim.AdamW(self.head_.parameters(), lr=lr, weight_decay=decay)
+            return optimizer, torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps)
+        optimizer = Lars(self.head_.parameters(), lr=lr * self.batch_size / 256, momentum=0.9, weight_decay=decay)
+        warmup = max(1, round(LARS_WARMUP * steps))
+        return optimizer, torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda step: (step + 1) / warmup if step < warmup
+            else 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, steps - warmup)))
+        )
+
     def _outputs(self, X: np.ndarray) -> torch.Tensor:
         check_is_fitted(self, "head_")
         tokens = torch.from_numpy(_check_tokens(X))
         with torch.no_grad():
-            parts = [self.head_(tokens[s : s + 1024].to(self.device_)).cpu() for s in range(0, len(tokens), 1024)]
+            parts = [self.head_(tokens[s : s + 1024].to(self.device_).float()).cpu()
+                     for s in range(0, len(tokens), 1024)]
         return torch.cat(parts) if parts else torch.empty(0, 1)
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
@@ -193,8 +223,8 @@ def run_attentive(
     for number, fold in enumerate(folds):
         fit = fold.fit_rows
         probe = AttentiveProbe(
-            task=task, queries=wanted, epochs=options["epochs"], lr=float(options["lr"]),
-            weight_decay=float(options["weight_decay"]), batch_size=options["batch_size"],
+            task=task, queries=wanted, epochs=options["epochs"], optimizer=options["optimizer"], lr=options["lr"],
+            weight_decay=options["weight_decay"], batch_size=options["batch_size"],
             seed=seed * 1000 + number, device=options.get("device"),
         ).fit(inputs.tokens[fit], inputs.y[fit])
         if task == "classification":
@@ -202,9 +232,12 @@ def run_attentive(
         else:
             outputs[fold.test] = probe.predict(inputs.tokens[fold.test])
     metrics, metric_notes = score(inputs, test, outputs[test], classes, options, seed)
+    default_lr, default_decay = OPTIMIZER_DEFAULTS.get(options["optimizer"], (None, None))
     params: dict[str, str | float | int] = {
-        "queries": usable_queries(dim, wanted), "epochs": options["epochs"], "lr": float(options["lr"]),
-        "weight_decay": float(options["weight_decay"]), "batch_size": options["batch_size"], "optimizer": "adamw",
+        "queries": usable_queries(dim, wanted), "epochs": options["epochs"], "optimizer": options["optimizer"],
+        "lr": float(options["lr"] if options["lr"] is not None else default_lr),
+        "weight_decay": float(options["weight_decay"] if options["weight_decay"] is not None else default_decay),
+        "batch_size": options["batch_size"],
     }
     if inputs.split is None:
         params["folds"] = len(folds)
@@ -219,7 +252,12 @@ def run_attentive(
 
 
 def _check_tokens(X: Any) -> np.ndarray:
-    tokens = np.asarray(X, dtype=np.float32)
+    """float16 tokens (as stored) stay float16; anything else becomes float32."""
+    tokens = np.asarray(X)
+    if tokens.dtype not in (np.float16, np.float32):
+        tokens = tokens.astype(np.float32)
     if tokens.ndim != 3 or tokens.shape[1] == 0 or tokens.shape[2] == 0:
         raise ProbeError(f"tokens must have shape (samples, tokens, features), got {tokens.shape}")
+    if not np.isfinite(tokens).all():
+        raise ProbeError("tokens contain NaN or infinite values")
     return np.ascontiguousarray(tokens)

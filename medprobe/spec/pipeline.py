@@ -232,12 +232,28 @@ class FewshotOptions(StrictModel):
     seeds: int = Field(1, ge=1, le=100)
 
 
+class AttentiveOptions(StrictModel):
+    """The attentive probe on patch tokens (encoders that expose them; see medprobe/probes/attentive.py)."""
+
+    queries: int = Field(32, ge=1, le=1024)
+    epochs: int = Field(60, ge=1, le=10000)
+    optimizer: Literal["adamw", "lars"] = "adamw"
+    lr: float | None = Field(None, gt=0)
+    weight_decay: float | None = Field(None, ge=0)
+    batch_size: int = Field(256, ge=2, le=65536)
+    folds: int = Field(5, ge=2, le=50)
+    bootstrap: int = Field(1000, ge=0, le=100000)
+    ordinal: bool = False
+    seeds: int = Field(1, ge=1, le=100)
+
+
 class ProtocolsSpec(StrictModel):
     """Protocols to run: a key present (even empty, `knn: {}`) enables it with default options."""
 
     linear: LinearOptions | None = None
     knn: KnnOptions | None = None
     fewshot: FewshotOptions | None = None
+    attentive: AttentiveOptions | None = None
 
     def enabled(self) -> dict[str, StrictModel]:
         return {name: opts for name, opts in self if opts is not None}
@@ -245,7 +261,7 @@ class ProtocolsSpec(StrictModel):
     @model_validator(mode="after")
     def _at_least_one(self) -> ProtocolsSpec:
         if not self.enabled():
-            raise ValueError("enable at least one protocol (linear, knn or fewshot)")
+            raise ValueError("enable at least one protocol (linear, knn, fewshot or attentive)")
         return self
 
 

@@ -95,15 +95,17 @@ class ResultsBundle:
         return sorted(p for p in folder.rglob("*") if p.is_file()) if folder.is_dir() else []
 
     def write_summary(self) -> Path:
-        """`summary.csv`: one row per protocol run with its key tags and metrics, for a person to review."""
+        """`summary.csv`: one row per protocol and transfer run with its key tags and metrics, for a person to
+        review (`train_site` is filled for transfer runs: the site whose head was scored here)."""
         rows = []
         for record in self.runs():
             tags = record["tags"]
-            if tags.get(naming.RUN_KIND) != "protocol":
+            if tags.get(naming.RUN_KIND) not in ("protocol", "transfer"):
                 continue
             rows.append({"experiment": record["experiment"], "site": tags.get(naming.SITE),
                          "model": tags.get(naming.MODEL), "task": tags.get(naming.TASK),
-                         "protocol": tags.get(naming.PROTOCOL), "status": record["status"], **record["metrics"]})
+                         "protocol": tags.get(naming.PROTOCOL), "train_site": tags.get(naming.TRAIN_SITE),
+                         "status": record["status"], **record["metrics"]})
         path = self.root / "summary.csv"
         pd.DataFrame(rows).to_csv(path, index=False)
         return path

@@ -2,6 +2,13 @@
 
 One experiment per pipeline; one parent run per job (site × model × task) named `site · model · task`; one child
 run per protocol named `site · model · task · protocol`. Metrics of the held-out evaluation are `test/<metric>`.
+
+Cross-site transfer: the linear protocol's run publishes its probe head as artifacts (`probe_head/head.safetensors`
+and `probe_head/head.json`) and says so with the tag `medprobe.head`. Another site scores that head on its own
+embeddings in a top-level run named `train_site → site · model · task · transfer`, tagged `medprobe.run_kind` and
+`medprobe.protocol` = `transfer`, `medprobe.site` = the site whose rows were scored (the test site),
+`medprobe.train_site` = the site that fitted the head and `medprobe.head_run_uid` = the publishing run's
+`medprobe.run_uid`, with the same model, task and fingerprint tags as a protocol run.
 """
 
 from __future__ import annotations
@@ -22,6 +29,10 @@ PIPELINE = "medprobe.pipeline"
 RUN_KIND = "medprobe.run_kind"
 PREPROCESSING = "medprobe.preprocessing"
 RANDOM_INIT_NOTE = "medprobe.note"
+TRAIN_SITE = "medprobe.train_site"
+#: On a linear protocol run: the artifact folder of the probe head it published.
+HEAD = "medprobe.head"
+HEAD_RUN_UID = "medprobe.head_run_uid"
 #: Identity of a run across the offline bundle and the server: what makes `medprobe sync` idempotent.
 RUN_UID = "medprobe.run_uid"
 
@@ -42,6 +53,10 @@ def job_run_name(site: str, model: str, task: str) -> str:
 
 def protocol_run_name(site: str, model: str, task: str, protocol: str) -> str:
     return f"{job_run_name(site, model, task)} · {protocol}"
+
+
+def transfer_run_name(train_site: str, site: str, model: str, task: str) -> str:
+    return f"{train_site} → {job_run_name(site, model, task)} · transfer"
 
 
 def test_metric(name: str) -> str:

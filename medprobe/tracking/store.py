@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from mlflow.entities import Metric, Param, RunTag
+from mlflow.entities import Metric, Param, Run, RunTag, ViewType
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from mlflow.utils.time import get_current_time_millis
@@ -29,6 +29,8 @@ os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("DO_NOT_TRACK", "true")
 # The client prints a "View run ... at URL" line per finished run on a server; a job's log has its own summary.
 os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
+# Nor a progress bar per downloaded probe head.
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 # MLflow's defaults retry an unreachable server for minutes; a batch job should notice within seconds and go on
 # with its offline bundle. Set these variables to override.
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
@@ -111,6 +113,22 @@ class TrackingStore:
             target.write_text(text, encoding="utf-8")
             parent = str(Path(artifact_file).parent)
             self.client.log_artifact(run_id, str(target), None if parent == "." else parent)
+
+    def search_runs(self, experiment_id: str, filter_string: str, order_by: list[str] | None = None) -> list[Run]:
+        """Every active run of the experiment matching `filter_string`, all pages."""
+        runs: list[Run] = []
+        token = None
+        while True:
+            page = self.client.search_runs([experiment_id], filter_string=filter_string,
+                                           run_view_type=ViewType.ACTIVE_ONLY, max_results=1000,
+                                           order_by=order_by, page_token=token)
+            runs.extend(page)
+            token = page.token
+            if not token:
+                return runs
+
+    def download_artifacts(self, run_id: str, path: str, destination: Path) -> Path:
+        return Path(self.client.download_artifacts(run_id, path, str(destination)))
 
     def finish(self, run_id: str, failed: bool = False) -> None:
         self.client.set_terminated(run_id, "FAILED" if failed else "FINISHED")

@@ -1,5 +1,6 @@
 """The demo contract: `medprobe demo --out DIR` leaves DIR/mlflow.db with runs for 2 sites × 2 models ×
-2 protocols, each tagged with site, model, protocol and task and holding metrics."""
+2 protocols, each tagged with site, model, protocol and task and holding metrics, plus a transfer run each way per
+model and task; its output ends with the 2 × 2 transfer matrices."""
 
 from __future__ import annotations
 
@@ -30,6 +31,17 @@ def test_demo_end_to_end(tmp_path: Path) -> None:
     assert all(any(k.startswith("test/") for k in r.data.metrics) for r in runs)
     random_init = [r for r in runs if r.data.tags["medprobe.model"] == "dinov2_vits14"]
     assert all(r.data.tags["medprobe.weights"] == "random-init" for r in random_init)
+    transfers = client.search_runs([experiments["medprobe/demo-brain-mri"]], "tags.`medprobe.run_kind` = 'transfer'")
+    assert {(r.data.tags["medprobe.train_site"], r.data.tags["medprobe.site"], r.data.tags["medprobe.model"],
+             r.data.tags["medprobe.task"]) for r in transfers} == {
+        (train, test, model, task) for train, test in (("site-a", "site-b"), ("site-b", "site-a"))
+        for model in ("dinov2_vits14", "handcrafted") for task in ("lesion", "age")}
+
+    # 2 experiments × (2 models × 2 tasks + 2 models × 1 task) matrices, each with a row per train site, last.
+    matrices = done.stdout.split("cross-site transfer")
+    assert len(matrices) == 3 and done.stdout.count("(rows: train site; columns: test site") == 6
+    last_rows = [line.split() for line in done.stdout.rstrip().splitlines()[-2:]]
+    assert [row[0] for row in last_rows] == ["site-a", "site-b"] and all(len(row) == 3 for row in last_rows)
 
     compare = subprocess.run(
         [sys.executable, "-m", "medprobe.cli.main", "compare", "--experiment", "medprobe/demo-brain-mri",
@@ -39,3 +51,4 @@ def test_demo_end_to_end(tmp_path: Path) -> None:
     assert compare.returncode == 0, compare.stderr[-2000:]
     assert "site-a" in compare.stdout and "site-b" in compare.stdout
     assert (tmp_path / "cmp" / "comparison.csv").read_text().count("\n") == 16 + 1
+    assert (tmp_path / "cmp" / "transfer.csv").read_text().count("\n") == 2 * 2 * 4 + 1

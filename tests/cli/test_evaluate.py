@@ -78,3 +78,18 @@ def test_protocol_that_cannot_run_exits_3(tmp_path: Path) -> None:
     assert code == 3
     summary = json.loads((out / "metrics.json").read_text())
     assert "attentive" in summary["failed"] and "knn" in summary["protocols"]
+
+
+def test_attentive_reads_the_tokens_medprobe_embed_kept(volume_dataset, tmp_path: Path, capsys) -> None:
+    manifest = volume_dataset(n=16, split=False)
+    embedded = tmp_path / "emb"
+    assert main(["embed", "--model", "dinov2_vits14", "--option", "input_size=28", "--manifest", str(manifest),
+                 "--out", str(embedded), "--modality", "mri", "--workers", "0", "--no-progress", "--site", "s",
+                 "--precision", "fp32", "--tokens"]) == 0
+    assert "patch tokens: 12 x 384 per sample" in capsys.readouterr().out
+    out = tmp_path / "out"
+    assert main(["evaluate", "--embeddings", str(embedded / "embeddings.parquet"), "--target", "label",
+                 "--out", str(out), "--protocols", "attentive,knn", "--bootstrap", "0", "--no-track"]) == 0
+    summary = json.loads((out / "metrics.json").read_text())
+    attentive = summary["protocols"]["attentive"]
+    assert "accuracy" in attentive["metrics"] and attentive["params"]["optimizer"] == "adamw"

@@ -18,6 +18,7 @@ def test_dry_run_prints_the_plan(volume_dataset, write_spec, capsys) -> None:
     assert main(["run", str(spec), "--dry-run"]) == 0
     out = capsys.readouterr().out
     assert "site       site-x" in out and "8 rows" in out and "protocols  linear, knn" in out
+    assert "transfer   publishes its linear probe heads; scores other sites' heads" in out and "test split" in out
     assert "dry run: spec and manifest are valid" in out
 
 
@@ -84,3 +85,20 @@ def test_a_job_logs_runs_and_skips_bad_inputs(volume_dataset, write_spec, tmp_pa
 def test_compare_needs_a_store_and_an_experiment(tmp_path: Path, capsys) -> None:
     assert main(["compare", "--experiment", "x", "--tracking-uri", f"sqlite:///{tmp_path / 'm.db'}"]) == 2
     assert "experiment 'x' not found" in capsys.readouterr().err
+
+
+def test_attentive_protocol_runs_on_the_tokens_the_job_keeps(volume_dataset, write_spec, tmp_path: Path,
+                                                             capsys) -> None:
+    """A model with patch tokens gets the attentive probe; one without (handcrafted) is skipped by name."""
+    spec = write_spec(volume_dataset(n=12),
+                      models=[{"name": "dinov2_vits14", "options": {"input_size": 28}, "precision": "fp32"},
+                              {"name": "handcrafted"}],
+                      protocols={"knn": {"k": [3], "primary_k": 3, "bootstrap": 0},
+                                 "attentive": {"epochs": 5, "queries": 4, "bootstrap": 0, "optimizer": "lars"}})
+    assert main(["run", str(spec), "--no-progress"]) == 3
+    out = capsys.readouterr().out
+    assert "SKIPPED handcrafted/lesion/attentive: model 'handcrafted' does not expose patch tokens" in out
+    assert (tmp_path / "work" / "embeddings" / "dinov2_vits14.tokens.npy").is_file()
+    results = json.loads((tmp_path / "work" / "results.json").read_text())
+    attentive = [o for o in results["outcomes"] if o["protocol"] == "attentive" and o["model"] == "dinov2_vits14"]
+    assert attentive and "accuracy" in attentive[0]["metrics"]

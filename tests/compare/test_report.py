@@ -2,9 +2,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
 from mlflow.tracking import MlflowClient
 
 from medprobe.cli.main import main
+from medprobe.compare import matrix_tables, protocol_runs, transfer_matrix, transfer_runs
 from medprobe.tracking import TrackingStore, naming
 
 
@@ -49,3 +51,53 @@ def test_compare_writes_csv_report_and_logs_a_comparison_run(tmp_path: Path, cap
     assert main(["compare", "--experiment", "medprobe/cmp", "--tracking-uri", uri, "--out", str(out),
                  "--no-log"]) == 0
     assert len((out / "comparison.csv").read_text().splitlines()) == 13
+
+
+def _populate_transfer(uri: str) -> None:
+    """Linear runs of three sites for a classification and a regression task; transfer runs between a and b."""
+    store = TrackingStore(uri)
+    experiment = store.experiment_id("medprobe/cmp")
+    values = {("a", "a"): 0.9, ("b", "b"): 0.8, ("c", "c"): 0.7, ("a", "b"): 0.6, ("b", "a"): 0.5}
+    for (train, test), value in values.items():
+        for task, metric, scale in (("lesion", "auroc", 1.0), ("age", "mae", 10.0)):
+            tags = {naming.SITE: f"site-{test}", naming.MODEL: "handcrafted", naming.TASK: task}
+            if train == test:
+                tags |= {naming.PROTOCOL: "linear", naming.RUN_KIND: "protocol"}
+            else:
+                tags |= {naming.PROTOCOL: "transfer", naming.RUN_KIND: "transfer", naming.TRAIN_SITE: f"site-{train}"}
+            run = store.start_run(experiment, f"{train} → {test} · {task}", tags)
+            store.log(run, metrics={f"test/{metric}": value * scale, f"test/{metric}_ci_low": value * scale - 0.1,
+                                    f"test/{metric}_ci_high": value * scale + 0.1})
+            store.finish(run)
+
+
+def test_compare_draws_the_transfer_matrix(tmp_path: Path, capsys) -> None:
+    uri = f"sqlite:///{tmp_path / 'm.db'}"
+    _populate_transfer(uri)
+    out = tmp_path / "cmp"
+    assert main(["compare", "--experiment", "medprobe/cmp", "--tracking-uri", uri, "--out", str(out), "--no-log"]) == 0
+    printed = capsys.readouterr().out
+    assert "transfer · lesion · handcrafted · auroc" in printed and "transfer · age · handcrafted · mae" in printed
+    # Transfer runs are not rows of the side-by-side comparison.
+    assert len(pd.read_csv(out / "comparison.csv")) == 6
+    cells = pd.read_csv(out / "transfer.csv")
+    assert list(cells.columns) == ["model", "task", "metric", "train_site", "test_site", "kind", "value", "ci_low",
+                                   "ci_high"]
+    lesion = cells[cells["task"] == "lesion"].set_index(["train_site", "test_site"])
+    assert lesion.loc[("site-a", "site-b"), "value"] == 0.6 and lesion.loc[("site-a", "site-b"), "kind"] == "transfer"
+    assert lesion.loc[("site-c", "site-c"), "kind"] == "own" and lesion.loc[("site-c", "site-c"), "ci_low"] == 0.6
+    assert set(cells[cells["task"] == "age"]["metric"]) == {"mae"}
+    page = (out / "report.html").read_text()
+    assert "Cross-site transfer" in page and page.count('alt="transfer matrix"') == 2
+    assert {p.name for p in out.glob("*_transfer.png")} == {"lesion_handcrafted_transfer.png",
+                                                           "age_handcrafted_transfer.png"}
+
+
+def test_matrix_grid_has_a_row_and_a_column_per_site(tmp_path: Path) -> None:
+    uri = f"sqlite:///{tmp_path / 'm.db'}"
+    _populate_transfer(uri)
+    store = TrackingStore(uri)
+    matrix = transfer_matrix(protocol_runs(store, "medprobe/cmp"), transfer_runs(store, "medprobe/cmp"))
+    grid = matrix_tables(matrix)[("handcrafted", "lesion", "auroc")]
+    assert list(grid.index) == list(grid.columns) == ["site-a", "site-b", "site-c"]
+    assert grid.loc["site-b", "site-a"] == 0.5 and pd.isna(grid.loc["site-a", "site-c"])

@@ -128,7 +128,8 @@ def test_dataloader_prefetch_is_bounded(volume_dataset, tmp_path: Path, monkeypa
     embed_manifest(load_manifest(manifest, ["label"]), encoder, chain, tmp_path / "cache",
                    _settings(num_workers=1), tmp_path / "t.parquet")
     (kwargs,) = seen
-    assert kwargs["batch_size"] == 1 and kwargs["num_workers"] * kwargs["prefetch_factor"] <= 8
+    # One batch (4 samples of one view) ready while the model runs the current one; never the whole manifest.
+    assert kwargs["batch_size"] == 1 and kwargs["num_workers"] * kwargs["prefetch_factor"] == 4
 
 
 def test_a_damaged_shard_is_ignored_and_its_samples_recomputed(volume_dataset, tmp_path: Path) -> None:
@@ -195,3 +196,31 @@ def test_site_from_the_manifest_or_an_error(volume_dataset, tmp_path: Path) -> N
     frame["site"] = ["a", "b"]
     result = embed_manifest(frame, encoder, chain, tmp_path / "c", _settings(site=None), tmp_path / "t.parquet")
     assert result.frame["site"].tolist() == ["a", "b"]
+
+
+def test_a_reader_that_kills_its_worker_costs_one_file_not_the_job(volume_dataset, tmp_path: Path,
+                                                                   monkeypatch) -> None:
+    """A native decoder aborting on corrupt data (gdcm can) kills the worker process: that file is skipped
+    with a reason, and every other file is still embedded."""
+    import faulthandler
+    import os
+
+    from medprobe.embed import loading
+
+    real = loading.read_image
+
+    def aborting_reader(path: str, modality: str):
+        if path.endswith("vol002.nii.gz"):
+            faulthandler.disable()  # pytest's crash dump would only clutter the output
+            os.abort()  # runs in the DataLoader worker (forked), as a native crash would
+        return real(path, modality)
+
+    monkeypatch.setattr(loading, "read_image", aborting_reader)
+    manifest = volume_dataset(n=6)
+    encoder = load_encoder("handcrafted")
+    chain = PreprocessChain(DataSpec(manifest=manifest, modality="mri"), encoder.preprocessing)
+    result = embed_manifest(load_manifest(manifest, ["label"]), encoder, chain, tmp_path / "cache",
+                            _settings(num_workers=1, batch_size=2), tmp_path / "t.parquet")
+    assert result.computed == 5 and len(result) == 5
+    (skipped,) = result.skipped
+    assert skipped.position == 2 and "crashed the reader process" in skipped.reason

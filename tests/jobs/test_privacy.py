@@ -27,7 +27,11 @@ def test_mlflow_store_and_artifacts_hold_no_identifiers(tmp_path: Path, write_sp
     store = tmp_path / "tracking"
     spec = write_spec(manifest, tracking={"uri": f"sqlite:///{store / 'mlflow.db'}"})
     assert main(["run", str(spec), "--no-progress"]) == 3
-    capsys.readouterr()
+    # A second site scores the first one's probe head: its transfer run and the head are scanned as well.
+    other = write_spec(manifest, "other.yaml", site="site-y", tracking={"uri": f"sqlite:///{store / 'mlflow.db'}"},
+                       workdir=str(tmp_path / "work-y"))
+    assert main(["run", str(other), "--no-progress"]) == 3
+    assert "transfer site-x → site-y" in capsys.readouterr().out
 
     scanned = 0
     for file in store.rglob("*"):
@@ -37,5 +41,6 @@ def test_mlflow_store_and_artifacts_hold_no_identifiers(tmp_path: Path, write_sp
             for secret in PLANTED:
                 assert secret.encode() not in content, f"{secret} found in {file.relative_to(store)}"
     names = {p.name for p in store.rglob("*") if p.is_file()}
-    assert {"mlflow.db", "spec.json", "model_card.json", "predictions.csv", "quarantine.json"} <= names
-    assert scanned >= 6
+    assert {"mlflow.db", "spec.json", "model_card.json", "predictions.csv", "quarantine.json", "head.json",
+            "head.safetensors"} <= names
+    assert scanned >= 12

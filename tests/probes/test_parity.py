@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 from sklearn.linear_model import LogisticRegression, Ridge, RidgeClassifier
 
+from medprobe.errors import ProbeError
 from medprobe.probes import AttentiveProbe, LinearProbe, evaluate_protocol
 from medprobe.probes.fewshot import episode_rng, sample_episode, simpleshot_episodes, simpleshot_transform
 
@@ -77,15 +78,21 @@ def test_fewshot_ridge_matches_sklearn_ridge_classifier_per_episode() -> None:
         assert agreement >= 0.995
 
 
-def test_attentive_probe_finds_the_signal_in_a_few_tokens() -> None:
+def _signal_in_two_tokens(n: int = 240, T: int = 16, D: int = 32) -> tuple[np.ndarray, np.ndarray]:
+    """The label sits in 2 random tokens of each sample; every other token is noise, so mean pooling dilutes it."""
     rng = np.random.default_rng(3)
-    n, T, D = 240, 16, 32
     y = rng.integers(0, 2, size=n)
     tokens = rng.normal(size=(n, T, D)).astype(np.float32)
     marker = rng.normal(size=D) * 3
-    for i in range(n):  # the label sits in 2 random tokens, every other token is noise
+    for i in range(n):
         where = rng.choice(T, size=2, replace=False)
         tokens[i, where] += marker * (1 if y[i] else -1)
+    return tokens, y
+
+
+def test_attentive_probe_finds_the_signal_in_a_few_tokens() -> None:
+    tokens, y = _signal_in_two_tokens()
+    n = len(y)
     probe = AttentiveProbe(queries=4, epochs=40, lr=3e-3, batch_size=64).fit(tokens[:180], y[:180])
     assert probe.score(tokens[180:], y[180:]) >= 0.9
     assert probe.predict_proba(tokens[180:]).shape == (60, 2)
@@ -96,9 +103,23 @@ def test_attentive_probe_finds_the_signal_in_a_few_tokens() -> None:
     assert result.metrics["accuracy"] >= 0.85
 
 
-def test_attentive_without_tokens_is_refused() -> None:
-    from medprobe.errors import ProbeError
+def test_attentive_probe_trains_with_lars_on_float16_tokens() -> None:
+    """The paper's recipe: LARS, base lr 0.1 scaled by batch/256, warm-up then cosine, no weight decay."""
+    tokens, y = _signal_in_two_tokens()
+    probe = AttentiveProbe(queries=4, epochs=40, optimizer="lars", batch_size=64)
+    probe.fit(tokens[:180].astype(np.float16), y[:180])
+    assert probe.loss_curve_[-1] < 0.5 * probe.loss_curve_[0]
+    assert probe.score(tokens[180:].astype(np.float16), y[180:]) >= 0.9
+    result = evaluate_protocol("attentive", {"queries": 4, "epochs": 10, "optimizer": "lars", "batch_size": 64,
+                                             "bootstrap": 0},
+                               tokens.mean(axis=1), y, "classification", np.arange(len(y)).astype(str), None,
+                               tokens=tokens.astype(np.float16))
+    assert result.params["optimizer"] == "lars" and result.params["lr"] == 0.1 and result.params["weight_decay"] == 0
+    with pytest.raises(ProbeError, match="optimizer"):
+        AttentiveProbe(optimizer="sgd").fit(tokens[:10], y[:10])
 
+
+def test_attentive_without_tokens_is_refused() -> None:
     X, y = _blobs(4, 40, 4, 2)
     with pytest.raises(ProbeError, match="patch tokens"):
         evaluate_protocol("attentive", None, X, y, "classification", np.arange(40).astype(str))

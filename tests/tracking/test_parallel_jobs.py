@@ -49,7 +49,11 @@ def _assert_every_run_filed(uri: str) -> None:
                        if r.data.tags[naming.RUN_KIND] == "protocol")
     assert jobs == set(SITES)
     assert protocols == sorted((site, protocol) for site in SITES for protocol in PROTOCOLS)
-    assert len(runs) == len(SITES) * (1 + len(PROTOCOLS))
+    # A job that finishes its own evaluation after another site published scores that site's head: how many
+    # transfer runs there are depends on the timing, but each is between two different sites.
+    transfers = [r for r in runs if r.data.tags[naming.RUN_KIND] == "transfer"]
+    assert all(r.data.tags[naming.TRAIN_SITE] != r.data.tags[naming.SITE] for r in transfers)
+    assert len(runs) - len(transfers) == len(SITES) * (1 + len(PROTOCOLS))
     parents = {r.info.run_id: r.data.tags[naming.SITE] for r in runs if r.data.tags[naming.RUN_KIND] == "job"}
     for run in runs:
         if run.data.tags[naming.RUN_KIND] == "protocol":

@@ -1,0 +1,69 @@
+"""The cross-site transfer matrix: train site × test site, for each model and task, in one headline metric.
+
+The diagonal is each site's own linear-probe test metric (its linear protocol run); a cell off the diagonal is a
+transfer run: the test site scored the head the train site published. The headline metric is the first of
+`MAIN_METRICS` the cells have (AUROC for classification, MAE for regression). `transfer_matrix` gives the cells in
+long format with their 95 % intervals (`transfer.csv`); `matrix_tables` the train × test grids to show.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from medprobe.compare.table import experiment_id, held_out_metrics, main_metric
+from medprobe.tracking import TrackingStore, naming
+
+KEYS = ("train_site", "test_site", "model", "task")
+COLUMNS = ("model", "task", "metric", "train_site", "test_site", "kind", "value", "ci_low", "ci_high")
+
+
+def transfer_runs(store: TrackingStore, experiment: str) -> pd.DataFrame:
+    """One row per transfer run (the newest per train site, test site, model and task) with its test metrics."""
+    rows = []
+    for run in store.search_runs(experiment_id(store, experiment), f"tags.`{naming.RUN_KIND}` = 'transfer'"):
+        tags = run.data.tags
+        rows.append({"train_site": tags.get(naming.TRAIN_SITE, "?"), "test_site": tags.get(naming.SITE, "?"),
+                     "model": tags.get(naming.MODEL, "?"), "task": tags.get(naming.TASK, "?"),
+                     "start_time": run.info.start_time, **held_out_metrics(run)})
+    if not rows:
+        return pd.DataFrame(columns=list(KEYS))
+    frame = pd.DataFrame(rows).sort_values("start_time").drop_duplicates(list(KEYS), keep="last")
+    return frame.drop(columns=["start_time"]).sort_values(list(KEYS)).reset_index(drop=True)
+
+
+def transfer_matrix(runs: pd.DataFrame, transfers: pd.DataFrame) -> pd.DataFrame:
+    """The cells of every (model, task) that has transfer runs: `runs` from `protocol_runs` give the diagonal."""
+    if transfers.empty:
+        return pd.DataFrame(columns=list(COLUMNS))
+    own = runs[runs["protocol"] == "linear"].drop(columns=["protocol", "weights"], errors="ignore")
+    own = own.rename(columns={"site": "train_site"}).assign(test_site=lambda f: f["train_site"], kind="own")
+    cells = pd.concat([own, transfers.assign(kind="transfer")], ignore_index=True)
+    parts = []
+    for (model, task), rows in cells.groupby(["model", "task"], sort=True):
+        metric = main_metric(rows)
+        if metric is None or not (rows["kind"] == "transfer").any():
+            continue
+        part = rows[["train_site", "test_site", "kind"]].assign(
+            model=model, task=task, metric=metric, value=rows[metric],
+            ci_low=rows.get(f"{metric}_ci_low"), ci_high=rows.get(f"{metric}_ci_high"))
+        parts.append(part.dropna(subset=["value"]))
+    if not parts:
+        return pd.DataFrame(columns=list(COLUMNS))
+    return pd.concat(parts, ignore_index=True)[list(COLUMNS)].sort_values(
+        ["model", "task", "train_site", "test_site"]).reset_index(drop=True)
+
+
+def matrix_tables(matrix: pd.DataFrame) -> dict[tuple[str, str, str], pd.DataFrame]:
+    """(model, task, metric) → a grid with a row per train site and a column per test site."""
+    tables = {}
+    for (model, task, metric), cells in matrix.groupby(["model", "task", "metric"], sort=True):
+        grid = cells.pivot_table(index="train_site", columns="test_site", values="value", aggfunc="last")
+        sites = sorted(set(grid.index) | set(grid.columns))
+        grid = grid.reindex(index=sites, columns=sites)
+        grid.index.name, grid.columns.name = "train site", "test site"
+        tables[(model, task, metric)] = grid
+    return tables
+
+
+def matrix_title(model: str, task: str, metric: str) -> str:
+    return f"transfer · {task} · {model} · {metric} (rows: train site; columns: test site; diagonal: own probe)"

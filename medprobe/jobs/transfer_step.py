@@ -1,0 +1,100 @@
+"""The transfer step of a site job: score the probe heads other sites published on this site's embeddings.
+
+For every task it fetches, from the job's experiment on the tracking store, the newest head each other site
+published for the same task and the same encoder fingerprint (`medprobe.transfer.published_heads`), scores it on
+this site's rows (`medprobe.transfer.rows`: the test split, or every labelled row without a split) and logs one
+transfer run per (train site → this site).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from medprobe.errors import ProbeError
+from medprobe.jobs.datasets import dataset_digest, labels_for_task
+from medprobe.jobs.recording import JobRecorder
+from medprobe.probes.inputs import prepare_inputs
+from medprobe.spec import PipelineSpec
+from medprobe.spec.pipeline import LinearOptions, TaskSpec
+from medprobe.tracking.tee import SERVER_FAILURES
+from medprobe.transfer import FeatureSpace, PublishedHead, evaluate_head, published_heads
+from medprobe.transfer.rows import scored_rows
+
+
+@dataclass
+class TransferOutcome:
+    train_site: str
+    model: str
+    task: str
+    metrics: dict[str, float]
+    notes: list[str]
+    run_id: str | None = None
+
+
+def offline_message(reason: str | None) -> str:
+    return (f"transfer: offline ({reason}); other sites' heads not fetched, run `medprobe transfer SPEC` once the "
+            "tracking server is reachable")
+
+
+def transfer_step(spec: PipelineSpec, space: FeatureSpace, frame: pd.DataFrame, X: np.ndarray,
+                  recorder: JobRecorder, say: Callable[[str], None]) -> tuple[list[TransferOutcome], list[str]]:
+    """Score other sites' heads for every task of `spec` on one embedding table (`frame`, its vectors `X`).
+
+    Returns the outcomes and the notes on heads that were not scored. Without a tracking store that answers (the
+    job is offline, or the server stops answering), the step ends with a one-line message and the outcomes so far.
+    """
+    outcomes: list[TransferOutcome] = []
+    skipped: list[str] = []
+    for task in spec.tasks:
+        server = recorder.server
+        if server is None:
+            say(f"  {offline_message(recorder.offline_reason)}")
+            break
+        try:
+            heads, notes = published_heads(server, spec.experiment_name, space, task.name, task.type, spec.site)
+        except SERVER_FAILURES as exc:
+            say(f"  {offline_message(f'tracking server stopped answering ({type(exc).__name__})')}")
+            break
+        if heads:
+            scored, more = _score_heads(spec, space, frame, X, task, heads, recorder, say)
+            outcomes += scored
+            notes += more
+        for note in notes:
+            say(f"  transfer: {note}")
+        skipped += notes
+    return outcomes, skipped
+
+
+def _score_heads(spec: PipelineSpec, space: FeatureSpace, frame: pd.DataFrame, X: np.ndarray, task: TaskSpec,
+                 heads: list[PublishedHead], recorder: JobRecorder,
+                 say: Callable[[str], None]) -> tuple[list[TransferOutcome], list[str]]:
+    """One transfer run per head that can be scored; notes for those that cannot."""
+    y, usable, label_notes = labels_for_task(frame, task)
+    sample_ids = frame["sample_id"].to_numpy()[usable]
+    split = frame["split"].to_numpy()[usable].astype(object) if "split" in frame.columns else None
+    try:
+        inputs, input_notes = prepare_inputs(X[usable], y, frame["subject_id"].to_numpy()[usable], split, task.type)
+    except ProbeError as exc:
+        return [], [f"{space.model}/{task.name}: no head scored: {exc}"]
+    scored = inputs.rows[scored_rows(inputs)]
+    digest = dataset_digest(sample_ids[scored], y[scored])
+    options = (spec.protocols.linear or LinearOptions()).model_dump()
+    outcomes, skipped = [], []
+    for source in heads:
+        where = f"{source.head.site} → {spec.site} {space.model}/{task.name}"
+        try:
+            result = evaluate_head(source.head, inputs, space, options, spec.seed)
+        except ProbeError as exc:
+            skipped.append(f"{where}: {exc}")
+            continue
+        notes = [*label_notes, *input_notes]
+        run_id = recorder.log_transfer(space, task, digest, source, result, notes, sample_ids)
+        outcomes.append(TransferOutcome(source.head.site, space.model, task.name, result.metrics,
+                                        notes + result.notes, run_id))
+        headline = ", ".join(f"{k} {v:.3f}" for k, v in result.metrics.items() if k in ("auroc", "mae", "r2"))
+        say(f"  transfer {where}: {headline or 'no metric'} on {result.n_test} row(s)")
+    return outcomes, skipped
