@@ -10,6 +10,7 @@ import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
+import pandas as pd
 from sklearn.model_selection import GroupKFold, StratifiedGroupKFold
 
 from medprobe.errors import ProbeError
@@ -102,7 +103,12 @@ def subject_kfold(
 def group_kfold(
     y: np.ndarray, groups: np.ndarray, n_splits: int, stratified: bool, seed: int
 ) -> list[tuple[np.ndarray, np.ndarray]]:
-    """(train, test) index pairs with each group on one side only, shuffled reproducibly by `seed`."""
+    """(train, test) index pairs with each group on one side only, shuffled reproducibly by `seed`.
+
+    Groups are numbered in order of first appearance before splitting, so the folds depend on the rows' order and
+    the seed, not on the subject pseudonyms: a site re-run with another salt (a fresh workdir) gets the same folds.
+    """
+    groups = pd.factorize(np.asarray(groups))[0]
     if stratified:
         splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
         # "The least populated class in y has only n members": expected with rare classes, handled by callers.

@@ -88,3 +88,15 @@ def test_other_split_values_are_ignored_with_a_note() -> None:
     assert result.n_train == 25 and result.n_test == 10
     assert set(result.predictions["row"]) == set(range(25, 35))
     assert any("5 rows with a split other than" in note for note in result.notes)
+
+
+@pytest.mark.parametrize("task", ["classification", "regression"])
+def test_folds_do_not_depend_on_the_pseudonyms(task: str) -> None:
+    """Sites hash subject ids with a random salt; renaming every subject (another salt) keeps the folds."""
+    subjects = _subjects(15, 2)
+    y = np.repeat(np.arange(15) % 3, 2) if task == "classification" else np.linspace(0, 1, 30)
+    renamed = np.array([f"sub-{hash((s, 'other salt')) & 0xFFFFFFFF:08x}" for s in subjects])
+    folds, _ = subject_kfold(y, subjects, task, 3, seed=0)
+    again, _ = subject_kfold(y, renamed, task, 3, seed=0)
+    for a, b in zip(folds, again, strict=True):
+        np.testing.assert_array_equal(a.test, b.test)
