@@ -149,6 +149,16 @@ def report(title: str, rates: dict[str, float]) -> None:
         print(f"  {name:<34}{rate:>10.2f}{ratio:>16}")
 
 
+def compare_pipelines(title: str, paths: list[Path], reader: str | None, rounds: int) -> None:
+    """medprobe against MONAI (`reader`, None: its default), with and without percentile scaling, on `paths`."""
+    pipelines = {"medprobe": medprobe_pipeline({"mode": "none"}),
+                 "MONAI": monai_pipeline(reader, False),
+                 "medprobe + percentile": medprobe_pipeline({"mode": "percentile"}),
+                 "MONAI + percentile": monai_pipeline(reader, True)}
+    print("  check: " + sanity(paths, pipelines["medprobe"], pipelines["MONAI"]))
+    report(title, measure(paths, pipelines, rounds))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--nifti", type=int, default=6, help="NIfTI volumes (0 to skip)")
@@ -171,12 +181,7 @@ def main() -> None:
             paths = write_nifti(out, args.nifti, args.size, rng)
             print(f"NIfTI: {args.nifti} × {args.size}³ int16 .nii.gz, LPS, 1.0×1.0×1.2 mm "
                   f"(written in {time.perf_counter() - started:.0f} s) → RAS, {PIXDIM} mm")
-            pipelines = {"medprobe": medprobe_pipeline({"mode": "none"}),
-                         "MONAI": monai_pipeline(None, False),
-                         "medprobe + percentile": medprobe_pipeline({"mode": "percentile"}),
-                         "MONAI + percentile": monai_pipeline(None, True)}
-            print("  check: " + sanity(paths, pipelines["medprobe"], pipelines["MONAI"]))
-            report("NIfTI (MONAI reader: NibabelReader)", measure(paths, pipelines, args.rounds))
+            compare_pipelines("NIfTI (MONAI reader: NibabelReader)", paths, None, args.rounds)
         if args.dicom:
             started = time.perf_counter()
             paths = write_dicom(out, args.dicom, args.size, args.slices, rng)
@@ -184,13 +189,8 @@ def main() -> None:
             print(f"\nDICOM: {args.dicom} series × {args.slices} slices of {args.size}² int16, LPS, slope 0.5, "
                   f"intercept -200, shuffled names (written in {time.perf_counter() - started:.0f} s) → RAS, "
                   f"{PIXDIM} mm")
-            pipelines = {"medprobe": medprobe_pipeline({"mode": "none"}),
-                         "MONAI": monai_pipeline(reader, False),
-                         "medprobe + percentile": medprobe_pipeline({"mode": "percentile"}),
-                         "MONAI + percentile": monai_pipeline(reader, True)}
-            print("  check: " + sanity(paths, pipelines["medprobe"], pipelines["MONAI"]))
-            report(f"DICOM series folders (MONAI reader: {reader or 'default (ITKReader)'})",
-                   measure(paths, pipelines, args.rounds))
+            compare_pipelines(f"DICOM series folders (MONAI reader: {reader or 'default (ITKReader)'})", paths,
+                              reader, args.rounds)
     finally:
         if args.out is None:
             shutil.rmtree(out, ignore_errors=True)

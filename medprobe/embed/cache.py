@@ -40,6 +40,19 @@ def file_digest(path: str | Path) -> str:
     return digest.hexdigest()
 
 
+def new_shard(directory: Path, suffix: str) -> tuple[Path, Path]:
+    """A fresh random shard name in `directory` and the temporary name to write it under first."""
+    final = directory / f"shard-{uuid.uuid4().hex}{suffix}"
+    return final, final.with_name(f".tmp-{final.name}")
+
+
+def publish(temporary: Path, final: Path) -> None:
+    """Make a fully written file visible under its final name: fsync, then an atomic rename."""
+    with temporary.open("rb") as handle:
+        os.fsync(handle.fileno())
+    os.replace(temporary, final)
+
+
 def cache_key(encoder_fingerprint: str, preprocessing: str, precision: str, content_digest: str) -> str:
     text = "\n".join([encoder_fingerprint, preprocessing, precision, content_digest])
     return hashlib.sha256(text.encode()).hexdigest()
@@ -117,12 +130,9 @@ class ShardCache:
         offsets = pa.array(np.arange(0, matrix.size + 1, matrix.shape[1], dtype=np.int32), type=pa.int32())
         embeddings = pa.ListArray.from_arrays(offsets, flat)
         table = pa.table({"key": pa.array(keys, type=pa.string()), "embedding": embeddings})
-        final = self.directory / f"shard-{uuid.uuid4().hex}.parquet"
-        temporary = final.with_name(f".tmp-{final.name}")
+        final, temporary = new_shard(self.directory, ".parquet")
         pq.write_table(table, temporary)
-        with temporary.open("rb") as handle:
-            os.fsync(handle.fileno())
-        os.replace(temporary, final)
+        publish(temporary, final)
         self._seen.add(final)
         for row, key in enumerate(keys):
             self._index.setdefault(key, (final, row))

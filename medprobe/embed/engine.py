@@ -326,7 +326,7 @@ def _load(dataset: SampleDataset, settings: EmbedSettings, chain: PreprocessChai
                 yield sample
             return
         except RuntimeError as exc:
-            if settings.num_workers == 0 or "DataLoader worker" not in str(exc):
+            if settings.num_workers == 0 or not _worker_died(exc):
                 raise
         suspect, remaining = remaining[received], remaining[received + 1 :]
         yield _load_alone(dataset, suspect, settings, chain)
@@ -337,12 +337,17 @@ def _load_alone(dataset: SampleDataset, index: int, settings: EmbedSettings, cha
         ((sample,),) = list(_loader(Subset(dataset, [index]), replace(settings, num_workers=1), chain))
         return sample
     except RuntimeError as exc:
-        if "DataLoader worker" not in str(exc):
+        if not _worker_died(exc):
             raise
     log.warning("a reader crashed its worker process on sample %d of this job; skipped", index)
     return LoadedSample(dataset.positions[index], None,
                         "reading this file crashed the reader process (a native decoder aborted: corrupt or "
                         "unsupported data)")
+
+
+def _worker_died(error: RuntimeError) -> bool:
+    """The DataLoader's error for a worker process that exited without returning its sample."""
+    return "DataLoader worker" in str(error)
 
 
 def _loader(dataset: Dataset[LoadedSample], settings: EmbedSettings,

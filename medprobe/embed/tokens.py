@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import uuid
 from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
@@ -20,6 +18,7 @@ import numpy as np
 from safetensors import safe_open
 from safetensors.numpy import save_file
 
+from medprobe.embed.cache import new_shard, publish
 from medprobe.errors import MedprobeError
 
 log = logging.getLogger("medprobe.embed")
@@ -83,13 +82,10 @@ class TokenCache:
         for key, array in tokens.items():
             by_shape.setdefault(array.shape, []).append(key)
         for keys in by_shape.values():
-            final = self.directory / f"shard-{uuid.uuid4().hex}.safetensors"
-            temporary = final.with_name(f".tmp-{final.name}")
+            final, temporary = new_shard(self.directory, ".safetensors")
             stacked = np.stack([tokens[key].astype(np.float16) for key in keys])
             save_file({"tokens": stacked}, str(temporary), metadata={"keys": json.dumps(keys)})
-            with temporary.open("rb") as handle:
-                os.fsync(handle.fileno())
-            os.replace(temporary, final)
+            publish(temporary, final)
             self._seen.add(final)
             self._add(final, keys, stacked.shape[1:])
 
@@ -128,7 +124,7 @@ def write_tokens(path: Path, cache: TokenCache, keys: Sequence[str]) -> dict[str
         array[start : start + _COPY_ROWS] = cache.read(keys[start : start + _COPY_ROWS])
     array.flush()
     del array
-    os.replace(temporary, path)
+    publish(temporary, path)
     return {"file": path.name, "shape": [len(keys), count, width], "dtype": "float16"}
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -48,6 +49,26 @@ def labels_for_task(table: pd.DataFrame, task: TaskSpec) -> tuple[np.ndarray, np
     if missing:
         notes.append(f"{missing} row(s) without a '{task.target}' label were left out")
     return labels, usable, notes
+
+
+@dataclass(frozen=True)
+class TaskRows:
+    """The rows of an embedding table usable for one task, with what every probe needs of them."""
+
+    labels: np.ndarray
+    usable: np.ndarray  # boolean mask over the table's rows
+    notes: list[str]  # what was left out, and why
+    subjects: np.ndarray
+    split: np.ndarray | None
+    sample_ids: np.ndarray
+
+
+def task_rows(table: pd.DataFrame, task: TaskSpec) -> TaskRows:
+    """`labels_for_task` and the subject, split and sample columns of the same rows."""
+    labels, usable, notes = labels_for_task(table, task)
+    split = table["split"].to_numpy()[usable].astype(object) if "split" in table.columns else None
+    return TaskRows(labels, usable, notes, table["subject_id"].to_numpy()[usable], split,
+                    table["sample_id"].to_numpy()[usable])
 
 
 def dataset_digest(sample_ids: np.ndarray, labels: np.ndarray) -> str:

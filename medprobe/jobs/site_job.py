@@ -19,7 +19,7 @@ from medprobe import __version__
 from medprobe.embed import EmbedResult, EmbedSettings, embed_manifest, resolve_device, site_salt
 from medprobe.errors import ProbeError
 from medprobe.evaluation import EvaluationResult, write_report
-from medprobe.jobs.datasets import dataset_digest, labels_for_task, site_rows
+from medprobe.jobs.datasets import dataset_digest, site_rows, task_rows
 from medprobe.jobs.recording import JobRecorder
 from medprobe.jobs.transfer_step import TransferOutcome, offline_message, transfer_step
 from medprobe.models import Encoder, load_encoder
@@ -94,8 +94,9 @@ def run_job(spec: PipelineSpec, progress: bool = True, say: Callable[[str], None
             f"({embedded.computed} computed, {embedded.cached} from cache, {len(embedded.skipped)} skipped)"
             f"{_precision_note(embedded)}")
         space = FeatureSpace.of_encoder(model_spec.key, encoder, chain.describe())
+        X = embedded.embeddings() if len(embedded) else np.zeros((0, 0))  # read once for every task
         for task in spec.tasks:
-            _evaluate_task(spec, space, task, embedded, recorder, report, say, salt)
+            _evaluate_task(spec, space, task, embedded, X, recorder, report, say, salt)
         tables.append((space, embedded))
     _transfer(spec, tables, recorder, report, say)
     report.offline_reason = recorder.offline_reason
@@ -142,13 +143,14 @@ def _precision_note(embedded: EmbedResult) -> str:
 
 
 def _evaluate_task(spec: PipelineSpec, space: FeatureSpace, task: TaskSpec, embedded: EmbedResult,
-                   recorder: JobRecorder, report: JobReport, say: Callable[[str], None], salt: bytes) -> None:
+                   embeddings: np.ndarray, recorder: JobRecorder, report: JobReport, say: Callable[[str], None],
+                   salt: bytes) -> None:
+    """Every protocol on the rows labelled for `task`; `embeddings` are the table's vectors, all rows."""
     table = embedded.frame
-    y, usable, notes = labels_for_task(table, task)
-    X = embedded.embeddings()[usable] if len(table) else np.zeros((0, 0))
-    subjects = table["subject_id"].to_numpy()[usable]
-    split = table["split"].to_numpy()[usable].astype(object) if "split" in table.columns else None
-    digest = dataset_digest(table["sample_id"].to_numpy()[usable], y)
+    rows = task_rows(table, task)
+    y, usable, notes, subjects, split = rows.labels, rows.usable, rows.notes, rows.subjects, rows.split
+    X = embeddings[usable]
+    digest = dataset_digest(rows.sample_ids, y)
     tokens = _usable_tokens(embedded, usable) if spec.protocols.attentive is not None else None
     started = time.perf_counter()
     job_run = recorder.start_job_run(space, task, digest, n_samples=len(y), n_subjects=len(set(subjects)))
@@ -175,8 +177,8 @@ def _evaluate_task(spec: PipelineSpec, space: FeatureSpace, task: TaskSpec, embe
                 if protocol == "linear" and result.metrics else [])
         report.seconds["probe"] += time.perf_counter() - started
         started = time.perf_counter()
-        run_id = recorder.log_protocol(job_run, space.model, task, protocol, result, notes,
-                                       table["sample_id"].to_numpy()[usable], head)
+        run_id = recorder.log_protocol(job_run, space.model, task, protocol, result, notes, rows.sample_ids,
+                                       head)
         report.seconds["log"] += time.perf_counter() - started
         report.outcomes.append(ProtocolOutcome(space.model, task.name, protocol, result.metrics,
                                                notes + result.notes, run_id))

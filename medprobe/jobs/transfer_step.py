@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from medprobe.errors import ProbeError
-from medprobe.jobs.datasets import dataset_digest, labels_for_task
+from medprobe.jobs.datasets import dataset_digest, task_rows
 from medprobe.jobs.recording import JobRecorder
 from medprobe.probes.inputs import prepare_inputs
 from medprobe.spec import PipelineSpec
@@ -73,15 +73,13 @@ def _score_heads(spec: PipelineSpec, space: FeatureSpace, frame: pd.DataFrame, X
                  heads: list[PublishedHead], recorder: JobRecorder,
                  say: Callable[[str], None]) -> tuple[list[TransferOutcome], list[str]]:
     """One transfer run per head that can be scored; notes for those that cannot."""
-    y, usable, label_notes = labels_for_task(frame, task)
-    sample_ids = frame["sample_id"].to_numpy()[usable]
-    split = frame["split"].to_numpy()[usable].astype(object) if "split" in frame.columns else None
+    rows = task_rows(frame, task)
     try:
-        inputs, input_notes = prepare_inputs(X[usable], y, frame["subject_id"].to_numpy()[usable], split, task.type)
+        inputs, input_notes = prepare_inputs(X[rows.usable], rows.labels, rows.subjects, rows.split, task.type)
     except ProbeError as exc:
         return [], [f"{space.model}/{task.name}: no head scored: {exc}"]
     scored = inputs.rows[scored_rows(inputs)]
-    digest = dataset_digest(sample_ids[scored], y[scored])
+    digest = dataset_digest(rows.sample_ids[scored], rows.labels[scored])
     options = (spec.protocols.linear or LinearOptions()).model_dump()
     outcomes, skipped = [], []
     for source in heads:
@@ -91,8 +89,8 @@ def _score_heads(spec: PipelineSpec, space: FeatureSpace, frame: pd.DataFrame, X
         except ProbeError as exc:
             skipped.append(f"{where}: {exc}")
             continue
-        notes = [*label_notes, *input_notes]
-        run_id = recorder.log_transfer(space, task, digest, source, result, notes, sample_ids)
+        notes = [*rows.notes, *input_notes]
+        run_id = recorder.log_transfer(space, task, digest, source, result, notes, rows.sample_ids)
         outcomes.append(TransferOutcome(source.head.site, space.model, task.name, result.metrics,
                                         notes + result.notes, run_id))
         headline = ", ".join(f"{k} {v:.3f}" for k, v in result.metrics.items() if k in ("auroc", "mae", "r2"))
