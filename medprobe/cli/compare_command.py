@@ -7,7 +7,6 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from medprobe import __version__
 from medprobe.cli.exit_codes import EXIT_OK
 from medprobe.cli.formatting import format_frame
 from medprobe.errors import MedprobeError
@@ -16,7 +15,6 @@ if TYPE_CHECKING:  # MLflow and matplotlib load lazily, keeping `medprobe --help
     import pandas as pd
 
     from medprobe.compare import ComparisonFiles
-    from medprobe.tracking import TrackingStore
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -33,25 +31,38 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def handle(args: argparse.Namespace) -> int:
-    from medprobe.compare import protocol_runs, sites_side_by_side, transfer_matrix, transfer_runs, write_report
-    from medprobe.tracking import TrackingStore
+    from medprobe.compare import (
+        identity_notes,
+        protocol_runs,
+        sites_side_by_side,
+        transfer_matrix,
+        transfer_runs,
+        write_report,
+    )
+    from medprobe.tracking.reading import StoreNotFound, open_for_reading
 
     uri = args.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
     if not uri:
         raise MedprobeError("no tracking store: pass --tracking-uri or set MLFLOW_TRACKING_URI")
-    store = TrackingStore(uri)
+    try:  # compare reads: a mistyped path must not leave an empty database behind
+        store = open_for_reading(uri)
+    except StoreNotFound as exc:
+        raise StoreNotFound(f"experiment '{args.experiment}' not found: {exc}") from None
     runs = protocol_runs(store, args.experiment)
     if runs.empty:
         raise MedprobeError(f"experiment '{args.experiment}' has no medprobe protocol runs")
+    transfers = transfer_runs(store, args.experiment)
+    for note in identity_notes(runs, transfers):
+        print(f"note: {note}")
     print(format_frame(sites_side_by_side(runs)))
-    matrix = transfer_matrix(runs, transfer_runs(store, args.experiment))
+    matrix = transfer_matrix(runs, transfers)
     print_matrices(matrix)
     if args.out:
         files = write_report(runs, args.experiment, Path(args.out), matrix)
         transfer = f", {files.transfer_csv} ({len(matrix)} cells)" if files.transfer_csv else ""
         print(f"wrote {files.csv} ({len(runs)} rows){transfer}, {files.html} and {len(files.figures)} figure(s)")
         if not args.no_log:
-            run_id = _log_comparison(store, args.experiment, files, len(runs))
+            run_id = _log_comparison(store.uri, args.experiment, files, len(runs))
             print(f"logged as comparison run {run_id}")
     return EXIT_OK
 
@@ -65,13 +76,14 @@ def print_matrices(matrix: pd.DataFrame) -> None:
         print(format_frame(grid))
 
 
-def _log_comparison(store: TrackingStore, experiment: str, files: ComparisonFiles, n_runs: int) -> str:
+def _log_comparison(uri: str, experiment: str, files: ComparisonFiles, n_runs: int) -> str | None:
     from medprobe.tracking import naming
+    from medprobe.tracking.recorder import RunRecorder
 
-    run_id = store.start_run(store.experiment_id(experiment), "comparison",
-                             {naming.RUN_KIND: "comparison", naming.VERSION: __version__})
-    store.log(run_id, metrics={"compare/protocol_runs": n_runs})
+    runs = RunRecorder(uri, experiment)
+    run = runs.start_run("comparison", {naming.RUN_KIND: "comparison"})
+    runs.log(run, metrics={"compare/protocol_runs": n_runs})
     for path in (files.csv, *([files.transfer_csv] if files.transfer_csv else []), files.html, *files.figures):
-        store.log_file(run_id, path, "comparison")
-    store.finish(run_id)
-    return run_id
+        runs.log_file(run, path, "comparison")
+    runs.finish(run)
+    return runs.server_run_id(run)

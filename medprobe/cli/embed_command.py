@@ -18,6 +18,7 @@ if TYPE_CHECKING:  # the engine imports torch; keep `medprobe --help` fast
     import pandas as pd
 
     from medprobe.embed import EmbedResult
+    from medprobe.preprocess.options import PreprocessOptions
 
 MODALITIES = ("mri", "ct", "xray", "fundus", "photo", "other")
 #: Manifest columns that are not labels; every other column is copied into the table.
@@ -39,8 +40,15 @@ def register(commands: argparse._SubParsersAction) -> None:
                        help="model option, repeatable (e.g. input_size=224, pooling=cls+mean)")
     embed.add_argument("--manifest", required=True, metavar="M", help="manifest (CSV, TSV or Parquet)")
     embed.add_argument("--out", required=True, metavar="DIR", help="output folder")
-    embed.add_argument("--modality", choices=MODALITIES, default="other",
-                       help="selects the default preprocessing (intensity step); default: other (scale to 0-1)")
+    embed.add_argument("--modality", choices=MODALITIES, default=None,
+                       help="selects the default preprocessing (intensity step); default: the --spec's, else other "
+                            "(scale to 0-1)")
+    embed.add_argument("--spec", type=Path, metavar="SPEC",
+                       help="take modality and preprocessing from a job spec's `data` section, so the table matches "
+                            "what `medprobe run SPEC` embeds")
+    embed.add_argument("--preprocessing", type=Path, metavar="YAML",
+                       help="a preprocessing block (the keys of a spec's `data.preprocessing`: orientation, spacing, "
+                            "intensity, size, fit, volume_to_2d); wins over the --spec's")
     embed.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
                        help="auto: bf16 on a GPU; on a CPU bf16 only if a calibration batch keeps cosine >= 0.999")
     embed.add_argument("--batch-size", type=positive_int, default=32, metavar="N")
@@ -60,21 +68,22 @@ def handle(args: argparse.Namespace) -> int:
     from medprobe.embed import EmbedSettings, embed_manifest, launched_ranks, resolve_device, site_salt
     from medprobe.models import load_encoder
     from medprobe.preprocess import PreprocessChain
-    from medprobe.spec import DataSpec, load_manifest
+    from medprobe.spec import load_manifest
 
+    preprocessing = _preprocess_options(args)
     options = _options(args.option)
     manifest_path = Path(args.manifest)
     manifest = _site_rows(load_manifest(manifest_path), args.site, manifest_path)
     encoder = load_encoder(args.model, args.weights, **options)
     ranks = launched_ranks()
     device = resolve_device(args.device, ranks.local_rank if ranks.world > 1 else None)
-    chain = PreprocessChain(DataSpec(manifest=manifest_path, modality=args.modality), encoder.preprocessing)
+    chain = PreprocessChain(preprocessing, encoder.preprocessing)
     out = Path(args.out)
     settings = EmbedSettings(
         site=args.site,
         salt=site_salt(out),
         label_columns=tuple(c for c in manifest.columns if c not in NON_LABEL_COLUMNS),
-        modality=args.modality,
+        modality=preprocessing.modality,
         batch_size=args.batch_size,
         precision=args.precision,
         device=device,
@@ -96,18 +105,25 @@ def handle(args: argparse.Namespace) -> int:
     return EXIT_SKIPPED if result.skipped else EXIT_OK
 
 
+def _preprocess_options(args: argparse.Namespace) -> PreprocessOptions:
+    """--spec's data section, then --modality and --preprocessing over it; checked before any model loads."""
+    from medprobe.preprocess.options import Preprocessing, PreprocessOptions
+    from medprobe.spec import load_spec
+    from medprobe.spec.loading import read_yaml, validated
+
+    base = load_spec(args.spec).data if args.spec else PreprocessOptions(modality="other")
+    update: dict[str, object] = {"modality": args.modality or base.modality}
+    if args.preprocessing:
+        update["preprocessing"] = validated(Preprocessing, read_yaml(args.preprocessing), args.preprocessing)
+    return PreprocessOptions(modality=base.modality, preprocessing=base.preprocessing).model_copy(update=update)
+
+
 def _site_rows(manifest: pd.DataFrame, site: str | None, source: Path) -> pd.DataFrame:
-    if "site" not in manifest.columns:
-        if site is None:
-            raise MedprobeError(f"{source}: no 'site' column; name the site with --site NAME")
-        return manifest
-    if site is None:
-        return manifest
-    rows = manifest[manifest["site"].astype(str) == site].reset_index(drop=True)
-    if rows.empty:
-        found = ", ".join(sorted(manifest["site"].astype(str).unique())[:10])
-        raise MedprobeError(f"{source}: column 'site' has no rows for site '{site}' (found: {found})")
-    return rows
+    from medprobe.jobs.datasets import site_rows
+
+    if "site" not in manifest.columns and site is None:
+        raise MedprobeError(f"{source}: no 'site' column; name the site with --site NAME")
+    return site_rows(manifest, site, source)
 
 
 def _options(pairs: list[str]) -> dict[str, str | int | float | bool]:

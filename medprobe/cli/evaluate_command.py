@@ -7,8 +7,10 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from medprobe.cli.arguments import non_negative_int, positive_int
 from medprobe.cli.exit_codes import EXIT_OK, EXIT_SKIPPED
-from medprobe.errors import MedprobeError
+from medprobe.options import field_default
+from medprobe.probes.options import ProtocolOptions
 
 if TYPE_CHECKING:
     from medprobe.evaluation import EvaluationResult
@@ -34,11 +36,12 @@ def register(commands: argparse._SubParsersAction) -> None:
                                " attentive reads the patch tokens beside the table (`medprobe embed --tokens`)")
     evaluate.add_argument("--out", type=Path, default=Path("medprobe-evaluate"), metavar="DIR",
                           help="output folder (default: ./medprobe-evaluate)")
-    evaluate.add_argument("--seeds", type=int, default=1, metavar="N",
-                          help="repeat each protocol with N seeds and report mean and spread (default 1)")
-    evaluate.add_argument("--seed", type=int, default=0, help="first seed (default 0)")
-    evaluate.add_argument("--bootstrap", type=int, default=1000, metavar="B",
-                          help="subject-bootstrap resamples for the 95 %% intervals (0: none; default 1000)")
+    evaluate.add_argument("--seeds", type=positive_int, default=field_default(ProtocolOptions, "seeds"), metavar="N",
+                          help="repeat each protocol with N seeds and report mean and spread (default %(default)s)")
+    evaluate.add_argument("--seed", type=non_negative_int, default=0, help="first seed (default %(default)s)")
+    evaluate.add_argument("--bootstrap", type=non_negative_int, default=field_default(ProtocolOptions, "bootstrap"),
+                          metavar="B", help="subject-bootstrap resamples for the 95 %% intervals (0: none; default "
+                                            "%(default)s)")
     evaluate.add_argument("--ordinal", action="store_true", help="labels are ordered grades: quadratic kappa")
     evaluate.add_argument("--device", default=None, help="torch device for the probes, e.g. cuda (default cpu)")
     evaluate.add_argument("--tracking-uri", default=None,
@@ -54,15 +57,11 @@ def register(commands: argparse._SubParsersAction) -> None:
 def handle(args: argparse.Namespace) -> int:
     from medprobe.evaluation import evaluate_file
 
-    protocols = [p.strip() for p in args.protocols.split(",") if p.strip()]
-    if args.seeds < 1:
-        raise MedprobeError(f"--seeds must be at least 1, got {args.seeds}")
-    if args.bootstrap < 0:
-        raise MedprobeError(f"--bootstrap must be 0 or more, got {args.bootstrap}")
+    names = [p.strip() for p in args.protocols.split(",") if p.strip()]
     common = {"seeds": args.seeds, "bootstrap": args.bootstrap, "ordinal": args.ordinal}
     outcome = evaluate_file(
-        args.embeddings, args.target, args.out, task_type=args.task, protocols=protocols,
-        options={protocol: common for protocol in protocols}, seed=args.seed, device=args.device,
+        args.embeddings, args.target, args.out, task_type=args.task,
+        protocols={protocol: common for protocol in names}, seed=args.seed, device=args.device,
     )
     for protocol, result in outcome.results.items():
         shown = ", ".join(f"{k} {v:.3f}" for k, v in result.metrics.items()
@@ -79,13 +78,13 @@ def handle(args: argparse.Namespace) -> int:
 
 
 def _track(args: argparse.Namespace, outcome: EvaluationResult) -> None:
-    from medprobe.embed.table import read_table
+    from medprobe.embed.table import read_metadata
     from medprobe.evaluation.tracking import log_evaluation
-    from medprobe.tracking import TrackingStore
-    from medprobe.tracking.redaction import redacted_uri
+    from medprobe.tracking.recorder import RunRecorder
 
     uri = args.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{args.out.resolve() / 'mlflow.db'}"
-    frame, _, metadata = read_table(args.embeddings)
+    metadata = read_metadata(args.embeddings)
     model = args.model or str(metadata.get("model") or args.embeddings.stem)
-    run_id = log_evaluation(TrackingStore(uri), args.experiment, outcome, frame, metadata, model, args.out)
-    print(f"tracking: {redacted_uri(uri)} · experiment '{args.experiment}' · run {run_id}")
+    runs = RunRecorder(uri, args.experiment)
+    run = log_evaluation(runs, outcome, metadata, model, args.out)
+    print(f"tracking: {runs.display_uri} · experiment '{args.experiment}' · run {runs.server_run_id(run)}")

@@ -1,34 +1,69 @@
-"""What `medprobe run` and `medprobe transfer` print about a job: outcome tables and where the runs went."""
+"""What `medprobe run` and `medprobe transfer` print about a job: outcome tables, their notes and where the runs
+went. Tables keep to 120 columns: a few headline metrics per task, each with its 95 % interval in the same cell."""
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
-import pandas as pd
-
-from medprobe.cli.formatting import format_frame
+from medprobe.cli.formatting import aligned
 
 if TYPE_CHECKING:  # the job machinery imports torch; keep `medprobe --help` fast
     from medprobe.jobs import JobReport, ProtocolOutcome, TransferOutcome
 
+#: The metrics a job's tables show, per task type, when present; every metric is in results.json and MLflow.
+HEADLINE = {"classification": ("auroc", "balanced_accuracy", "accuracy"), "regression": ("mae", "r2")}
+
+
+def with_interval(metrics: Mapping[str, float], name: str) -> str:
+    """`0.950 [0.900, 0.990]`, or the value alone when it has no interval; '–' when the metric is missing."""
+    value = metrics.get(name)
+    if value is None or not math.isfinite(value):
+        return "–"
+    low, high = metrics.get(f"{name}_ci_low"), metrics.get(f"{name}_ci_high")
+    if low is None or high is None:
+        return f"{value:.3f}"
+    return f"{value:.3f} [{low:.3f}, {high:.3f}]"
+
+
+def headline_metrics(outcomes: Sequence[Mapping[str, float]]) -> list[str]:
+    """The headline metrics any of these results has, classification first."""
+    present = {name for metrics in outcomes for name in metrics}
+    return [name for names in HEADLINE.values() for name in names if name in present]
+
 
 def print_outcomes(outcomes: list[ProtocolOutcome]) -> None:
+    """One table per task (model × protocol rows), then each run's notes."""
     if not outcomes:
         return
-    rows = [{"model": o.model, "task": o.task, "protocol": o.protocol,
-             **{k: v for k, v in o.metrics.items() if "/" not in k}} for o in outcomes]
-    print(format_frame(pd.DataFrame(rows).set_index(["task", "model", "protocol"])))
+    for task in dict.fromkeys(o.task for o in outcomes):
+        rows = [o for o in outcomes if o.task == task]
+        names = headline_metrics([o.metrics for o in rows])
+        print(f"\n{task} (test metrics, 95 % subject-bootstrap intervals)")
+        table = [[o.model, o.protocol, *(with_interval(o.metrics, n) for n in names)] if o.metrics
+                 else [o.model, o.protocol, "skipped", *([""] * (len(names) - 1))] for o in rows]
+        print(aligned(["model", "protocol", *names], table))
+    print_notes({f"{o.model}/{o.task}/{o.protocol}": o.notes for o in outcomes})
 
 
 def print_transfers(outcomes: list[TransferOutcome]) -> None:
-    """Train site → this site, one row per model and task, with the point metrics."""
+    """Train site → this site, one row per model and task, with the headline metrics and their intervals."""
     if not outcomes:
         return
-    rows = [{"task": o.task, "model": o.model, "train_site": o.train_site,
-             **{k: v for k, v in o.metrics.items() if "/" not in k and not k.endswith(("_ci_low", "_ci_high"))}}
-            for o in outcomes]
-    print("transfer: other sites' heads scored on this site's rows")
-    print(format_frame(pd.DataFrame(rows).set_index(["task", "model", "train_site"])))
+    names = headline_metrics([o.metrics for o in outcomes])
+    print("\ntransfer: other sites' heads scored on this site's rows")
+    print(aligned(["task", "model", "train site", *names],
+                  [[o.task, o.model, o.train_site, *(with_interval(o.metrics, n) for n in names)] for o in outcomes]))
+    print_notes({f"{o.train_site} → {o.model}/{o.task}": o.notes for o in outcomes})
+
+
+def print_notes(notes: Mapping[str, Sequence[str]]) -> None:
+    """Each run's notes once (what was left out, folds reduced, classes missing, ...)."""
+    lines = [f"  {where}: {note}" for where, items in notes.items() for note in dict.fromkeys(items)]
+    if lines:
+        print("notes:")
+        print("\n".join(lines))
 
 
 def print_tracking(report: JobReport) -> None:

@@ -16,9 +16,12 @@ from collections.abc import Sequence
 
 from medprobe.cli.exit_codes import EXIT_BUG
 
-# No telemetry from MLflow at run time: hospital jobs have no business calling out.
+# The command is the application, so it may set process-wide defaults the library never sets on import: no
+# telemetry from MLflow (hospital jobs have no business calling out), and no INFO lines from MLflow's own logger
+# (it configures itself when imported, after `_configure_logging` ran).
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("DO_NOT_TRACK", "true")
+os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
 
 
 #: One module per command, each with `register(subparsers)`; a new command is a new module and one line here.

@@ -24,15 +24,18 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def handle(args: argparse.Namespace) -> int:
-    from medprobe.jobs import describe_plan, run_job
     from medprobe.spec import load_spec
 
-    spec = load_spec(args.spec)
+    spec = load_spec(args.spec)  # before torch is imported: a typo in the spec answers at once
     if args.dry_run:
+        from medprobe.jobs.plan import describe_plan
+
         for line in describe_plan(spec):
             print(line)
         print("dry run: spec and manifest are valid; nothing was run")
         return EXIT_OK
+    from medprobe.jobs.site_job import run_job
+
     print(f"medprobe run: pipeline '{spec.name}', site '{spec.site}'")
     report = run_job(spec, progress=not args.no_progress, offline=args.offline)
     print_outcomes(report.outcomes)

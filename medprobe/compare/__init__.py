@@ -1,5 +1,6 @@
 """Cross-site comparison: tables over the runs of an experiment, the transfer matrix, figures and the HTML report."""
 
+from medprobe.compare.identity import identity_notes, model_labels
 from medprobe.compare.report import ComparisonFiles, write_report
 from medprobe.compare.table import HEADLINE_METRICS, protocol_runs, sites_side_by_side
 from medprobe.compare.transfer import matrix_tables, matrix_title, transfer_matrix, transfer_runs
@@ -7,8 +8,10 @@ from medprobe.compare.transfer import matrix_tables, matrix_title, transfer_matr
 __all__ = [
     "HEADLINE_METRICS",
     "ComparisonFiles",
+    "identity_notes",
     "matrix_tables",
     "matrix_title",
+    "model_labels",
     "protocol_runs",
     "sites_side_by_side",
     "transfer_matrix",

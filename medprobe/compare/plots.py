@@ -6,12 +6,10 @@ from __future__ import annotations
 import io
 import re
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
 
 _SHOTS = re.compile(r"^shots(\d+)/(.+)_mean$")
 
@@ -34,7 +32,8 @@ def transfer_heatmap(grid: pd.DataFrame, metric: str, title: str) -> bytes:
 def _grid(table: pd.DataFrame, metric: str, title: str, xlabel: str = "", ylabel: str = "",
           outline_diagonal: bool = False) -> bytes:
     """An annotated heatmap of a numeric table."""
-    fig, ax = plt.subplots(figsize=(1.6 + 1.1 * table.shape[1], 1.2 + 0.5 * table.shape[0]))
+    fig = Figure(figsize=(1.6 + 1.1 * table.shape[1], 1.2 + 0.5 * table.shape[0]))
+    ax = fig.add_subplot()
     values = table.to_numpy(dtype=float)
     image = ax.imshow(values, cmap="viridis", aspect="auto")
     ax.set_xticks(range(table.shape[1]), table.columns, rotation=30, ha="right")
@@ -49,7 +48,7 @@ def _grid(table: pd.DataFrame, metric: str, title: str, xlabel: str = "", ylabel
                     fontsize=8)
     if outline_diagonal:
         for i in range(min(table.shape)):
-            ax.add_patch(plt.Rectangle((i - 0.5, i - 0.5), 1, 1, fill=False, edgecolor="white", linewidth=2))
+            ax.add_patch(Rectangle((i - 0.5, i - 0.5), 1, 1, fill=False, edgecolor="white", linewidth=2))
     fig.colorbar(image, ax=ax, label=metric)
     ax.set_title(title)
     return _png(fig)
@@ -65,7 +64,8 @@ def forest(runs: pd.DataFrame, metric: str, task: str, protocol: str) -> bytes |
     labels = [f"{r.model} @ {r.site}" for r in rows.itertuples()]
     values = rows[metric].to_numpy(dtype=float)
     low_col, high_col = f"{metric}_ci_low", f"{metric}_ci_high"
-    fig, ax = plt.subplots(figsize=(6.5, 0.9 + 0.35 * len(rows)))
+    fig = Figure(figsize=(6.5, 0.9 + 0.35 * len(rows)))
+    ax = fig.add_subplot()
     positions = np.arange(len(rows))[::-1]
     if low_col in rows and high_col in rows:
         low, high = rows[low_col].to_numpy(dtype=float), rows[high_col].to_numpy(dtype=float)
@@ -86,7 +86,8 @@ def fewshot_curves(runs: pd.DataFrame, task: str, metric: str = "accuracy") -> b
     if rows.empty or not columns:
         return None
     shots = sorted(columns)
-    fig, ax = plt.subplots(figsize=(6.5, 4))
+    fig = Figure(figsize=(6.5, 4))
+    ax = fig.add_subplot()
     for _, row in rows.iterrows():  # not itertuples: metric names such as 'shots4/accuracy_mean' are no identifiers
         ax.plot(shots, [row[columns[s]] for s in shots], marker="o", label=f"{row['model']} @ {row['site']}")
     ax.set_xscale("log", base=2)
@@ -99,9 +100,8 @@ def fewshot_curves(runs: pd.DataFrame, task: str, metric: str = "accuracy") -> b
     return _png(fig)
 
 
-def _png(fig: plt.Figure) -> bytes:
+def _png(fig: Figure) -> bytes:
     buffer = io.BytesIO()
     fig.tight_layout()
     fig.savefig(buffer, format="png", dpi=110)
-    plt.close(fig)
     return buffer.getvalue()

@@ -12,6 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from medprobe.compare import plots
+from medprobe.compare.identity import identity_notes
 from medprobe.compare.table import HEADLINE_METRICS, main_metric, sites_side_by_side
 from medprobe.compare.transfer import matrix_tables
 
@@ -29,7 +30,8 @@ def write_report(runs: pd.DataFrame, experiment: str, out: Path, matrix: pd.Data
     out.mkdir(parents=True, exist_ok=True)
     csv = out / "comparison.csv"
     runs.to_csv(csv, index=False)
-    sections, figures = [], []
+    sections: list[str] = []
+    figures: list[Path] = []
     for (task, protocol), rows in runs.groupby(["task", "protocol"], sort=True):
         metric = main_metric(rows)
         if metric is None:
@@ -47,11 +49,13 @@ def write_report(runs: pd.DataFrame, experiment: str, out: Path, matrix: pd.Data
         matrix.to_csv(transfer_csv, index=False)
         sections.append(_transfer_section(out, matrix, figures))
     table = sites_side_by_side(runs, HEADLINE_METRICS)
+    notes = identity_notes(runs, *([matrix] if matrix is not None else []))
     page = _PAGE.format(
         title=html.escape(experiment),
         created=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         n_runs=len(runs),
         sites=html.escape(", ".join(sorted(runs["site"].unique()))),
+        notes="".join(f"<p><b>Note:</b> {html.escape(note)}.</p>" for note in notes),
         table=table.to_html(float_format=lambda v: f"{v:.3f}", na_rep="–") if not table.empty else "",
         sections="\n".join(sections),
     )
@@ -98,6 +102,7 @@ td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}} img{{max-width:1
 <h1>medprobe comparison: {title}</h1>
 <p>{n_runs} protocol run(s) from site(s) {sites}; generated {created}. Values are held-out test metrics; a model
 tagged random-init is a control, not an evaluation of pretrained weights.</p>
+{notes}
 <h2>Sites side by side</h2>
 {table}
 {sections}

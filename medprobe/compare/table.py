@@ -5,10 +5,13 @@ from __future__ import annotations
 import pandas as pd
 from mlflow.entities import Run
 
-from medprobe.errors import MedprobeError
+from medprobe.compare.identity import IDENTITY, identity_of, label_models
 from medprobe.tracking import TrackingStore, naming
+from medprobe.tracking.reading import find_experiment
 
 KEY_COLUMNS = ("site", "model", "task", "protocol")
+#: The columns of `protocol_runs` before the metrics (`comparison.csv`).
+COLUMNS = (*KEY_COLUMNS, "weights", "fingerprint", "model_key", "architecture")
 #: Shown in the terminal; the CSV keeps every metric.
 HEADLINE_METRICS = ("accuracy", "balanced_accuracy", "auroc", "mae", "rmse", "r2")
 #: The metric a figure shows: the first of these the runs have (classification first, then regression).
@@ -16,32 +19,34 @@ MAIN_METRICS = ("auroc", "balanced_accuracy", "accuracy", "mae", "r2")
 
 
 def protocol_runs(store: TrackingStore, experiment: str) -> pd.DataFrame:
-    """One row per finished protocol run with its key tags, weights label and `test/*` metrics (prefix dropped)."""
+    """One row per finished protocol run with its key tags, the model's identity and `test/*` metrics (prefix
+    dropped). `model` is the display label (`medprobe.compare.identity`): the model key, qualified when runs of
+    that key measured different models (fingerprints); `model_key`, `fingerprint`, `weights` and `architecture`
+    hold the tags."""
     rows = []
     for run in store.search_runs(experiment_id(store, experiment), f"tags.`{naming.RUN_KIND}` = 'protocol'"):
         tags = run.data.tags
         row = {
             "site": tags.get(naming.SITE, "?"),
-            "model": tags.get(naming.MODEL, "?"),
             "task": tags.get(naming.TASK, "?"),
             "protocol": tags.get(naming.PROTOCOL, "?"),
-            "weights": tags.get(naming.WEIGHTS, "?"),
+            **identity_of(tags),
             "start_time": run.info.start_time,
         }
         rows.append(row | held_out_metrics(run))
     if not rows:
-        return pd.DataFrame(columns=[*KEY_COLUMNS, "weights"])
-    frame = pd.DataFrame(rows).sort_values("start_time")
-    # A re-run of the same job supersedes the earlier one.
-    frame = frame.drop_duplicates(list(KEY_COLUMNS), keep="last").drop(columns=["start_time"])
+        return pd.DataFrame(columns=list(COLUMNS))
+    frame = pd.DataFrame(rows).sort_values("start_time", kind="stable")
+    # A re-run of the same job (same site, same model, same task) supersedes the earlier one.
+    frame = frame.drop_duplicates(["site", *IDENTITY, "task", "protocol"], keep="last").drop(columns=["start_time"])
+    frame = label_models(frame)
+    frame = frame[[*COLUMNS, *(c for c in frame.columns if c not in COLUMNS)]]
     return frame.sort_values(list(KEY_COLUMNS)).reset_index(drop=True)
 
 
 def experiment_id(store: TrackingStore, experiment: str) -> str:
-    found = store.client.get_experiment_by_name(experiment)
-    if found is None:
-        raise MedprobeError(f"experiment '{experiment}' not found in the tracking store")
-    return found.experiment_id
+    """The experiment's id; an unknown name is an error that lists the experiments the store holds."""
+    return find_experiment(store, experiment)
 
 
 def held_out_metrics(run: Run) -> dict[str, float]:

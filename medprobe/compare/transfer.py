@@ -4,48 +4,62 @@ The diagonal is each site's own linear-probe test metric (its linear protocol ru
 transfer run: the test site scored the head the train site published. The headline metric is the first of
 `MAIN_METRICS` the cells have (AUROC for classification, MAE for regression). `transfer_matrix` gives the cells in
 long format with their 95 % intervals (`transfer.csv`); `matrix_tables` the train × test grids to show.
+
+A matrix holds one model: runs are matched by identity (model key, fingerprint, weights label; see
+`medprobe.compare.identity`), never by the model key alone, so a random-init control's cells never land in the
+pretrained model's matrix.
 """
 
 from __future__ import annotations
 
 import pandas as pd
 
+from medprobe.compare.identity import IDENTITY, identity_of, label_models, model_labels
 from medprobe.compare.table import experiment_id, held_out_metrics, main_metric
 from medprobe.tracking import TrackingStore, naming
 
-KEYS = ("train_site", "test_site", "model", "task")
-COLUMNS = ("model", "task", "metric", "train_site", "test_site", "kind", "value", "ci_low", "ci_high")
+KEYS = ("train_site", "test_site", *IDENTITY, "task")
+#: `transfer.csv`; `model` is the display label, the identity columns come last (added after the first release).
+COLUMNS = ("model", "task", "metric", "train_site", "test_site", "kind", "value", "ci_low", "ci_high", *IDENTITY)
 
 
 def transfer_runs(store: TrackingStore, experiment: str) -> pd.DataFrame:
-    """One row per transfer run (the newest per train site, test site, model and task) with its test metrics."""
+    """One row per transfer run (the newest per train site, test site, model identity and task) with its test
+    metrics; `model` labelled as in `protocol_runs` (from these runs alone: `transfer_matrix` labels again)."""
     rows = []
     for run in store.search_runs(experiment_id(store, experiment), f"tags.`{naming.RUN_KIND}` = 'transfer'"):
         tags = run.data.tags
         rows.append({"train_site": tags.get(naming.TRAIN_SITE, "?"), "test_site": tags.get(naming.SITE, "?"),
-                     "model": tags.get(naming.MODEL, "?"), "task": tags.get(naming.TASK, "?"),
+                     **identity_of(tags), "task": tags.get(naming.TASK, "?"),
                      "start_time": run.info.start_time, **held_out_metrics(run)})
     if not rows:
-        return pd.DataFrame(columns=list(KEYS))
-    frame = pd.DataFrame(rows).sort_values("start_time").drop_duplicates(list(KEYS), keep="last")
-    return frame.drop(columns=["start_time"]).sort_values(list(KEYS)).reset_index(drop=True)
+        return pd.DataFrame(columns=["model", *KEYS])
+    frame = pd.DataFrame(rows).sort_values("start_time", kind="stable").drop_duplicates(list(KEYS), keep="last")
+    frame = label_models(frame.drop(columns=["start_time"]))
+    return frame.sort_values(list(KEYS)).reset_index(drop=True)
 
 
 def transfer_matrix(runs: pd.DataFrame, transfers: pd.DataFrame) -> pd.DataFrame:
-    """The cells of every (model, task) that has transfer runs: `runs` from `protocol_runs` give the diagonal."""
+    """The cells of every (model, task) that has transfer runs: `runs` from `protocol_runs` give the diagonal.
+
+    Cells combine only runs of one model identity (key, fingerprint, weights). `model` is labelled over the
+    identities of `runs` and `transfers` together, as `protocol_runs` labels the side-by-side table."""
     if transfers.empty:
         return pd.DataFrame(columns=list(COLUMNS))
-    own = runs[runs["protocol"] == "linear"].drop(columns=["protocol", "weights"], errors="ignore")
+    own = runs[runs["protocol"] == "linear"].drop(columns=["protocol"], errors="ignore")
     own = own.rename(columns={"site": "train_site"}).assign(test_site=lambda f: f["train_site"], kind="own")
-    cells = pd.concat([own, transfers.assign(kind="transfer")], ignore_index=True)
+    labels = model_labels(runs, transfers)
+    cells = pd.concat([label_models(own, labels), label_models(transfers, labels).assign(kind="transfer")],
+                      ignore_index=True)
     parts = []
-    for (model, task), rows in cells.groupby(["model", "task"], sort=True):
+    for (*identity, task), rows in cells.groupby([*IDENTITY, "task"], sort=True):
         metric = main_metric(rows)
         if metric is None or not (rows["kind"] == "transfer").any():
             continue
         part = rows[["train_site", "test_site", "kind"]].assign(
-            model=model, task=task, metric=metric, value=rows[metric],
-            ci_low=rows.get(f"{metric}_ci_low"), ci_high=rows.get(f"{metric}_ci_high"))
+            model=labels[tuple(identity)], task=task, metric=metric, value=rows[metric],
+            ci_low=rows.get(f"{metric}_ci_low"), ci_high=rows.get(f"{metric}_ci_high"),
+            **dict(zip(IDENTITY, identity, strict=True)))
         parts.append(part.dropna(subset=["value"]))
     if not parts:
         return pd.DataFrame(columns=list(COLUMNS))

@@ -115,7 +115,7 @@ def demo_spec(pipeline: str, site: str, manifest: str, modality: str, tasks: lis
             {"name": "handcrafted"},
         ],
         "tasks": [{"name": n, "target": t, "type": kind} for n, t, kind in tasks],
-        "protocols": {"linear": {}, "knn": {"k": [5, 10, 20], "primary_k": 10}},
+        "protocols": {"linear": {}, "knn": {"k": [5, 10, 20], "primary_k": 10}, "fewshot": {"shots": [1, 2, 4]}},
         "tracking": {"uri": tracking_uri},
         "workdir": workdir,
     }

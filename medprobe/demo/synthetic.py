@@ -386,7 +386,7 @@ def _world_grid(shift_mm: tuple[float, float, float]) -> tuple[np.ndarray, np.nd
     """World coordinates of the RAS voxel grid, in the head's frame (the head moved by ``shift_mm``)."""
     affine = _ras_affine()
     axes = [affine[d, d] * np.arange(MRI_SHAPE[d]) + affine[d, 3] - shift_mm[d] for d in range(3)]
-    return np.meshgrid(*axes, indexing="ij", sparse=True)  # type: ignore[return-value]
+    return np.meshgrid(*axes, indexing="ij", sparse=True)
 
 
 def _ellipsoid_radius(
@@ -527,8 +527,8 @@ def _style_for(index: int, rng: np.random.Generator) -> SiteStyle:
         offset=float(rng.uniform(0.0, 80.0)),
         noise_sd=float(rng.uniform(10.0, 35.0)),
         bias_amplitude=float(rng.uniform(0.05, 0.2)),
-        bias_axis=tuple(rng.normal(0.0, 1.0, 3).tolist()),  # type: ignore[arg-type]
-        fundus_cast=tuple(cast.tolist()),  # type: ignore[arg-type]
+        bias_axis=tuple(rng.normal(0.0, 1.0, 3).tolist()),
+        fundus_cast=tuple(cast.tolist()),
         fundus_brightness=float(rng.uniform(0.75, 1.1)),
         fundus_noise_sd=float(rng.uniform(1.0, 6.0)),
         jpeg_quality=int(rng.integers(50, 96)),

@@ -351,7 +351,8 @@ def _worker_died(error: RuntimeError) -> bool:
 
 
 def _loader(dataset: Dataset[LoadedSample], settings: EmbedSettings,
-            chain: PreprocessChain) -> DataLoader[list[LoadedSample]]:
+            chain: PreprocessChain) -> DataLoader[LoadedSample]:
+    # typed by the dataset's items; each batch it yields is a list of them (`collate_samples`)
     return DataLoader(
         dataset,
         batch_size=1,
@@ -450,6 +451,7 @@ def _metadata(encoder: Encoder, chain: PreprocessChain, settings: EmbedSettings,
         "encoder_fingerprint": encoder.fingerprint,
         "model": encoder.name,
         "weights": encoder.weights_label,
+        "pretrained": encoder.pretrained,
         "embed_dim": encoder.embed_dim,
         "precision": precision,
         "precision_requested": settings.precision,

@@ -137,7 +137,7 @@ def read_tokens(table_path: Path, metadata: dict[str, object]) -> np.ndarray | N
     if not path.is_file():
         raise MedprobeError(f"{table_path}: its patch tokens file {path.name} is missing; re-run the embedding")
     tokens = np.load(path, mmap_mode="r")
-    if list(tokens.shape) != list(entry["shape"]):  # type: ignore[arg-type]
+    if list(tokens.shape) != list(entry["shape"]):
         raise MedprobeError(f"{path}: shape {tokens.shape} does not match the table's {entry['shape']}; "
                             "re-run the embedding")
     return tokens

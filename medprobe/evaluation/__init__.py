@@ -1,10 +1,23 @@
-"""Evaluate a whole embedding table: every protocol, then metrics.json, per-sample predictions and plots.
+"""Evaluate a whole embedding table for one task: every protocol, then metrics.json, predictions and plots.
 
-`medprobe evaluate` calls `evaluate_file`; a job that already holds the table calls `evaluate_embeddings` and
-`write_report` (or `evaluate_and_write`, both in one call).
+`evaluate_task` is the one evaluation function: a site job, `medprobe evaluate`, the Python API and the transfer
+step's rows go through it and `TaskRows`, the one rule for which rows a task uses and how they split;
+`medprobe evaluate` enters through `evaluate_file`. Names load on first use (PEP 562): `TaskRows` needs no torch.
 """
 
-from medprobe.evaluation.report import write_report
-from medprobe.evaluation.suite import EvaluationResult, evaluate_and_write, evaluate_embeddings, evaluate_file
+from __future__ import annotations
 
-__all__ = ["EvaluationResult", "evaluate_and_write", "evaluate_embeddings", "evaluate_file", "write_report"]
+from medprobe.lazy_exports import lazy_getattr
+
+_WHERE = {
+    "write_report": "report",
+    "TaskRows": "rows",
+    "EvaluationResult": "suite",
+    "evaluate_and_write": "suite",
+    "evaluate_file": "suite",
+    "evaluate_task": "suite",
+}
+
+__all__ = sorted(_WHERE)
+
+__getattr__ = lazy_getattr(__name__, {name: f"medprobe.evaluation.{module}" for name, module in _WHERE.items()})

@@ -1,14 +1,13 @@
 """Write an evaluation: `metrics.json`, `predictions/<protocol>.parquet` and `plots/<protocol>_*.png`.
 
 Subject ids in the predictions are medprobe pseudonyms: ids that already look like one (`sub-` + 16 hex digits)
-are kept, any other id is replaced by `sub-` + HMAC-SHA256(salt, id)[:16] with a salt drawn for this report (or the
-caller's), so a table from elsewhere does not leak its identifiers into the outputs.
+are kept, any other id is replaced by the job's own pseudonym formula (`medprobe.embed.pseudonyms.pseudonym`) with a
+salt drawn for this report (or the caller's), so a table from elsewhere does not leak its identifiers into the
+outputs.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import math
 import re
@@ -19,6 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from medprobe.embed.pseudonyms import pseudonym
 from medprobe.evaluation.suite import EvaluationResult
 from medprobe.metrics import plots
 
@@ -31,11 +31,12 @@ def pseudonymise(subjects: pd.Series, salt: bytes | None = None) -> pd.Series:
     if values.map(lambda s: bool(PSEUDONYM.match(s))).all():
         return values
     key = salt if salt is not None else secrets.token_bytes(32)
-    return values.map(lambda s: "sub-" + hmac.new(key, f"sub:{s}".encode(), hashlib.sha256).hexdigest()[:16])
+    return values.map(lambda s: pseudonym(key, "sub", s))
 
 
-def write_report(outcome: EvaluationResult, frame: pd.DataFrame, out_dir: Path, salt: bytes | None = None) -> None:
+def write_report(outcome: EvaluationResult, out_dir: Path, salt: bytes | None = None) -> None:
     """Write every file of the report into `out_dir`; `outcome.written` lists them."""
+    frame = outcome.frame
     out_dir = Path(out_dir)
     (out_dir / "predictions").mkdir(parents=True, exist_ok=True)
     (out_dir / "plots").mkdir(parents=True, exist_ok=True)
@@ -52,6 +53,11 @@ def write_report(outcome: EvaluationResult, frame: pd.DataFrame, out_dir: Path, 
     outcome.written.insert(0, path)
 
 
+def protocol_plots(out_dir: Path, protocol: str) -> list[Path]:
+    """The plots `write_report` wrote for one protocol."""
+    return sorted((Path(out_dir) / "plots").glob(f"{protocol}_*.png"))
+
+
 def _summary(outcome: EvaluationResult) -> dict[str, Any]:
     protocols = {}
     for protocol, result in outcome.results.items():
@@ -61,7 +67,7 @@ def _summary(outcome: EvaluationResult) -> dict[str, Any]:
             for k in point if f"{k}_ci_low" in result.metrics
         }
         protocols[protocol] = {
-            "metrics": _finite(point), "ci95": intervals, "notes": result.notes, "params": result.params,
+            "metrics": _finite(point), "ci95": intervals, "notes": outcome.notes(protocol), "params": result.params,
             "n_train": result.n_train, "n_test": result.n_test,
         }
     return {

@@ -1,4 +1,8 @@
-"""Run protocols over one embedding table and collect their results (the part `medprobe run` can reuse)."""
+"""`evaluate_task`: an embedding table through every protocol for one task — the one evaluation function.
+
+A site job (`medprobe run`), `medprobe evaluate`, the Python API and the transfer step's row selection all go
+through it and `TaskRows`, so the same table and options give the same numbers whichever front end ran them.
+"""
 
 from __future__ import annotations
 
@@ -11,53 +15,96 @@ import numpy as np
 import pandas as pd
 
 from medprobe.errors import MedprobeError, ProbeError
+from medprobe.evaluation.rows import TaskRows
 from medprobe.probes import ALL_PROTOCOLS, PROTOCOLS, ProtocolResult, evaluate_protocol
+from medprobe.probes.options import ProtocolOptions, options_for
+
+ProtocolOptionsIn = Mapping[str, "ProtocolOptions | Mapping[str, Any] | None"] | Sequence[str]
 
 
 @dataclass
 class EvaluationResult:
-    """Per protocol, its result or the reason it could not run; `written` lists the files of `write_report`."""
+    """Per protocol, its result or the reason it could not run, on `rows` of the table (`frame`: those rows).
+    `written` lists the files of `write_report`."""
 
-    target: str
-    task_type: str
-    n_rows: int
+    rows: TaskRows
+    frame: pd.DataFrame
+    options: dict[str, ProtocolOptions] = field(default_factory=dict)
     results: dict[str, ProtocolResult] = field(default_factory=dict)
     failures: dict[str, str] = field(default_factory=dict)
     written: list[Path] = field(default_factory=list)
 
+    @property
+    def target(self) -> str:
+        return self.rows.target
 
-def evaluate_embeddings(
-    frame: pd.DataFrame,
+    @property
+    def task_type(self) -> str:
+        return self.rows.task_type
+
+    @property
+    def n_rows(self) -> int:
+        return len(self.rows)
+
+    def summary(self) -> pd.DataFrame:
+        """One row per protocol and metric: value, 95 % interval (NaN when none), and the protocols that could not
+        run with their reason."""
+        rows = []
+        for protocol, result in self.results.items():
+            for name, value in result.metrics.items():
+                if name.endswith(("_ci_low", "_ci_high")):
+                    continue
+                rows.append({"protocol": protocol, "metric": name, "value": value,
+                             "ci_low": result.metrics.get(f"{name}_ci_low", np.nan),
+                             "ci_high": result.metrics.get(f"{name}_ci_high", np.nan)})
+        rows += [{"protocol": protocol, "metric": "could not run", "value": np.nan, "ci_low": np.nan,
+                  "ci_high": np.nan, "reason": reason} for protocol, reason in self.failures.items()]
+        return pd.DataFrame(rows)
+
+    def notes(self, protocol: str) -> list[str]:
+        """What the rows left out, then what the protocol noted."""
+        result = self.results.get(protocol)
+        return [*self.rows.notes, *(result.notes if result else [])]
+
+
+def evaluate_task(
+    table: pd.DataFrame,
     X: np.ndarray,
     target: str,
     task_type: str = "classification",
-    protocols: Sequence[str] = PROTOCOLS,
-    options: Mapping[str, Mapping[str, Any] | None] | None = None,
+    protocols: ProtocolOptionsIn = PROTOCOLS,
     seed: int = 0,
     tokens: np.ndarray | None = None,
     device: str | None = None,
 ) -> EvaluationResult:
-    """Evaluate `X` (one row per row of `frame`) for the label column `target` with each protocol.
+    """Evaluate `X` (one row per row of `table`) for the label column `target` with each protocol.
 
-    `frame` needs `subject_id` and `target`; a `split` column (train/val/test) is used when present, else
-    subject-grouped cross-validation. `options[protocol]` are that protocol's options (see `evaluate_protocol`).
-    A protocol that cannot run on this data (ProbeError) is recorded in `failures`; the others still run.
+    `protocols` names the protocols, or maps each to its options (a `medprobe.probes.options` model, a mapping
+    of option values, or None for the defaults). `table` needs `subject_id` and `target`; see `TaskRows` for
+    which rows are used and how they split. `tokens` (rows matching `table`) feed the attentive protocol. A
+    protocol that cannot run on this data is recorded in `failures` with the reason; the others still run.
     """
-    unknown = [p for p in protocols if p not in ALL_PROTOCOLS]
-    if unknown or not protocols:
+    chosen = dict(protocols) if isinstance(protocols, Mapping) else dict.fromkeys(protocols)
+    unknown = [p for p in chosen if p not in ALL_PROTOCOLS]
+    if unknown or not chosen:
         raise MedprobeError(f"unknown protocol(s) {unknown}; choose from {', '.join(ALL_PROTOCOLS)}")
-    missing = [column for column in ("subject_id", target) if column not in frame.columns]
-    if missing:
-        raise MedprobeError(f"missing column(s) {missing}; found {list(frame.columns)}")
-    if len(frame) != len(X):
-        raise MedprobeError(f"{len(frame)} table rows but {len(X)} embeddings")
-    split = frame["split"].to_numpy() if "split" in frame.columns and frame["split"].notna().any() else None
-    outcome = EvaluationResult(target=target, task_type=task_type, n_rows=len(frame))
-    for protocol in protocols:
+    if len(table) != len(X):
+        raise MedprobeError(f"{len(table)} table rows but {len(X)} embeddings")
+    rows = TaskRows.of(table, target, task_type)
+    outcome = EvaluationResult(rows=rows, frame=rows.frame(table))
+    X_rows = np.asarray(X)[rows.usable]
+    for protocol, given in chosen.items():
+        options = options_for(protocol, given)
+        outcome.options[protocol] = options
         try:
+            if len(rows) == 0:
+                raise ProbeError(f"no sample has a usable '{target}' label")
+            if protocol == "attentive" and tokens is None:
+                raise ProbeError("no patch tokens: the attentive probe needs an encoder that exposes them "
+                                 "(DINOv2, RETFound, timm:..., monai_vit3d) and a table embedded with tokens")
             outcome.results[protocol] = evaluate_protocol(
-                protocol, (options or {}).get(protocol), X, frame[target].to_numpy(), task_type,
-                frame["subject_id"].to_numpy(), split, seed, tokens=tokens, device=device,
+                protocol, options, X_rows, rows.labels, task_type, rows.subjects, rows.split, seed,
+                tokens=np.asarray(tokens)[rows.usable] if protocol == "attentive" else None, device=device,
             )
         except ProbeError as error:
             outcome.failures[protocol] = str(error)
@@ -65,13 +112,13 @@ def evaluate_embeddings(
 
 
 def evaluate_and_write(
-    frame: pd.DataFrame, X: np.ndarray, target: str, out_dir: Path, salt: bytes | None = None, **kwargs: Any
+    table: pd.DataFrame, X: np.ndarray, target: str, out_dir: Path, salt: bytes | None = None, **kwargs: Any
 ) -> EvaluationResult:
-    """`evaluate_embeddings` then `write_report` into `out_dir`: what `medprobe run` calls per (model, task)."""
+    """`evaluate_task` then `write_report` into `out_dir`."""
     from medprobe.evaluation.report import write_report
 
-    outcome = evaluate_embeddings(frame, X, target, **kwargs)
-    write_report(outcome, frame, out_dir, salt=salt)
+    outcome = evaluate_task(table, X, target, **kwargs)
+    write_report(outcome, out_dir, salt=salt)
     return outcome
 
 

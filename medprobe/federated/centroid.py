@@ -17,7 +17,7 @@ from medprobe.federated.statistics import ClassSums
 TEMPERATURE = 0.1
 
 
-def cl2n(X: np.ndarray, mean: np.ndarray) -> np.ndarray:
+def cl2n(X: np.ndarray, mean: np.ndarray | float) -> np.ndarray:
     """Centre on `mean` and L2-normalise (an all-zero row stays zero); float64."""
     centred = np.asarray(X, dtype=np.float64) - mean
     return centred / np.maximum(np.linalg.norm(centred, axis=1, keepdims=True), 1e-12)

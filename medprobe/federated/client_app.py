@@ -57,7 +57,7 @@ def make_client_app(sites: Sequence[tuple[str, Path | str]] = ()) -> ClientApp:
     @app.query("centroid")
     def answer_centroid_sums(message: Message, context: Context) -> Message:
         data = site(message, context)
-        classes = list(message.content["config"]["classes"])
+        classes = records.texts(message.content["config"]["classes"])
         mean = records.from_record(message.content["arrays"])["mean"]
         sums = class_sums(cl2n(data.X_train, mean), encode(data.y_train, classes), len(classes))
         return _reply(message, {
@@ -78,13 +78,13 @@ def make_client_app(sites: Sequence[tuple[str, Path | str]] = ()) -> ClientApp:
     def train(message: Message, context: Context) -> Message:
         data = site(message, context)
         config = message.content["config"]
-        classes = list(config["classes"])
+        classes = records.texts(config["classes"])
         scaler = Standardisation(np.asarray(config["mean"]), np.asarray(config["std"]))
         start = LinearHead(**records.from_record(message.content["arrays"]))
         head, loss = train_local(
             start, scaler.apply(data.X_train), encode(data.y_train, classes),
-            iterations=int(config["local-iterations"]), l2=float(config["l2"]),
-            mu=float(config.get("proximal-mu", 0.0)),
+            iterations=int(records.number(config["local-iterations"])), l2=float(records.number(config["l2"])),
+            mu=float(records.number(config.get("proximal-mu", 0.0))),
         )
         return _reply(message, {
             "arrays": records.to_record({"weight": head.weight, "bias": head.bias}),
@@ -101,14 +101,14 @@ def make_client_app(sites: Sequence[tuple[str, Path | str]] = ()) -> ClientApp:
             head = RidgeHead(arrays["coef"], float(arrays["intercept"].reshape(-1)[0]))
             metrics = score_site(protocol, _numeric(data.y_test, data.site), head.predict(data.X_test))
         else:
-            classes = list(config["classes"])
+            classes = records.texts(config["classes"])
             if protocol == "centroid":
                 proba = CentroidHead(arrays["mean"], arrays["centroids"]).predict_proba(data.X_test)
             else:
                 scaler = Standardisation(np.asarray(config["mean"]), np.asarray(config["std"]))
                 proba = LinearHead(arrays["weight"], arrays["bias"]).predict_proba(scaler.apply(data.X_test))
             metrics = score_site(protocol, np.asarray(label_text(data.y_test.tolist())), proba, classes)
-        return _reply(message, {"metrics": MetricRecord(metrics), "site": ConfigRecord({"name": data.site})})
+        return _reply(message, {"metrics": MetricRecord(dict(metrics)), "site": ConfigRecord({"name": data.site})})
 
     return app
 

@@ -83,8 +83,9 @@ def survey_sites(grid, nodes: Sequence[int], settings: FederatedSettings) -> Sur
     for reply in replies:
         about, arrays = reply.content["site"], records.from_record(reply.content["arrays"])
         sites.append(str(about["name"]))
-        parts.append(Moments(int(reply.content["metrics"][records.NUM_EXAMPLES]), arrays["total"], arrays["squares"]))
-        labels.append(list(about.get("labels", [])))
+        count = int(records.number(reply.content["metrics"][records.NUM_EXAMPLES]))
+        parts.append(Moments(count, arrays["total"], arrays["squares"]))
+        labels.append(records.texts(about.get("labels", [])))
         models.add(str(about["model"]))
         fingerprints.add(str(about["encoder-fingerprint"]))
     if len(set(sites)) != len(sites):
@@ -144,8 +145,8 @@ def _ridge(grid, settings: FederatedSettings, survey: Survey, on_round) -> dict:
     parts = []
     for reply in replies:
         arrays, metrics = records.from_record(reply.content["arrays"]), reply.content["metrics"]
-        parts.append(RidgeStats(arrays["gram"], arrays["cross"], int(metrics[records.NUM_EXAMPLES]),
-                                arrays["x_total"], float(metrics["y-total"])))
+        parts.append(RidgeStats(arrays["gram"], arrays["cross"], int(records.number(metrics[records.NUM_EXAMPLES])),
+                                arrays["x_total"], float(records.number(metrics["y-total"]))))
     try:
         head = RidgeHead.solve(pooled_ridge_stats(parts), settings.alpha)
     except np.linalg.LinAlgError:

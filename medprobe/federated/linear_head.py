@@ -33,7 +33,6 @@ def train_local(
     start: LinearHead, Z: np.ndarray, codes: np.ndarray, iterations: int = 20, l2: float = 1e-4, mu: float = 0.0
 ) -> tuple[LinearHead, float]:
     """Return the locally trained head and its final training loss (cross-entropy without penalties)."""
-    torch.manual_seed(0)
     features = torch.as_tensor(np.asarray(Z, dtype=np.float32))
     targets = torch.as_tensor(np.asarray(codes, dtype=np.int64))
     anchor_w = torch.as_tensor(start.weight, dtype=torch.float32)

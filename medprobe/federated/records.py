@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import numpy as np
-from flwr.app import Array, ArrayRecord
+from flwr.app import Array, ArrayRecord, ConfigRecord, ConfigRecordValues, MetricRecord
 
 #: Message types (Flower's "<category>.<action>"): what a site answers.
 MOMENTS = "query.moments"  # row count, sums and sums of squares of the training features; label values
@@ -24,5 +24,22 @@ def to_record(arrays: Mapping[str, np.ndarray]) -> ArrayRecord:
     return ArrayRecord({key: Array(np.ascontiguousarray(value)) for key, value in arrays.items()})
 
 
-def from_record(record: ArrayRecord) -> dict[str, np.ndarray]:
+def from_record(record: ArrayRecord | MetricRecord | ConfigRecord) -> dict[str, np.ndarray]:
+    """The arrays of a message's ArrayRecord (`message.content[key]`, which Flower types as any record)."""
+    if not isinstance(record, ArrayRecord):
+        raise TypeError(f"expected an ArrayRecord, got a {type(record).__name__}")
     return {key: array.numpy() for key, array in record.items()}
+
+
+def number(value: Array | ConfigRecordValues) -> int | float:
+    """A number read from a metric or config record (a count, a metric, a setting)."""
+    if not isinstance(value, int | float):
+        raise TypeError(f"expected a number in the record, got a {type(value).__name__}")
+    return value
+
+
+def texts(value: Array | ConfigRecordValues) -> list[str]:
+    """A list of strings read from a config record (class labels)."""
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise TypeError(f"expected a list of strings in the record, got a {type(value).__name__}")
+    return [str(item) for item in value]

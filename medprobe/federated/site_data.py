@@ -15,6 +15,7 @@ import numpy as np
 
 from medprobe.embed.table import read_table
 from medprobe.errors import MedprobeError
+from medprobe.evaluation.rows import TaskRows
 
 
 @dataclass(frozen=True)
@@ -29,7 +30,9 @@ class SiteData:
 
 
 def load_site(path: Path | str, target: str, site: str = "") -> SiteData:
-    """Train rows are `split == "train"` (all rows when the table has no split column); test rows `split == "test"`.
+    """The rows of `TaskRows` (the rule every protocol uses): train rows are the train and val split (every
+    labelled row when the table has no split, or a blank one), test rows the test split. Labels are the table's
+    own values: the federated label map and the ridge targets read them.
 
     The site name is `site`, else the table's `site` column (when it holds one value), else the file stem.
     Cached per (path, modification time, target): a site node answers several messages per job.
@@ -45,13 +48,12 @@ def _load(path: str, _mtime: int, target: str, site: str) -> SiteData:
     frame, X, metadata = read_table(Path(path))
     if target not in frame.columns:
         raise MedprobeError(f"{path}: no target column {target!r}; found {sorted(frame.columns)}")
-    keep = frame[target].notna().to_numpy()
-    if "split" in frame.columns:
-        split = frame["split"].astype(str).to_numpy()
-        train, test = keep & (split == "train"), keep & (split == "test")
+    rows = TaskRows.of(frame, target, "classification")
+    X, y = X[rows.usable], frame[target].to_numpy()[rows.usable]
+    if rows.split is None:
+        train, test = np.ones(len(y), dtype=bool), np.zeros(len(y), dtype=bool)
     else:
-        train, test = keep, np.zeros(len(frame), dtype=bool)
-    y = frame[target].to_numpy()
+        train, test = np.isin(rows.split, ("train", "val")), rows.split == "test"
     return SiteData(
         site=site or _site_name(frame, Path(path)),
         X_train=X[train], y_train=y[train], X_test=X[test], y_test=y[test],

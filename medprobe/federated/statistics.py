@@ -42,8 +42,8 @@ def pooled_standardisation(parts: Sequence[Moments]) -> Standardisation:
     count = sum(p.count for p in parts)
     if count == 0:
         raise ValueError("no training rows at any site")
-    mean = sum(p.total for p in parts) / count
-    variance = np.maximum(sum(p.squares for p in parts) / count - np.square(mean), 0.0)
+    mean = _add([p.total for p in parts]) / count
+    variance = np.maximum(_add([p.squares for p in parts]) / count - np.square(mean), 0.0)
     std = np.sqrt(variance)
     return Standardisation(mean, np.where(std < MIN_STD, 1.0, std))
 
@@ -64,7 +64,7 @@ def class_sums(X: np.ndarray, codes: np.ndarray, n_classes: int) -> ClassSums:
 
 
 def pooled_class_sums(parts: Sequence[ClassSums]) -> ClassSums:
-    return ClassSums(sum(p.sums for p in parts), sum(p.counts for p in parts))
+    return ClassSums(_add([p.sums for p in parts]), _add([p.counts for p in parts]))
 
 
 @dataclass(frozen=True)
@@ -85,6 +85,13 @@ def ridge_stats(X: np.ndarray, y: np.ndarray) -> RidgeStats:
 
 def pooled_ridge_stats(parts: Sequence[RidgeStats]) -> RidgeStats:
     return RidgeStats(
-        sum(p.gram for p in parts), sum(p.cross for p in parts), sum(p.count for p in parts),
-        sum(p.x_total for p in parts), float(sum(p.y_total for p in parts)),
+        _add([p.gram for p in parts]), _add([p.cross for p in parts]), sum(p.count for p in parts),
+        _add([p.x_total for p in parts]), float(sum(p.y_total for p in parts)),
     )
+
+
+def _add(arrays: Sequence[np.ndarray]) -> np.ndarray:
+    """Element-wise sum in the given order, as the builtin `sum` (whose empty sum would be the int 0)."""
+    if not arrays:
+        raise ValueError("no sites' statistics to combine")
+    return sum(arrays[1:], start=arrays[0].copy())

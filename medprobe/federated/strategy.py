@@ -14,7 +14,7 @@ from flwr.app import Message, MetricRecord
 from flwr.serverapp.strategy import FedAvg, FedProx
 
 from medprobe.errors import MedprobeError
-from medprobe.federated.records import NUM_EXAMPLES
+from medprobe.federated.records import NUM_EXAMPLES, number
 
 SiteMetrics = dict[str, dict[str, float]]
 RoundCallback = Callable[[int, SiteMetrics, dict[str, float]], None]
@@ -27,7 +27,7 @@ def site_metrics(replies: Iterable[Message]) -> SiteMetrics:
         if reply.has_error():
             raise MedprobeError(f"a site failed to evaluate: {reply.error.reason}")
         name = str(reply.content["site"]["name"])
-        out[name] = {key: float(value) for key, value in reply.content["metrics"].items()}
+        out[name] = {key: float(number(value)) for key, value in reply.content["metrics"].items()}
     return out
 
 
@@ -58,7 +58,7 @@ class _SiteEvaluation:
         aggregate = weighted_means(per_site)
         if self.on_evaluate is not None:
             self.on_evaluate(server_round, per_site, aggregate)
-        return MetricRecord(aggregate) if aggregate else None
+        return MetricRecord(dict(aggregate)) if aggregate else None
 
 
 class SiteFedAvg(_SiteEvaluation, FedAvg):
@@ -71,7 +71,11 @@ class SiteFedProx(_SiteEvaluation, FedProx):
 
 def build_strategy(name: str, mu: float, n_sites: int, on_evaluate: RoundCallback | None) -> FedAvg:
     """Every round trains and evaluates at all `n_sites` sites."""
-    common = {"min_train_nodes": n_sites, "min_evaluate_nodes": n_sites, "min_available_nodes": n_sites}
-    strategy = SiteFedProx(proximal_mu=mu, **common) if name == "fedprox" else SiteFedAvg(**common)
+    strategy: SiteFedProx | SiteFedAvg
+    if name == "fedprox":
+        strategy = SiteFedProx(proximal_mu=mu, min_train_nodes=n_sites, min_evaluate_nodes=n_sites,
+                               min_available_nodes=n_sites)
+    else:
+        strategy = SiteFedAvg(min_train_nodes=n_sites, min_evaluate_nodes=n_sites, min_available_nodes=n_sites)
     strategy.on_evaluate = on_evaluate
     return strategy

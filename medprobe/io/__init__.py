@@ -1,19 +1,26 @@
-"""Readers: one per format, all returning a MedicalImage with identifying metadata already dropped."""
+"""Readers: one per format, all returning a MedicalImage with identifying metadata already dropped; the manifest.
 
-from medprobe.io.dicom_file import read_dicom_file
-from medprobe.io.dicom_series import DicomSeries, SeriesIndex, index_folder, load_series
-from medprobe.io.image import SAFE_METADATA_KEYS, MedicalImage
-from medprobe.io.readers import READERS, format_of, read_image
+Names load on first use (PEP 562): reading a manifest or checking a spec must not import the DICOM stack.
+"""
 
-__all__ = [
-    "READERS",
-    "SAFE_METADATA_KEYS",
-    "DicomSeries",
-    "MedicalImage",
-    "SeriesIndex",
-    "format_of",
-    "index_folder",
-    "load_series",
-    "read_dicom_file",
-    "read_image",
-]
+from __future__ import annotations
+
+from medprobe.lazy_exports import lazy_getattr
+
+_WHERE = {
+    "read_dicom_file": "dicom_file",
+    "DicomSeries": "dicom_series",
+    "SeriesIndex": "dicom_series",
+    "index_folder": "dicom_series",
+    "load_series": "dicom_series",
+    "SAFE_METADATA_KEYS": "image",
+    "MedicalImage": "image",
+    "load_manifest": "manifest",
+    "READERS": "readers",
+    "format_of": "readers",
+    "read_image": "readers",
+}
+
+__all__ = sorted(_WHERE)
+
+__getattr__ = lazy_getattr(__name__, {name: f"medprobe.io.{module}" for name, module in _WHERE.items()})

@@ -22,7 +22,14 @@ from pydicom.dataset import Dataset
 
 from medprobe.errors import ReadError
 from medprobe.io.dicom_decode import DecodedPixels, decode_pixels
-from medprobe.io.dicom_geometry import Plane, frame_plane, geometry_label, order_slices, plane_affine
+from medprobe.io.dicom_geometry import (
+    Plane,
+    frame_plane,
+    geometry_label,
+    order_slices,
+    plane_affine,
+    stacked_positions,
+)
 from medprobe.io.dicom_header import functional_group, modality_name, quiet_pydicom, read_dataset, require_pixels
 from medprobe.io.dicom_reasons import dicom_modality_code, scrub
 from medprobe.io.image import MedicalImage
@@ -114,8 +121,8 @@ def _sorted_layout(path: str, planes: list[Plane]) -> FrameLayout:
     spacings = {p.spacing for p in planes}
     if len(spacings) > 1:
         raise ReadError(path, f"frames have {len(spacings)} different pixel spacings; not one volume")
-    positions = np.stack([p.position for p in planes])
-    sliced = order_slices(positions, planes[0].normal, np.arange(len(planes)))
+    positions, normal = stacked_positions(planes)
+    sliced = order_slices(positions, normal, np.arange(len(planes)))
     if sliced.problem:
         raise ReadError(path, sliced.problem)
     first = planes[sliced.order[0]]

@@ -11,7 +11,9 @@ scanners and PACS exports renumber freely.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from pydicom.dataset import Dataset
@@ -42,7 +44,7 @@ class Plane:
     def normal(self) -> np.ndarray | None:
         if self.orientation is None:
             return None
-        return np.cross(self.orientation[:3], self.orientation[3:])
+        return _normal_of(self.orientation)
 
     @property
     def orientation_key(self) -> tuple[float, ...] | None:
@@ -112,9 +114,20 @@ def plane_affine(plane: Plane, slice_vector: np.ndarray | None = None) -> np.nda
     lps = np.eye(4)
     lps[:3, 0] = plane.orientation[:3] * col_mm
     lps[:3, 1] = plane.orientation[3:] * row_mm
-    lps[:3, 2] = slice_vector if slice_vector is not None else plane.normal * depth
+    lps[:3, 2] = slice_vector if slice_vector is not None else _normal_of(plane.orientation) * depth
     lps[:3, 3] = plane.position
     return LPS_TO_RAS @ lps
+
+
+def stacked_positions(planes: Sequence[Plane]) -> tuple[np.ndarray, np.ndarray]:
+    """The positions (N, 3) of planes that all have a position and an orientation, and the first plane's normal.
+
+    Callers check first that every plane has both; a plane without them here is a bug.
+    """
+    placed = [(p.position, p.orientation) for p in planes if p.position is not None and p.orientation is not None]
+    if not placed or len(placed) != len(planes):
+        raise ValueError("stacked_positions needs planes that all have a position and an orientation")
+    return np.stack([position for position, _ in placed]), _normal_of(placed[0][1])
 
 
 def order_slices(positions: np.ndarray, normal: np.ndarray, tiebreak: np.ndarray) -> SliceOrder:
@@ -151,6 +164,11 @@ def order_slices(positions: np.ndarray, normal: np.ndarray, tiebreak: np.ndarray
     return result
 
 
+def _normal_of(orientation: np.ndarray) -> np.ndarray:
+    """Row cosine × column cosine."""
+    return np.cross(orientation[:3], orientation[3:])
+
+
 def _spacing_warnings(steps: np.ndarray, step: float) -> list[str]:
     messages = []
     gaps = steps > GAP_FACTOR * step
@@ -178,7 +196,8 @@ def _first(sources: tuple[Dataset | None, ...], keyword: str, count: int) -> np.
 def _floats(value: object, count: int) -> np.ndarray | None:
     if value is None or value == "":
         return None
-    items = [value] if isinstance(value, str | bytes) or not hasattr(value, "__iter__") else list(value)
+    # DICOM values are str, numbers or MultiValue; float() of anything else raises TypeError, caught below
+    items: list[Any] = [value] if isinstance(value, str | bytes) or not hasattr(value, "__iter__") else list(value)
     try:
         array = np.asarray([float(v) for v in items], dtype=np.float64)
     except (TypeError, ValueError):

@@ -23,7 +23,7 @@ from pydicom.dataset import Dataset
 from medprobe.errors import ReadError
 from medprobe.io.dicom_decode import DecodedPixels, decode_pixels
 from medprobe.io.dicom_file import PHYSICAL_MODALITIES, read_dicom_file
-from medprobe.io.dicom_geometry import Plane, frame_plane, order_slices, plane_affine
+from medprobe.io.dicom_geometry import Plane, frame_plane, order_slices, plane_affine, stacked_positions
 from medprobe.io.dicom_header import modality_name, quiet_pydicom, read_dataset, require_pixels
 from medprobe.io.dicom_reasons import dicom_modality_code, scrub
 from medprobe.io.image import MedicalImage
@@ -219,8 +219,8 @@ def _plan(headers: list[_Header]) -> _Plan:
     spacings = {tuple(np.round(h.plane.spacing, 4)) if h.plane.spacing else None for h in headers}
     if len(spacings) > 1:
         return _Plan(by_name, problem=f"{len(spacings)} different pixel spacings; cannot stack")
-    positions = np.stack([h.plane.position for h in headers])
-    order = order_slices(positions, headers[0].plane.normal, np.array([h.instance for h in headers]))
+    positions, normal = stacked_positions([h.plane for h in headers])
+    order = order_slices(positions, normal, np.array([h.instance for h in headers]))
     if order.problem:
         return _Plan(by_name, problem=order.problem)
     return _Plan([headers[i] for i in order.order], order.slice_vector, order.warnings)

@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -27,6 +27,9 @@ from medprobe.errors import ReadError
 from medprobe.io.dicom_header import quiet_pydicom
 from medprobe.io.image import MedicalImage
 from medprobe.io.readers import READERS, format_of, read_image
+
+if TYPE_CHECKING:
+    from medprobe.io.dicom_series import DicomSeries
 
 #: Every row has these keys, in this order; facts that do not apply (or could not be read) are None.
 ROW_KEYS = (
@@ -99,6 +102,7 @@ def _inspect_file(path: str) -> dict[str, Any]:
 
 
 def _inspect_folder(path: str, folder: Path) -> list[dict[str, Any]]:
+    series_list: list[DicomSeries]
     try:
         from medprobe.io import index_folder, load_series
     except ImportError:

@@ -42,10 +42,9 @@ def read_nibabel(path: Path) -> MedicalImage:
 
 
 def _stored_dtype(image: SpatialImage) -> str:
-    try:
-        return str(image.get_data_dtype())
-    except TypeError:  # ECAT stores a dtype per frame
+    if isinstance(image, nib.ecat.EcatImage):  # ECAT stores a dtype per frame
         return str(image.get_data_dtype(0))
+    return str(image.get_data_dtype())
 
 
 def _channels_first(data: np.ndarray, image: SpatialImage, path: Path) -> np.ndarray:

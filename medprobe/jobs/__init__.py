@@ -1,8 +1,21 @@
-"""Jobs: a site job end to end (embed → probe → track → transfer), its dry-run plan, and the transfer step alone."""
+"""Jobs: a site job end to end (embed → probe → track → transfer), its dry-run plan, and the transfer step alone.
 
-from medprobe.jobs.plan import describe_plan
-from medprobe.jobs.site_job import JobReport, ProtocolOutcome, run_job
-from medprobe.jobs.transfer_job import run_transfer
-from medprobe.jobs.transfer_step import TransferOutcome
+Names load on first use (PEP 562): a command that only checks a spec must not import torch.
+"""
 
-__all__ = ["JobReport", "ProtocolOutcome", "TransferOutcome", "describe_plan", "run_job", "run_transfer"]
+from __future__ import annotations
+
+from medprobe.lazy_exports import lazy_getattr
+
+_WHERE = {
+    "describe_plan": "plan",
+    "JobReport": "site_job",
+    "ProtocolOutcome": "site_job",
+    "run_job": "site_job",
+    "run_transfer": "transfer_job",
+    "TransferOutcome": "transfer_step",
+}
+
+__all__ = sorted(_WHERE)
+
+__getattr__ = lazy_getattr(__name__, {name: f"medprobe.jobs.{module}" for name, module in _WHERE.items()})

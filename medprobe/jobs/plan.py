@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
+
 from medprobe.errors import MedprobeError
+from medprobe.evaluation.rows import table_split
 from medprobe.jobs.datasets import site_rows
-from medprobe.models import model_card
 from medprobe.spec import PipelineSpec, load_manifest
 from medprobe.tracking.redaction import redacted_uri
 
@@ -21,14 +23,17 @@ def describe_plan(spec: PipelineSpec) -> list[str]:
         f"manifest   {spec.data.manifest} ({len(manifest)} rows, {manifest['subject_id'].nunique()} subjects)",
         f"modality   {spec.data.modality}; intensity {spec.data.intensity().mode}",
     ]
-    if "split" in manifest.columns:
-        counts = manifest["split"].value_counts(dropna=False).to_dict()
+    split = table_split(manifest)
+    if split is not None:
+        counts = pd.Series(split).replace("", "(blank)").value_counts().to_dict()
         lines.append("split      " + ", ".join(f"{k}: {v}" for k, v in sorted(counts.items(), key=str)))
     else:
-        lines.append("split      none in the manifest: stratified group k-fold by subject")
+        lines.append("split      none in the manifest (or blank): stratified group k-fold by subject")
     missing = [p for p in manifest["path"] if not Path(p).exists()]
     if missing:
         lines.append(f"WARNING    {len(missing)} file(s) listed in the manifest do not exist and would be skipped")
+    from medprobe.models import model_card  # imports torch: after the cheap checks of spec and manifest
+
     for model in spec.models:
         card = model_card(model.name)
         if model.weights is None:
@@ -47,7 +52,7 @@ def describe_plan(spec: PipelineSpec) -> list[str]:
     protocols = list(spec.protocols.enabled())
     lines.append(f"protocols  {', '.join(protocols)}")
     heads = "publishes its linear probe heads; " if "linear" in protocols else ""
-    rows = "test split" if "split" in manifest.columns else "all labelled rows"
+    rows = "test split" if split is not None else "all labelled rows"
     lines.append(f"transfer   {heads}scores other sites' heads (same encoder fingerprint) on the {rows}")
     lines.append(f"tracking   {redacted_uri(spec.tracking.uri)} · experiment '{spec.experiment_name}'")
     jobs = len(spec.models) * len(spec.tasks)

@@ -18,14 +18,16 @@ import pandas as pd
 from medprobe import __version__
 from medprobe.embed import EmbedResult, EmbedSettings, embed_manifest, resolve_device, site_salt
 from medprobe.errors import ProbeError
-from medprobe.evaluation import EvaluationResult, write_report
-from medprobe.jobs.datasets import dataset_digest, site_rows, task_rows
+from medprobe.evaluation import TaskRows, evaluate_task, write_report
+from medprobe.evaluation.report import protocol_plots
+from medprobe.jobs.datasets import site_rows
 from medprobe.jobs.recording import JobRecorder
 from medprobe.jobs.transfer_step import TransferOutcome, offline_message, transfer_step
 from medprobe.models import Encoder, load_encoder
 from medprobe.preprocess import PreprocessChain
-from medprobe.probes import ProtocolResult, evaluate_protocol
+from medprobe.probes import ProtocolResult
 from medprobe.probes.inputs import prepare_inputs
+from medprobe.probes.options import LinearOptions
 from medprobe.spec import PipelineSpec, load_manifest
 from medprobe.spec.pipeline import ModelSpec, TaskSpec
 from medprobe.transfer import FeatureSpace, fit_head, write_head
@@ -109,8 +111,8 @@ def run_job(spec: PipelineSpec, progress: bool = True, say: Callable[[str], None
 def _build_encoder(model_spec: ModelSpec, say: Callable[[str], None]) -> Encoder:
     encoder = load_encoder(model_spec.name, model_spec.weights, **model_spec.options)
     if not encoder.pretrained:
-        say(f"  WARNING {model_spec.key}: no weights given, using a RANDOM-INIT network; its numbers are a smoke "
-            "test or a control, not an evaluation of the pretrained model")
+        say(f"  WARNING {model_spec.key}: no weights, so a RANDOM-INIT network: a smoke test or a control, "
+            "not the pretrained model")
     return encoder
 
 
@@ -145,68 +147,50 @@ def _precision_note(embedded: EmbedResult) -> str:
 def _evaluate_task(spec: PipelineSpec, space: FeatureSpace, task: TaskSpec, embedded: EmbedResult,
                    embeddings: np.ndarray, recorder: JobRecorder, report: JobReport, say: Callable[[str], None],
                    salt: bytes) -> None:
-    """Every protocol on the rows labelled for `task`; `embeddings` are the table's vectors, all rows."""
-    table = embedded.frame
-    rows = task_rows(table, task)
-    y, usable, notes, subjects, split = rows.labels, rows.usable, rows.notes, rows.subjects, rows.split
-    X = embeddings[usable]
-    digest = dataset_digest(rows.sample_ids, y)
-    tokens = _usable_tokens(embedded, usable) if spec.protocols.attentive is not None else None
+    """Every protocol on the rows labelled for `task` (`evaluate_task`, as `medprobe evaluate` runs it), the linear
+    head published, and the runs logged; `embeddings` are the table's vectors, all rows."""
     started = time.perf_counter()
-    job_run = recorder.start_job_run(space, task, digest, n_samples=len(y), n_subjects=len(set(subjects)))
-    report.seconds["log"] += time.perf_counter() - started
-    evaluation = EvaluationResult(target=task.target, task_type=task.type, n_rows=len(y))
+    tokens = embedded.tokens() if spec.protocols.attentive is not None and len(embedded) else None
+    evaluation = evaluate_task(embedded.frame, embeddings, task.target, task.type, spec.protocols.enabled(),
+                               spec.seed, tokens=tokens)
+    rows = evaluation.rows
+    heads: dict[str, list[Path]] = {}
+    linear = spec.protocols.linear
+    if linear is not None and "linear" in evaluation.results:
+        heads["linear"] = _publish_head(spec, space, task, embeddings[rows.usable], rows, evaluation.results["linear"],
+                                        linear, say)
+    folder = spec.workdir / "evaluation" / space.model / task.name
+    write_report(evaluation, folder, salt=salt)
+    report.seconds["probe"] += time.perf_counter() - started
+
+    started = time.perf_counter()
+    job_run = recorder.start_job_run(space, task, rows.digest(), n_samples=len(rows),
+                                     n_subjects=len(set(rows.subjects)))
     run_ids: dict[str, str] = {}
-    for protocol, options in spec.protocols.enabled().items():
-        started = time.perf_counter()
-        try:
-            if len(y) == 0:
-                raise ProbeError(f"no sample has a usable '{task.target}' label")
-            if protocol == "attentive" and tokens is None:
-                raise ProbeError(f"model '{space.model}' does not expose patch tokens, which the attentive probe "
-                                 "needs (DINOv2, RETFound, timm:..., monai_vit3d do)")
-            result = evaluate_protocol(protocol, options.model_dump(), X, y, task.type, subjects, split, spec.seed,
-                                       tokens=tokens if protocol == "attentive" else None)
-        except ProbeError as exc:
-            message = f"{space.model}/{task.name}/{protocol}: {exc}"
+    for protocol in evaluation.options:
+        result = evaluation.results.get(protocol)
+        if result is None:
+            reason = evaluation.failures[protocol]
+            message = f"{space.model}/{task.name}/{protocol}: {reason}"
             report.failed_protocols.append(message)
             say(f"  SKIPPED {message}")
             result = ProtocolResult(metrics={}, predictions=pd.DataFrame(), params={}, n_train=0, n_test=0,
-                                    notes=[str(exc)])
-        head = (_publish_head(spec, space, task, X, y, subjects, split, result, options.model_dump(), say)
-                if protocol == "linear" and result.metrics else [])
-        report.seconds["probe"] += time.perf_counter() - started
-        started = time.perf_counter()
-        run_id = recorder.log_protocol(job_run, space.model, task, protocol, result, notes, rows.sample_ids,
-                                       head)
-        report.seconds["log"] += time.perf_counter() - started
+                                    notes=[reason])
+        run_ids[protocol] = recorder.log_protocol(job_run, space.model, task, protocol, result, rows.notes,
+                                                  rows.sample_ids, heads.get(protocol, []),
+                                                  protocol_plots(folder, protocol))
         report.outcomes.append(ProtocolOutcome(space.model, task.name, protocol, result.metrics,
-                                               notes + result.notes, run_id))
-        if result.metrics:
-            evaluation.results[protocol], run_ids[protocol] = result, run_id
-    started = time.perf_counter()
-    folder = spec.workdir / "evaluation" / space.model / task.name
-    write_report(evaluation, table[usable].reset_index(drop=True), folder, salt=salt)
-    report.seconds["probe"] += time.perf_counter() - started
-    started = time.perf_counter()
-    recorder.log_evaluation_files(job_run, run_ids, folder)
-    recorder.finish_job_run(job_run, embedded.skipped)
+                                               rows.notes + result.notes, run_ids[protocol]))
+    recorder.finish_job_run(job_run, embedded.skipped, folder / "metrics.json")
     report.seconds["log"] += time.perf_counter() - started
 
 
-def _usable_tokens(embedded: EmbedResult, usable: np.ndarray) -> np.ndarray | None:
-    """The patch tokens of the rows with a label (float16, read from the memory-mapped file), if kept."""
-    tokens = embedded.tokens() if embedded.table_path is not None and len(embedded) else None
-    return None if tokens is None else tokens[usable]
-
-
-def _publish_head(spec: PipelineSpec, space: FeatureSpace, task: TaskSpec, X: np.ndarray, y: np.ndarray,
-                  subjects: np.ndarray, split: np.ndarray | None, result: ProtocolResult, options: dict,
-                  say: Callable[[str], None]) -> list[Path]:
+def _publish_head(spec: PipelineSpec, space: FeatureSpace, task: TaskSpec, X: np.ndarray, rows: TaskRows,
+                  result: ProtocolResult, options: LinearOptions, say: Callable[[str], None]) -> list[Path]:
     """The linear protocol's head, written to `workdir/heads/<model>/<task>/`; its files, or none when it cannot
-    be fitted (the protocol's own result stands)."""
+    be fitted (the protocol's own result stands). `X` holds the embeddings of `rows`."""
     try:
-        inputs, _ = prepare_inputs(X, y, subjects, split, task.type)
+        inputs, _ = prepare_inputs(X, rows.labels, rows.subjects, rows.split, task.type)
         head = fit_head(inputs, result, options, spec.seed, space, spec.site, task.name, task.target)
     except ProbeError as exc:
         result.notes.append(f"no probe head published: {exc}")

@@ -15,11 +15,12 @@ import numpy as np
 import pandas as pd
 
 from medprobe.errors import ProbeError
-from medprobe.jobs.datasets import dataset_digest, task_rows
+from medprobe.evaluation import TaskRows
 from medprobe.jobs.recording import JobRecorder
 from medprobe.probes.inputs import prepare_inputs
+from medprobe.probes.options import LinearOptions
 from medprobe.spec import PipelineSpec
-from medprobe.spec.pipeline import LinearOptions, TaskSpec
+from medprobe.spec.pipeline import TaskSpec
 from medprobe.tracking.tee import SERVER_FAILURES
 from medprobe.transfer import FeatureSpace, PublishedHead, evaluate_head, published_heads
 from medprobe.transfer.rows import scored_rows
@@ -73,13 +74,13 @@ def _score_heads(spec: PipelineSpec, space: FeatureSpace, frame: pd.DataFrame, X
                  heads: list[PublishedHead], recorder: JobRecorder,
                  say: Callable[[str], None]) -> tuple[list[TransferOutcome], list[str]]:
     """One transfer run per head that can be scored; notes for those that cannot."""
-    rows = task_rows(frame, task)
+    rows = TaskRows.of(frame, task.target, task.type)
     try:
         inputs, input_notes = prepare_inputs(X[rows.usable], rows.labels, rows.subjects, rows.split, task.type)
     except ProbeError as exc:
         return [], [f"{space.model}/{task.name}: no head scored: {exc}"]
     scored = inputs.rows[scored_rows(inputs)]
-    digest = dataset_digest(rows.sample_ids[scored], rows.labels[scored])
+    digest = rows.digest(scored)
     options = (spec.protocols.linear or LinearOptions()).model_dump()
     outcomes, skipped = [], []
     for source in heads:

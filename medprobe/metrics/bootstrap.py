@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
+import pandas as pd
 
 N_RESAMPLES = 1000
 LEVEL = 0.95
@@ -21,8 +22,10 @@ Scorer = Callable[[np.ndarray], dict[str, np.ndarray]]
 
 
 def subject_resamples(subjects: np.ndarray, n_resamples: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """(subject code of each row (n,), drawn subject codes (n_resamples, n_subjects)); fixed by `seed`."""
-    _, codes = np.unique(np.asarray(subjects).astype(str), return_inverse=True)
+    """(subject code of each row (n,), numbered by first appearance; drawn subject codes (n_resamples,
+    n_subjects)); fixed by `seed`."""
+    # Numbered by first appearance, not sorted: sorted pseudonyms would tie the resamples to the site's salt.
+    codes = pd.factorize(np.asarray(subjects).astype(str))[0]
     n_subjects = int(codes.max()) + 1 if len(codes) else 0
     drawn = np.random.default_rng([seed, 0xB007]).integers(0, max(n_subjects, 1), size=(n_resamples, n_subjects))
     return codes, drawn

@@ -5,11 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
 from sklearn.metrics import roc_curve
 
 from medprobe.metrics.classification import encode_labels
@@ -20,7 +18,8 @@ def roc_plot(path: Path, y_true: np.ndarray, proba: np.ndarray, classes: np.ndar
     """One-vs-rest ROC per class (the positive class only for two); False (nothing written) if none is defined."""
     codes = encode_labels(y_true, classes)
     columns = [1] if len(classes) == 2 else range(len(classes))
-    figure, axes = plt.subplots(figsize=(4.5, 4.5))
+    figure = Figure(figsize=(4.5, 4.5))
+    axes = figure.add_subplot()
     drawn = 0
     for column in columns:
         positive = codes == column
@@ -33,7 +32,6 @@ def roc_plot(path: Path, y_true: np.ndarray, proba: np.ndarray, classes: np.ndar
         axes.plot([0, 1], [0, 1], color="grey", linestyle=":", linewidth=1)
         _finish(axes, "false positive rate", "true positive rate", title, legend=drawn <= 12)
         figure.savefig(path, dpi=100, bbox_inches="tight")
-    plt.close(figure)
     return bool(drawn)
 
 
@@ -46,7 +44,8 @@ def confusion_plot(path: Path, y_true: np.ndarray, y_pred: np.ndarray, classes: 
     np.add.at(matrix, ([index[v] for v in np.asarray(y_true).tolist()],
                        [index[v] for v in np.asarray(y_pred).tolist()]), 1)
     size = 2.5 + 0.4 * len(labels)
-    figure, axes = plt.subplots(figsize=(size, size))
+    figure = Figure(figsize=(size, size))
+    axes = figure.add_subplot()
     axes.imshow(matrix, cmap="Blues")
     if len(labels) <= 20:
         for (row, column), count in np.ndenumerate(matrix):
@@ -57,7 +56,6 @@ def confusion_plot(path: Path, y_true: np.ndarray, y_pred: np.ndarray, classes: 
     axes.set_ylabel("true")
     axes.set_title(title)
     figure.savefig(path, dpi=100, bbox_inches="tight")
-    plt.close(figure)
 
 
 def reliability_plot(path: Path, y_true: np.ndarray, proba: np.ndarray, classes: np.ndarray, title: str) -> None:
@@ -69,18 +67,19 @@ def reliability_plot(path: Path, y_true: np.ndarray, proba: np.ndarray, classes:
     counts = np.bincount(bins, minlength=ECE_BINS)
     hits = np.bincount(bins, weights=correct, minlength=ECE_BINS)
     centres = (np.arange(ECE_BINS) + 0.5) / ECE_BINS
-    figure, axes = plt.subplots(figsize=(4.5, 4.5))
+    figure = Figure(figsize=(4.5, 4.5))
+    axes = figure.add_subplot()
     filled = counts > 0
     axes.bar(centres[filled], hits[filled] / counts[filled], width=1 / ECE_BINS, edgecolor="black", alpha=0.7)
     axes.plot([0, 1], [0, 1], color="grey", linestyle=":", linewidth=1)
     _finish(axes, "confidence (top class)", "accuracy", title, legend=False)
     figure.savefig(path, dpi=100, bbox_inches="tight")
-    plt.close(figure)
 
 
 def shots_plot(path: Path, metrics: Mapping[str, float], title: str) -> bool:
     """Few-shot accuracy (mean and interval over episodes) against shots per class, one line per classifier."""
-    figure, axes = plt.subplots(figsize=(5, 4))
+    figure = Figure(figsize=(5, 4))
+    axes = figure.add_subplot()
     drawn = False
     for prefix, label in (("", "SimpleShot"), ("linear_", "ridge classifier")):
         shots = sorted(int(name.split("/")[0][5:]) for name in metrics
@@ -97,11 +96,10 @@ def shots_plot(path: Path, metrics: Mapping[str, float], title: str) -> bool:
         axes.set_xscale("log", base=2)
         _finish(axes, "shots per class (subjects)", "accuracy", title, legend=True, square=False)
         figure.savefig(path, dpi=100, bbox_inches="tight")
-    plt.close(figure)
     return drawn
 
 
-def _finish(axes: plt.Axes, xlabel: str, ylabel: str, title: str, legend: bool, square: bool = True) -> None:
+def _finish(axes: Axes, xlabel: str, ylabel: str, title: str, legend: bool, square: bool = True) -> None:
     axes.set_xlabel(xlabel)
     axes.set_ylabel(ylabel)
     axes.set_title(title)

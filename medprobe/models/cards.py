@@ -1,17 +1,25 @@
-"""Model cards: the facts about a model's published weights, one YAML file per model in `model_zoo/`."""
+"""Model cards: the facts about a model's published weights, one YAML file per model in `model_zoo/` (in a wheel:
+`medprobe/model_zoo/`, copied there by the build)."""
 
 from __future__ import annotations
 
 import os
-import sys
 from dataclasses import dataclass, field
 from functools import cache
+from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from medprobe.errors import MedprobeError
+
+if TYPE_CHECKING:
+    from importlib.resources.abc import Traversable
+
 ZOO_ENV = "MEDPROBE_MODEL_ZOO"
+#: The cards inside the installed package: the wheel build (setup.py) copies model_zoo/ to medprobe/model_zoo/.
+PACKAGED_ZOO = "model_zoo"
 
 
 @dataclass(frozen=True)
@@ -28,21 +36,46 @@ class ModelCard:
     summary: str = ""
 
 
-def zoo_dirs() -> list[Path]:
-    """Where cards live: $MEDPROBE_MODEL_ZOO, the source checkout, or the installed data folder."""
-    candidates = []
-    if os.environ.get(ZOO_ENV):
-        candidates.append(Path(os.environ[ZOO_ENV]))
-    candidates.append(Path(__file__).resolve().parents[2] / "model_zoo")
-    candidates.append(Path(sys.prefix) / "share" / "medprobe" / "model_zoo")
+def zoo_dirs() -> list[Traversable]:
+    """Where cards are looked for, first match wins.
+
+    $MEDPROBE_MODEL_ZOO (your own copies, e.g. with the sha256 of your weights recorded), then the cards shipped
+    in the installed package, then the source checkout's model_zoo/ (an editable install or a plain checkout).
+    """
+    candidates: list[Traversable] = []
+    override = os.environ.get(ZOO_ENV)
+    if override:
+        if not Path(override).is_dir():
+            raise MedprobeError(f"${ZOO_ENV}={override} is not a folder (it should hold <model>/card.yaml)")
+        candidates.append(Path(override))
+    candidates.append(resources.files("medprobe").joinpath(PACKAGED_ZOO))
+    checkout = Path(__file__).resolve().parents[2]
+    if (checkout / "pyproject.toml").is_file():  # not site-packages, where a top-level model_zoo/ is someone else's
+        candidates.append(checkout / "model_zoo")
     return [c for c in candidates if c.is_dir()]
 
 
 @cache
 def load_card(name: str) -> ModelCard:
-    for folder in zoo_dirs():
-        path = folder / name / "card.yaml"
-        if path.is_file():
-            raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-            return ModelCard(**raw)
-    return ModelCard(name=name, architecture="unknown", embed_dim=0, summary="no card found in model_zoo/")
+    """The card of zoo model `name`; every registered zoo model has one, so a missing card is a broken install.
+
+    Never a made-up card: without it the checkpoint's sha256 goes unchecked and random-init runs go unflagged.
+    """
+    folders = zoo_dirs()
+    for folder in folders:
+        card = folder.joinpath(name).joinpath("card.yaml")
+        if card.is_file():
+            return _parse(card, name)
+    where = ", ".join(str(f) for f in folders) or "no model_zoo folder found"
+    raise MedprobeError(
+        f"no model card for '{name}' (looked for {name}/card.yaml in: {where}); this medprobe installation lacks "
+        f"its model cards (reinstall it from a wheel or the source checkout) or set ${ZOO_ENV} to a folder of cards"
+    )
+
+
+def _parse(card: Traversable, name: str) -> ModelCard:
+    try:
+        raw = yaml.safe_load(card.read_text(encoding="utf-8"))
+        return ModelCard(**raw)
+    except (yaml.YAMLError, TypeError) as exc:
+        raise MedprobeError(f"{card}: not a valid model card for '{name}' ({type(exc).__name__}: {exc})") from None

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from timm.models.vision_transformer import VisionTransformer
 
 from medprobe.errors import MedprobeError
 from medprobe.models.cards import load_card
@@ -62,7 +63,7 @@ def build_dinov2(name: str, weights: Path | None, pooling: str = "cls", input_si
                       pos_method=pos_method(name), input_size=input_size, weights_sha256=sha, seed=seed)
 
 
-def dinov2_to_timm(state: dict[str, Any], module: torch.nn.Module, method: str) -> dict[str, torch.Tensor]:
+def dinov2_to_timm(state: dict[str, Any], module: VisionTransformer, method: str) -> dict[str, torch.Tensor]:
     """The one adapter for DINOv2 weights: the official hub layout (`*_pretrain.pth`, flat, with `mask_token`)
     or timm's own (safetensors from the Hugging Face hub), to `module`'s keys at `module`'s patch grid.
 
@@ -83,7 +84,7 @@ def dinov2_to_timm(state: dict[str, Any], module: torch.nn.Module, method: str) 
     return fit_pos_embed(state, module, method)
 
 
-def fit_pos_embed(state: dict[str, torch.Tensor], module: torch.nn.Module, method: str) -> dict[str, torch.Tensor]:
+def fit_pos_embed(state: dict[str, torch.Tensor], module: VisionTransformer, method: str) -> dict[str, torch.Tensor]:
     """Resample `pos_embed` to the module's (square) patch grid; a table that cannot be one is left for
     `load_strict` to report as a shape mismatch."""
     pos = state.get("pos_embed")

@@ -5,6 +5,8 @@ Every foundation model should beat this vector; when it does not, the task is so
 
 from __future__ import annotations
 
+import functools
+import operator
 from pathlib import Path
 from typing import Any
 
@@ -68,7 +70,7 @@ class HandcraftedEncoder(Encoder):
     def _texture(self, x: torch.Tensor, flat: torch.Tensor) -> torch.Tensor:
         spatial = tuple(range(1, x.ndim))
         grads = [torch.diff(x, dim=d) for d in spatial]
-        grad_sq = sum(g.pow(2).flatten(1).mean(dim=1) for g in grads)
+        grad_sq = functools.reduce(operator.add, [g.pow(2).flatten(1).mean(dim=1) for g in grads])
         grad_abs = torch.stack([g.abs().flatten(1).mean(dim=1) for g in grads], dim=1)
         second = [torch.diff(x, n=2, dim=d).abs().flatten(1).mean(dim=1) for d in spatial]
         histogram = self._histogram(flat)

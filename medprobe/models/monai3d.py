@@ -9,7 +9,7 @@ site-trained weights in MONAI's layout.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import torch
 from monai.networks.nets import ViT
@@ -24,9 +24,25 @@ from medprobe.preprocess.input_spec import InputSpec
 
 SWIN_STAGES = ("last", "all")
 SWIN_STRIDE = 32  # patch embedding (2) and four patch mergings (2 each): input sides must be multiples of 32
+
+
+class _SwinArgs(TypedDict):
+    window_size: tuple[int, int, int]
+    patch_size: tuple[int, int, int]
+    depths: tuple[int, int, int, int]
+    num_heads: tuple[int, int, int, int]
+    mlp_ratio: float
+    qkv_bias: bool
+    patch_norm: bool
+    spatial_dims: int
+    downsample: str
+
+
 # What SwinUNETR passes to its SwinTransformer (MONAI 1.6.1); the published SSL weights use feature_size 48.
-SWIN_ARGS = {"window_size": (7, 7, 7), "patch_size": (2, 2, 2), "depths": (2, 2, 2, 2), "num_heads": (3, 6, 12, 24),
-             "mlp_ratio": 4.0, "qkv_bias": True, "patch_norm": False, "spatial_dims": 3, "downsample": "merging"}
+SWIN_ARGS: _SwinArgs = {
+    "window_size": (7, 7, 7), "patch_size": (2, 2, 2), "depths": (2, 2, 2, 2), "num_heads": (3, 6, 12, 24),
+    "mlp_ratio": 4.0, "qkv_bias": True, "patch_norm": False, "spatial_dims": 3, "downsample": "merging",
+}
 # Top-level keys of research-contributions' SwinUNETR/Pretrain checkpoints that are pretext-task heads, not encoder:
 # `model_swinvit.pt` carries norm, convTrans3d, rotation_head, contrastive_head; SSLHead adds *_pre and conv.
 SSL_HEAD_PREFIXES = ("norm.", "convTrans3d.", "rotation_pre.", "rotation_head.", "contrastive_pre.",
@@ -174,7 +190,9 @@ def build_monai_vit3d(name: str, weights: Path | None, input_size: int = 96, pat
                             f"{arch['num_heads']}")
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        module = ViT(in_channels=1, img_size=size, classification=False, spatial_dims=3, **arch)
+        module = ViT(in_channels=1, img_size=size, classification=False, spatial_dims=3,
+                     patch_size=arch["patch_size"], hidden_size=arch["hidden_size"], mlp_dim=arch["mlp_dim"],
+                     num_layers=arch["num_layers"], num_heads=arch["num_heads"])
     sha = None
     if weights is not None:
         state, sha = read_checkpoint(weights, load_card(name))

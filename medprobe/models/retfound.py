@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from timm.models.vision_transformer import VisionTransformer
 
 from medprobe.errors import MedprobeError
 from medprobe.models.cards import load_card
@@ -65,7 +66,7 @@ def build_retfound_dinov2(name: str, weights: Path | None, input_size: int = DEF
                       input_size=input_size, weights_sha256=sha, seed=seed)
 
 
-def mae_to_timm(state: dict[str, Any], module: torch.nn.Module, pooling: str) -> dict[str, torch.Tensor]:
+def mae_to_timm(state: dict[str, Any], module: VisionTransformer, pooling: str) -> dict[str, torch.Tensor]:
     """RETFound MAE pre-training checkpoint (`{"model": encoder + decoder}`, or a bare state dict) to timm.
 
     Dropped on purpose: the MAE decoder (`decoder_*`, `mask_token`) and, for mean pooling, the pretrained
@@ -83,7 +84,7 @@ def mae_to_timm(state: dict[str, Any], module: torch.nn.Module, pooling: str) ->
     return fit_pos_embed(state, module, POS_METHOD)
 
 
-def dinov2_teacher_to_timm(state: dict[str, Any], module: torch.nn.Module) -> dict[str, torch.Tensor]:
+def dinov2_teacher_to_timm(state: dict[str, Any], module: VisionTransformer) -> dict[str, torch.Tensor]:
     """RETFound-DINOv2 training checkpoint (`{"teacher": {"backbone.*", "dino_head.*", "ibot_head.*"}}`) or a
     plain backbone state dict to timm: strip `backbone.`, drop the DINO/iBOT heads and `mask_token`, rename
     SwiGLU `w12`/`w3` (as upstream's loader), and resample `pos_embed` (stored for 518 or 224 px) to the model.

@@ -6,6 +6,7 @@ from typing import Any
 
 import timm
 import torch
+from timm.models.vision_transformer import VisionTransformer
 
 from medprobe.errors import MedprobeError
 from medprobe.models.encoder import TorchEncoder
@@ -21,7 +22,9 @@ class ViTEncoder(TorchEncoder):
     (see `vit_position.py`); inputs of another size are refused rather than silently re-interpolated.
     """
 
-    def __init__(self, name: str, module: torch.nn.Module, timm_name: str, *, pooling: str, embedding: str,
+    module: VisionTransformer
+
+    def __init__(self, name: str, module: VisionTransformer, timm_name: str, *, pooling: str, embedding: str,
                  pos_method: str, input_size: int, weights_sha256: str | None, seed: int) -> None:
         super().__init__(module)
         self.name = name
@@ -67,7 +70,7 @@ class ViTEncoder(TorchEncoder):
         return torch.cat([features[:, 0], patches.mean(dim=1)], dim=1)
 
 
-def create_vit(timm_name: str, *, for_loading: bool, seed: int, **kwargs: Any) -> torch.nn.Module:
+def create_vit(timm_name: str, *, for_loading: bool, seed: int, **kwargs: Any) -> VisionTransformer:
     """Build the timm module: randomly initialised from `seed`, or (`for_loading`) as uninitialised memory that
     a strict load then fills completely — initialising a ViT-g on CPU only to overwrite it takes minutes.
     A module with buffers outside its state dict is always initialised normally."""
@@ -76,6 +79,14 @@ def create_vit(timm_name: str, *, for_loading: bool, seed: int, **kwargs: Any) -
             module = timm.create_model(timm_name, pretrained=False, **kwargs)
         persistent = set(module.state_dict())
         if all(name in persistent for name, _ in module.named_buffers()):
-            return module.to_empty(device="cpu")
-    torch.manual_seed(seed)
-    return timm.create_model(timm_name, pretrained=False, **kwargs)
+            return as_vit(module.to_empty(device="cpu"), timm_name)
+    with torch.random.fork_rng(devices=[]):  # seeded from `seed`, leaving the caller's random state alone
+        torch.manual_seed(seed)
+        return as_vit(timm.create_model(timm_name, pretrained=False, **kwargs), timm_name)
+
+
+def as_vit(module: torch.nn.Module, timm_name: str) -> VisionTransformer:
+    """`timm.create_model` is typed to return any Module; the ViT adapters need timm's VisionTransformer."""
+    if not isinstance(module, VisionTransformer):
+        raise MedprobeError(f"timm model '{timm_name}' is a {type(module).__name__}, not a VisionTransformer")
+    return module

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -22,7 +23,7 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def read_checkpoint(path: Path, card: ModelCard) -> tuple[dict[str, torch.Tensor], str]:
+def read_checkpoint(path: Path, card: ModelCard) -> tuple[dict[str, Any], str]:
     """Load a state dict (or a dict holding one) and its sha256, checked against the card when it has one."""
     if not path.is_file():
         raise WeightsError(

@@ -1,6 +1,22 @@
-"""Preprocessing: modality intensity, orientation, 3D→2D views, model input; an explicit, describable chain."""
+"""Preprocessing: modality intensity, orientation, 3D→2D views, model input; an explicit, describable chain.
 
-from medprobe.preprocess.chain import PreprocessChain
-from medprobe.preprocess.input_spec import IMAGENET_MEAN, IMAGENET_STD, InputSpec
+Its options (and their defaults) are in `medprobe.preprocess.options`. Names load on first use (PEP 562), so a spec
+is checked without importing torch.
+"""
 
-__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "InputSpec", "PreprocessChain"]
+from __future__ import annotations
+
+from medprobe.lazy_exports import lazy_getattr
+
+_WHERE = {
+    "PreprocessChain": "chain",
+    "IMAGENET_MEAN": "input_spec",
+    "IMAGENET_STD": "input_spec",
+    "InputSpec": "input_spec",
+    "Preprocessing": "options",
+    "intensity_for": "options",
+}
+
+__all__ = sorted(_WHERE)
+
+__getattr__ = lazy_getattr(__name__, {name: f"medprobe.preprocess.{module}" for name, module in _WHERE.items()})

@@ -1,4 +1,4 @@
-"""The preprocessing chain: built from the spec's data section and the encoder's InputSpec.
+"""The preprocessing chain: built from the preprocessing options (a spec's data section) and the encoder's InputSpec.
 
 Its `describe()` is part of the embedding cache key and of the run's record, so two runs that preprocess
 differently can never share cached embeddings or be mistaken for each other.
@@ -16,10 +16,10 @@ from medprobe.errors import ReadError, SpecError
 from medprobe.io.image import MedicalImage
 from medprobe.preprocess.input_spec import InputSpec
 from medprobe.preprocess.intensity import IntensityStep
+from medprobe.preprocess.options import PreprocessOptions
 from medprobe.preprocess.spatial import ToOrientation, ToSize, ToSpacing
 from medprobe.preprocess.tensor_steps import match_channels, normalise, pad_to_square, resize
 from medprobe.preprocess.views import VolumeSlicer
-from medprobe.spec.pipeline import DataSpec
 
 
 class PreprocessChain:
@@ -29,7 +29,7 @@ class PreprocessChain:
     and each is brought to the model's own input size.
     """
 
-    def __init__(self, data: DataSpec, model_input: InputSpec) -> None:
+    def __init__(self, data: PreprocessOptions, model_input: InputSpec) -> None:
         prep = data.preprocessing
         self.image_steps: list[ToOrientation | ToSpacing | IntensityStep | ToSize] = []
         if prep.orientation:
@@ -37,8 +37,9 @@ class PreprocessChain:
         if prep.spacing:
             self.image_steps.append(ToSpacing(prep.spacing))
         self.image_steps.append(IntensityStep(data.intensity()))
-        self.size_step = ToSize(prep.size, prep.fit) if prep.size else None
-        if self.size_step:
+        self.size_step: ToSize | None = None
+        if prep.size:
+            self.size_step = ToSize(prep.size, prep.fit)
             if model_input.spatial_dims == 3 and len(prep.size) != 3:
                 raise SpecError(f"data.preprocessing.size {list(prep.size)} is 2D but the encoder takes 3D "
                                 "volumes; give 3 values")

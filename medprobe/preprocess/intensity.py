@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from medprobe.io.image import MedicalImage
-from medprobe.spec.pipeline import (
+from medprobe.preprocess.options import (
     CTWindowIntensity,
     NoIntensity,
     PercentileIntensity,

@@ -133,7 +133,10 @@ class ToSize:
                 "pad": "symmetric", "pad_value": "image_minimum"}
 
 
-def _from_metatensor(image: MedicalImage, tensor: MetaTensor) -> MedicalImage:
+def _from_metatensor(image: MedicalImage, tensor: torch.Tensor) -> MedicalImage:
+    # MONAI's transforms are typed to return a plain Tensor; given a MetaTensor they return one (meta tracking on)
+    if not isinstance(tensor, MetaTensor):
+        raise TypeError(f"expected MONAI to return a MetaTensor, got {type(tensor).__name__}")
     array = np.ascontiguousarray(tensor.as_tensor().numpy(), dtype=np.float32)
     affine = np.asarray(tensor.affine.numpy(), dtype=np.float64)
     return MedicalImage(array, affine, image.modality, image.nominal_range, image.metadata)

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from medprobe.spec.pipeline import VolumeTo2D
+from medprobe.preprocess.options import VolumeTo2D
 
 # RAS index axes: 0 = x (left→right), 1 = y (posterior→anterior), 2 = z (inferior→superior).
 _AXIS_INDEX = {"sagittal": 0, "coronal": 1, "axial": 2}

@@ -1,21 +1,29 @@
 """Probing protocols for frozen embeddings: linear, k-NN, few-shot and attentive, each at patient level.
 
 The pipeline calls `evaluate_protocol`; the estimators (`LinearProbe`, `KNNProbe`, `AttentiveProbe`) follow
-scikit-learn's contract so they can be used and checked on their own.
+scikit-learn's contract so they can be used and checked on their own. Each protocol's options model (and so its
+defaults) is in `medprobe.probes.options`. Names load on first use (PEP 562): checking a spec's protocol options
+must not import torch.
 """
 
-from medprobe.probes.attentive import AttentiveProbe
-from medprobe.probes.evaluate import ALL_PROTOCOLS, PROTOCOLS, evaluate_protocol
-from medprobe.probes.knn import KNNProbe
-from medprobe.probes.linear import LinearProbe
-from medprobe.probes.result import ProtocolResult
+from __future__ import annotations
 
-__all__ = [
-    "ALL_PROTOCOLS",
-    "PROTOCOLS",
-    "AttentiveProbe",
-    "KNNProbe",
-    "LinearProbe",
-    "ProtocolResult",
-    "evaluate_protocol",
-]
+from medprobe.lazy_exports import lazy_getattr
+
+_WHERE = {
+    "ALL_PROTOCOLS": "evaluate",
+    "PROTOCOLS": "evaluate",
+    "evaluate_protocol": "evaluate",
+    "AttentiveProbe": "attentive",
+    "KNNProbe": "knn",
+    "LinearProbe": "linear",
+    "ProtocolResult": "result",
+    "OPTION_MODELS": "options",
+    "ProtocolOptions": "options",
+    "ProtocolsOptions": "options",
+    "options_for": "options",
+}
+
+__all__ = sorted(_WHERE)
+
+__getattr__ = lazy_getattr(__name__, {name: f"medprobe.probes.{module}" for name, module in _WHERE.items()})

@@ -26,28 +26,37 @@ mini-batch is cast for the head, so a site's tokens need not fit in memory twice
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import torch
-from sklearn.utils.validation import check_is_fitted, column_or_1d
+from sklearn.utils import Tags
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_array, check_is_fitted, check_X_y, validate_data
 from timm.optim import Lars
 from torch import nn
 
 from medprobe.errors import ProbeError
-from medprobe.probes.estimator import ProbeEstimator
+from medprobe.options import field_default
+from medprobe.probes.estimator import (
+    ProbeEstimator,
+    ProbeValueError,
+    check_positive_int,
+    classification_only,
+    from_numpy,
+)
 from medprobe.probes.inputs import ProbeInputs
-from medprobe.probes.options import positive_int
+from medprobe.probes.options import AttentiveOptions, positive_int
 from medprobe.probes.result import ProtocolResult, align_proba, fit_size, predictions_frame, score, tested_rows
 from medprobe.probes.splits import Fold
+from medprobe.probes.threads import threads_for
 
-DEFAULTS: dict[str, Any] = {
-    "queries": 32, "epochs": 60, "optimizer": "adamw", "lr": None, "weight_decay": None, "batch_size": 256,
-}
 #: Per optimiser: learning rate (for LARS the base lr, scaled by batch/256) and weight decay when not given.
 OPTIMIZER_DEFAULTS: dict[str, tuple[float, float]] = {"adamw": (1e-3, 1e-4), "lars": (0.1, 0.0)}
 #: LARS warm-up, as a fraction of the epochs (MAE and the paper: 10 of 90).
 LARS_WARMUP = 0.1
+_NO_Y = object()  # `_validate_tokens` without a target (predicting); `y=None` is a missing target
 
 
 class EfficientProbing(nn.Module):
@@ -87,22 +96,27 @@ def usable_queries(dim: int, wanted: int) -> int:
 
 
 class AttentiveProbe(ProbeEstimator):
-    """A scikit-learn-shaped estimator on tokens `X` (n, T, D): efficient-probing head trained with AdamW or LARS
+    """A scikit-learn estimator on tokens `X` (n, T, D): efficient-probing head trained with AdamW or LARS
     (`lr`, `weight_decay` None: the optimiser's defaults, `OPTIMIZER_DEFAULTS`).
 
+    2-D `X` (n, D) is read as one token per row (T = 1: the attention is then trivial and the head is a linear
+    map, BatchNorm and a linear layer), which is how scikit-learn's estimator checks and pooled embeddings feed it.
+    Fitting needs two rows (BatchNorm trains on batches of two or more).
+
     Learned attributes: `head_` (the torch module, in eval mode), `classes_` (classification) or `y_mean_`,
-    `y_scale_` (regression), `queries_` (the number of queries used), `loss_curve_` (mean loss per epoch).
+    `y_scale_` (regression), `queries_` (the number of queries used), `loss_curve_` (mean loss per epoch),
+    `n_features_in_` (the token width D).
     """
 
     def __init__(
         self,
         task: str = "classification",
-        queries: int = 32,
-        epochs: int = 60,
-        optimizer: str = "adamw",
-        lr: float | None = None,
-        weight_decay: float | None = None,
-        batch_size: int = 256,
+        queries: int = field_default(AttentiveOptions, "queries"),
+        epochs: int = field_default(AttentiveOptions, "epochs"),
+        optimizer: str = field_default(AttentiveOptions, "optimizer"),
+        lr: float | None = field_default(AttentiveOptions, "lr"),
+        weight_decay: float | None = field_default(AttentiveOptions, "weight_decay"),
+        batch_size: int = field_default(AttentiveOptions, "batch_size"),
         seed: int = 0,
         device: str | None = None,
     ) -> None:
@@ -117,66 +131,105 @@ class AttentiveProbe(ProbeEstimator):
         self.device = device
 
     def fit(self, X: np.ndarray, y: np.ndarray) -> AttentiveProbe:
-        tokens = _check_tokens(X)
-        y = column_or_1d(y)
-        if len(y) != len(tokens):
-            raise ProbeError(f"tokens have {len(tokens)} rows but y has {len(y)}")
-        if len(y) < 2:
-            raise ProbeError("the attentive probe needs at least two training rows")
+        """Train the head; the initialisation and batch order come from `seed` alone, and torch's global random
+        state is the same afterwards as before (a caller's own seeding is left alone)."""
+        on_gpu = torch.device(self.device or "cpu").type == "cuda"
+        with torch.random.fork_rng(devices=None if on_gpu else []):
+            torch.manual_seed(int(self.seed))
+            return self._fit(X, y)
+
+    def _fit(self, X: np.ndarray, y: np.ndarray) -> AttentiveProbe:
+        classification = self._check_task()
+        if self.optimizer not in OPTIMIZER_DEFAULTS:
+            raise ProbeValueError(
+                f"option 'optimizer' must be one of {sorted(OPTIMIZER_DEFAULTS)}, got {self.optimizer!r}"
+            )
+        queries = check_positive_int(self.queries, "queries")
+        epochs = check_positive_int(self.epochs, "epochs")
+        batch_size = check_positive_int(self.batch_size, "batch_size", minimum=2)
+        tokens, y = self._validate_tokens(X, y, reset=True)
         self.device_ = torch.device(self.device or "cpu")
         generator = torch.Generator().manual_seed(int(self.seed))
-        torch.manual_seed(int(self.seed))
-        if self.task == "classification":
+        loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+        if classification:
+            check_classification_targets(y)
             self.classes_, codes = np.unique(y, return_inverse=True)
             target = torch.from_numpy(codes.astype(np.int64))
             n_outputs, loss_fn = len(self.classes_), nn.functional.cross_entropy
-        elif self.task == "regression":
+        else:
             values = y.astype(np.float64)
             self.y_mean_, self.y_scale_ = float(values.mean()), float(values.std()) or 1.0
             target = torch.from_numpy(((values - self.y_mean_) / self.y_scale_).astype(np.float32))
-            n_outputs = 1
-
-            def loss_fn(out: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-                return nn.functional.mse_loss(out[:, 0], t)
-        else:
-            raise ProbeError(f"task must be 'classification' or 'regression', got {self.task!r}")
+            n_outputs, loss_fn = 1, _squared_error
         dim = tokens.shape[2]
-        self.queries_ = usable_queries(dim, positive_int(self.queries, "queries"))
+        self.queries_ = usable_queries(dim, queries)
         self.head_ = attentive_head(dim, n_outputs, self.queries_).to(self.device_)
-        epochs = positive_int(self.epochs, "epochs")
-        steps_per_epoch = -(-len(y) // positive_int(self.batch_size, "batch_size"))
+        steps_per_epoch = -(-len(y) // batch_size)
         optimizer, schedule = self._optimizer(epochs * steps_per_epoch)
-        data = torch.from_numpy(tokens)
+        data = from_numpy(tokens)
         self.loss_curve_ = []
         self.head_.train()
-        for _ in range(epochs):
-            order = torch.randperm(len(y), generator=generator)
-            total = 0.0
-            for start in range(0, len(y), self.batch_size):
-                batch = order[start : start + self.batch_size]
-                if len(batch) < 2:  # BatchNorm needs two rows in training mode
-                    continue
-                loss = loss_fn(self.head_(data[batch].to(self.device_).float()), target[batch].to(self.device_))
-                optimizer.zero_grad()
-                loss.backward()
-                optimizer.step()
-                schedule.step()
-                total += float(loss.detach()) * len(batch)
-            self.loss_curve_.append(total / len(y))
+        with threads_for(tokens.size):
+            for _ in range(epochs):
+                order = torch.randperm(len(y), generator=generator)
+                total = 0.0
+                for start in range(0, len(y), batch_size):
+                    batch = order[start : start + batch_size]
+                    if len(batch) < 2:  # BatchNorm needs two rows in training mode
+                        continue
+                    out = self.head_(data[batch].to(self.device_).float())
+                    loss = loss_fn(out, target[batch].to(self.device_))
+                    optimizer.zero_grad()
+                    loss.backward()
+                    optimizer.step()
+                    schedule.step()
+                    total += float(loss.detach()) * len(batch)
+                self.loss_curve_.append(total / len(y))
         self.head_.eval()
-        self.n_features_in_ = dim
         return self
 
+    def __sklearn_tags__(self) -> Tags:
+        tags = super().__sklearn_tags__()
+        tags.input_tags.three_d_array = True  # patch tokens (n, T, D); 2-D rows (n, D) are one token each
+        return tags
+
+    def _validate_tokens(self, X: Any, y: Any = _NO_Y, reset: bool = False) -> tuple[np.ndarray, Any]:
+        """Tokens (n, T, D), float16 kept (as stored) and anything else as float32; 2-D rows (n, D) become
+        (n, 1, D). `n_features_in_` is D. Fitting (with `y`) needs two rows: BatchNorm trains on pairs."""
+        fitting = y is not _NO_Y
+        options: dict[str, Any] = {"dtype": [np.float32, np.float16], "ensure_min_samples": 2 if fitting else 0}
+        if fitting:
+            options["y_numeric"] = self.task == "regression"
+        if (X.ndim if hasattr(X, "ndim") else np.asarray(X).ndim) != 3:
+            if fitting:
+                X, y = validate_data(self, X, y, reset=reset, **options)
+            else:
+                X = validate_data(self, X, reset=reset, **options)
+            return X[:, None, :], y
+        if fitting:
+            tokens, y = check_X_y(X, y, allow_nd=True, estimator=self, **options)
+        else:
+            tokens = check_array(X, allow_nd=True, estimator=self, **options)
+        if tokens.shape[1] == 0 or tokens.shape[2] == 0:
+            raise ProbeValueError(f"tokens must have shape (samples, tokens, features), got {tokens.shape}")
+        if reset:
+            self.n_features_in_ = tokens.shape[2]
+            if hasattr(self, "feature_names_in_"):
+                del self.feature_names_in_
+        elif tokens.shape[2] != self.n_features_in_:
+            raise ProbeValueError(f"X has {tokens.shape[2]} features, but {type(self).__name__} is expecting "
+                                  f"{self.n_features_in_} features as input.")
+        return tokens, y
+
     def _optimizer(self, steps: int) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
-        if self.optimizer not in OPTIMIZER_DEFAULTS:
-            raise ProbeError(f"option 'optimizer' must be one of {sorted(OPTIMIZER_DEFAULTS)}, got {self.optimizer!r}")
         default_lr, default_decay = OPTIMIZER_DEFAULTS[self.optimizer]
         lr = float(self.lr if self.lr is not None else default_lr)
         decay = float(self.weight_decay if self.weight_decay is not None else default_decay)
         if self.optimizer == "adamw":
-            optimizer = torch.optim.AdamW(self.head_.parameters(), lr=lr, weight_decay=decay)
+            optimizer: torch.optim.Optimizer = torch.optim.AdamW(self.head_.parameters(), lr=lr, weight_decay=decay)
             return optimizer, torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps)
-        optimizer = Lars(self.head_.parameters(), lr=lr * self.batch_size / 256, momentum=0.9, weight_decay=decay)
+        optimizer = Lars(self.head_.parameters(), lr=lr * int(self.batch_size) / 256, momentum=0.9,
+                         weight_decay=decay)
         warmup = max(1, round(LARS_WARMUP * steps))
         return optimizer, torch.optim.lr_scheduler.LambdaLR(
             optimizer, lambda step: (step + 1) / warmup if step < warmup
@@ -185,22 +238,26 @@ class AttentiveProbe(ProbeEstimator):
 
     def _outputs(self, X: np.ndarray) -> torch.Tensor:
         check_is_fitted(self, "head_")
-        tokens = torch.from_numpy(_check_tokens(X))
-        with torch.no_grad():
+        tokens = from_numpy(self._validate_tokens(X)[0])
+        with torch.no_grad(), threads_for(tokens.numel()):
             parts = [self.head_(tokens[s : s + 1024].to(self.device_).float()).cpu()
                      for s in range(0, len(tokens), 1024)]
         return torch.cat(parts) if parts else torch.empty(0, 1)
 
+    @classification_only
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
-        if self.task != "classification":
-            raise AttributeError("predict_proba is only available for classification")
         return torch.softmax(self._outputs(X).double(), dim=1).numpy()
 
     def predict(self, X: np.ndarray) -> np.ndarray:
+        check_is_fitted(self, "head_")
         if self.task == "classification":
             return self.classes_[self.predict_proba(X).argmax(axis=1)]
         return self._outputs(X)[:, 0].double().numpy() * self.y_scale_ + self.y_mean_
 
+
+def _squared_error(out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """The regression loss: mean squared error of the head's single output."""
+    return nn.functional.mse_loss(out[:, 0], target)
 
 
 def run_attentive(
@@ -214,7 +271,11 @@ def run_attentive(
         )
     task = inputs.task_type
     test = tested_rows(folds)
-    outputs = np.zeros((len(inputs.y), len(classes)) if task == "classification" else len(inputs.y))
+    if task == "classification":
+        assert classes is not None, "evaluate passes the training classes for every classification run"
+        outputs: np.ndarray = np.zeros((len(inputs.y), len(classes)))
+    else:
+        outputs = np.zeros(len(inputs.y))
     notes: list[str] = []
     dim = inputs.tokens.shape[2]
     wanted = positive_int(options["queries"], "queries")
@@ -228,11 +289,12 @@ def run_attentive(
             seed=seed * 1000 + number, device=options.get("device"),
         ).fit(inputs.tokens[fit], inputs.y[fit])
         if task == "classification":
+            assert classes is not None
             outputs[fold.test] = align_proba(probe.predict_proba(inputs.tokens[fold.test]), probe.classes_, classes)
         else:
             outputs[fold.test] = probe.predict(inputs.tokens[fold.test])
     metrics, metric_notes = score(inputs, test, outputs[test], classes, options, seed)
-    default_lr, default_decay = OPTIMIZER_DEFAULTS.get(options["optimizer"], (None, None))
+    default_lr, default_decay = OPTIMIZER_DEFAULTS[options["optimizer"]]  # a known name: the probes' fit checked it
     params: dict[str, str | float | int] = {
         "queries": usable_queries(dim, wanted), "epochs": options["epochs"], "optimizer": options["optimizer"],
         "lr": float(options["lr"] if options["lr"] is not None else default_lr),
@@ -249,15 +311,3 @@ def run_attentive(
         n_test=len(test),
         notes=notes + metric_notes,
     )
-
-
-def _check_tokens(X: Any) -> np.ndarray:
-    """float16 tokens (as stored) stay float16; anything else becomes float32."""
-    tokens = np.asarray(X)
-    if tokens.dtype not in (np.float16, np.float32):
-        tokens = tokens.astype(np.float32)
-    if tokens.ndim != 3 or tokens.shape[1] == 0 or tokens.shape[2] == 0:
-        raise ProbeError(f"tokens must have shape (samples, tokens, features), got {tokens.shape}")
-    if not np.isfinite(tokens).all():
-        raise ProbeError("tokens contain NaN or infinite values")
-    return np.ascontiguousarray(tokens)

@@ -11,7 +11,7 @@ import numpy as np
 from medprobe.errors import ProbeError
 from medprobe.probes import attentive, fewshot, knn, linear
 from medprobe.probes.inputs import ProbeInputs, prepare_inputs
-from medprobe.probes.options import resolve_options
+from medprobe.probes.options import ProtocolOptions, resolve_options
 from medprobe.probes.result import ProtocolResult
 from medprobe.probes.splits import Fold, make_folds
 from medprobe.probes.threads import threads_for
@@ -21,17 +21,17 @@ Runner = Callable[[ProbeInputs, list[Fold], np.ndarray | None, dict, int], Proto
 #: Protocols on the pooled embeddings of the table; "attentive" (in ALL_PROTOCOLS) needs patch tokens as well.
 PROTOCOLS: tuple[str, ...] = ("linear", "knn", "fewshot")
 ALL_PROTOCOLS: tuple[str, ...] = (*PROTOCOLS, "attentive")
-_PROTOCOLS: dict[str, tuple[Runner, Mapping[str, Any]]] = {
-    "linear": (linear.run_linear, linear.DEFAULTS),
-    "knn": (knn.run_knn, knn.DEFAULTS),
-    "fewshot": (fewshot.run_fewshot, fewshot.DEFAULTS),
-    "attentive": (attentive.run_attentive, attentive.DEFAULTS),
+_RUNNERS: dict[str, Runner] = {
+    "linear": linear.run_linear,
+    "knn": knn.run_knn,
+    "fewshot": fewshot.run_fewshot,
+    "attentive": attentive.run_attentive,
 }
 
 
 def evaluate_protocol(
     protocol: str,
-    options: Mapping[str, Any] | None,
+    options: Mapping[str, Any] | ProtocolOptions | None,
     X: np.ndarray,
     y: np.ndarray,
     task_type: str,
@@ -46,24 +46,24 @@ def evaluate_protocol(
 
     With `split` (per-row "train"/"val"/"test"), fit on train + val and test on test; a subject on both sides
     is refused. Without it, cross-validate with subject-grouped (and, for classification, stratified) folds,
-    `options["folds"]` of them (default 5), and score the pooled out-of-fold predictions.
+    `options["folds"]` of them, and score the pooled out-of-fold predictions.
 
     Metrics come with 95 % subject-bootstrap intervals (`<name>_ci_low/high`, option `bootstrap` resamples,
-    default 1000, 0 for none). Option `seeds` N > 1 repeats the protocol with seeds `seed … seed+N-1` (other folds,
-    inner splits and episodes): every metric is then the mean over the repeats, `<name>_seed_std` its standard
-    deviation, and the predictions are those of `seed`. `tokens` (n, T, D), rows matching `X`, feed the
-    "attentive" protocol; `device` ("cuda", ...) runs the torch parts there.
+    0 for none; every default is in `medprobe.probes.options`). Option `seeds` N > 1 repeats the protocol with
+    seeds `seed … seed+N-1` (other folds, inner splits and episodes): every metric is then the mean over the
+    repeats, `<name>_seed_std` its standard deviation, and the predictions are those of `seed`. `tokens`
+    (n, T, D), rows matching `X`, feed the "attentive" protocol; `device` ("cuda", ...) runs the torch parts there.
 
     Degenerate data gives notes, not crashes: rows with NaN embeddings or no label are dropped, too-large k or
     shot levels are clipped or skipped, undefined metrics are left out. Problems no protocol can work around
     raise ProbeError: an unknown protocol or option, a leaking split, or training rows of a single class.
     """
-    if protocol not in _PROTOCOLS:
+    if protocol not in _RUNNERS:
         raise ProbeError(f"unknown protocol {protocol!r}; choose one of {', '.join(ALL_PROTOCOLS)}")
     if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or not 0 <= seed < 2**32:
         raise ProbeError(f"seed must be an integer in [0, 2**32), got {seed!r}")
-    runner, defaults = _PROTOCOLS[protocol]
-    resolved = resolve_options(protocol, options, defaults)
+    runner = _RUNNERS[protocol]
+    resolved = resolve_options(protocol, options)
     resolved["device"] = device
     repeats = resolved["seeds"]
     if int(seed) + repeats > 2**32:

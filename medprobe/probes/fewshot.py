@@ -13,9 +13,8 @@ Episode e of shot level k in fold f always draws from the same seed, whatever th
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
+import pandas as pd
 import torch
 
 from medprobe.errors import ProbeError
@@ -24,7 +23,6 @@ from medprobe.probes.options import int_list, positive_int
 from medprobe.probes.result import ProtocolResult, fit_size, predictions_frame, tested_rows
 from medprobe.probes.splits import Fold
 
-DEFAULTS: dict[str, Any] = {"shots": [1, 2, 4, 8, 16], "episodes": 100, "linear_alpha": 1.0}
 _CHUNK_ELEMENTS = 1 << 24  # floats held at once when scoring a batch of episodes
 
 
@@ -63,7 +61,8 @@ def simpleshot_episodes(
     """
     mean = X_pool.mean(axis=0, dtype=np.float64)
     pool, queries = simpleshot_transform(X_pool, mean), simpleshot_transform(X_query, mean)
-    subject_names, subject_codes = np.unique(subjects_pool, return_inverse=True)
+    # Subjects numbered by first appearance, not by their (salted) pseudonyms: episodes depend on the seed only.
+    subject_codes, subject_names = pd.factorize(np.asarray(subjects_pool))
     unit_keys, unit_of_row = np.unique(
         np.searchsorted(classes, y_pool) * len(subject_names) + subject_codes, return_inverse=True
     )
@@ -72,7 +71,7 @@ def simpleshot_episodes(
     unit_sums = np.add.reduceat(pool[order], starts, axis=0, dtype=np.float64)
     unit_counts = np.bincount(unit_of_row, minlength=len(unit_keys))
     unit_class = unit_keys // len(subject_names)
-    candidates = [np.flatnonzero(unit_class == c) for c in range(len(classes))]  # in subject-id order
+    candidates = [np.flatnonzero(unit_class == c) for c in range(len(classes))]  # in order of appearance
 
     chosen = np.stack([np.stack(sample_episode(candidates, shots, rng)) for rng in rngs])  # (E, C, shots)
     n_classes, dim = len(classes), pool.shape[1]
@@ -167,6 +166,7 @@ def run_fewshot(
         params["folds"] = len(folds)
     if inputs.task_type != "classification":
         return _empty(inputs, classes, params, folds, ["few-shot is classification only; no metrics for regression"])
+    assert classes is not None, "evaluate passes the training classes for every classification run"
 
     available = min(
         len(np.unique(inputs.subjects[fold.fit_rows][inputs.y[fold.fit_rows] == label]))

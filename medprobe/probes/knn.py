@@ -7,17 +7,25 @@ normalised vote sums. Regression uses the same weights for a weighted mean of th
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Iterator
-from typing import Any
 
 import numpy as np
 import torch
-from sklearn.utils.validation import check_array, check_is_fitted, column_or_1d
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_is_fitted, validate_data
 
 from medprobe.errors import ProbeError
-from medprobe.probes.estimator import ProbeEstimator
+from medprobe.options import field_default
+from medprobe.probes.estimator import (
+    ProbeEstimator,
+    ProbeValueError,
+    check_positive_int,
+    classification_only,
+    from_numpy,
+)
 from medprobe.probes.inputs import ProbeInputs
-from medprobe.probes.options import int_list, positive_int
+from medprobe.probes.options import KnnOptions, int_list, positive_int
 from medprobe.probes.result import (
     ProtocolResult,
     align_proba,
@@ -28,7 +36,6 @@ from medprobe.probes.result import (
 )
 from medprobe.probes.splits import Fold
 
-DEFAULTS: dict[str, Any] = {"k": [10, 20, 50, 100, 200], "primary_k": 20, "temperature": 0.07}
 _CHUNK_ELEMENTS = 1 << 24  # similarity entries held at once: 64 MiB of float32, whatever the number of rows
 
 
@@ -38,11 +45,24 @@ class KNNProbe(ProbeEstimator):
     `k` larger than the number of training rows uses all of them (`n_neighbors_` says how many).
     `predict_many(X, ks)` gives the outputs for several k from a single top-k search.
     Learned attributes: `train_features_` (L2-normalised), `classes_` and `train_labels_` (class indices) for
-    classification or `train_targets_` for regression, `n_neighbors_`.
+    classification or `train_targets_` for regression, `n_neighbors_`, `n_features_in_`. Similarities are float32
+    (as in DINO), so a row's outputs can differ by float32 rounding (~1e-7) with the batch it is predicted in.
     """
 
+    # Learned in `fit` (declared for type checking only: unset until fitted, as scikit-learn's contract wants).
+    device_: torch.device
+    train_features_: torch.Tensor
+    classes_: np.ndarray
+    train_labels_: torch.Tensor
+    train_targets_: torch.Tensor
+    n_neighbors_: int
+
     def __init__(
-        self, task: str = "classification", k: int = 20, temperature: float = 0.07, device: str | None = None
+        self,
+        task: str = "classification",
+        k: int = field_default(KnnOptions, "primary_k"),
+        temperature: float = field_default(KnnOptions, "temperature"),
+        device: str | None = None,
     ) -> None:
         self.task = task
         self.k = k
@@ -50,30 +70,28 @@ class KNNProbe(ProbeEstimator):
         self.device = device
 
     def fit(self, X: np.ndarray, y: np.ndarray) -> KNNProbe:
-        if self.task not in ("classification", "regression"):
-            raise ProbeError(f"task must be 'classification' or 'regression', got {self.task!r}")
-        if not self.temperature > 0:
-            raise ProbeError(f"temperature must be positive, got {self.temperature!r}")
-        X = check_array(X, dtype=np.float32)
-        y = column_or_1d(y)
-        if len(y) != len(X):
-            raise ProbeError(f"X has {len(X)} rows but y has {len(y)}")
+        classification = self._check_task()
+        temperature = self.temperature
+        if isinstance(temperature, bool) or not isinstance(temperature, numbers.Real) or not temperature > 0:
+            raise ProbeValueError(f"temperature must be a positive number, got {temperature!r}")
+        k = check_positive_int(self.k, "k")
+        X, y = validate_data(self, X, y, dtype=np.float32, y_numeric=not classification)
         self.device_ = torch.device(self.device or "cpu")
-        self.train_features_ = _l2_normalise(torch.from_numpy(X).to(self.device_))
-        if self.task == "classification":
+        self.train_features_ = _l2_normalise(from_numpy(X).to(self.device_))
+        if classification:
+            check_classification_targets(y)
             self.classes_, labels = np.unique(y, return_inverse=True)
             self.train_labels_ = torch.from_numpy(labels.astype(np.int64)).to(self.device_)
         else:
             self.train_targets_ = torch.from_numpy(y.astype(np.float64)).to(self.device_)
-        self.n_neighbors_ = min(positive_int(self.k, "k"), len(X))
-        self.n_features_in_ = X.shape[1]
+        self.n_neighbors_ = min(k, len(X))
         return self
 
     def kneighbors(self, X: np.ndarray, n_neighbors: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Cosine similarities and indices of the nearest training rows, most similar first."""
-        check_is_fitted(self, "train_features_")
-        k = self._clip(n_neighbors or self.k)
-        chunks = list(self._top_k(check_array(X, dtype=np.float32, ensure_min_samples=0), k))
+        X = self._validate_rows(X)
+        k = self._clip(n_neighbors or self.n_neighbors_)
+        chunks = list(self._top_k(X, k))
         if not chunks:
             return np.empty((0, k), np.float32), np.empty((0, k), np.int64)
         sims = torch.cat([chunk_sims for _, chunk_sims, _ in chunks])
@@ -82,8 +100,7 @@ class KNNProbe(ProbeEstimator):
 
     def predict_many(self, X: np.ndarray, ks: list[int]) -> dict[int, np.ndarray]:
         """Probabilities (classification) or predictions (regression) for every k in `ks`, keyed by k."""
-        check_is_fitted(self, "train_features_")
-        X = check_array(X, dtype=np.float32, ensure_min_samples=0)
+        X = self._validate_rows(X)
         width = len(self.classes_) if self.task == "classification" else None
         shape = (len(X), width) if width else (len(X),)
         outputs = {k: np.empty(shape) for k in ks}
@@ -92,21 +109,26 @@ class KNNProbe(ProbeEstimator):
                 outputs[k][rows] = self._vote(sims[:, : self._clip(k)], idx[:, : self._clip(k)]).cpu().numpy()
         return outputs
 
+    @classification_only
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
-        if self.task != "classification":
-            raise AttributeError("predict_proba is only available for classification")
-        return self.predict_many(X, [self.k])[self.k]
+        check_is_fitted(self, "train_features_")
+        return self.predict_many(X, [self.n_neighbors_])[self.n_neighbors_]
 
     def predict(self, X: np.ndarray) -> np.ndarray:
-        outputs = self.predict_many(X, [self.k])[self.k]
+        check_is_fitted(self, "train_features_")
+        outputs = self.predict_many(X, [self.n_neighbors_])[self.n_neighbors_]
         return self.classes_[outputs.argmax(axis=1)] if self.task == "classification" else outputs
 
+    def _validate_rows(self, X: np.ndarray) -> np.ndarray:
+        check_is_fitted(self, "train_features_")
+        return validate_data(self, X, reset=False, dtype=np.float32, ensure_min_samples=0)
+
     def _clip(self, k: int) -> int:
-        return min(positive_int(k, "k"), len(self.train_features_))
+        return min(check_positive_int(k, "k"), len(self.train_features_))
 
     def _top_k(self, X: np.ndarray, k: int) -> Iterator[tuple[slice, torch.Tensor, torch.Tensor]]:
         """Top-k of validated float32 rows, in chunks so memory stays bounded by `_CHUNK_ELEMENTS`."""
-        queries = _l2_normalise(torch.from_numpy(X).to(self.device_))
+        queries = _l2_normalise(from_numpy(X).to(self.device_))
         chunk = max(1, _CHUNK_ELEMENTS // len(self.train_features_))
         for start in range(0, len(queries), chunk):
             sims = queries[start : start + chunk] @ self.train_features_.T
@@ -146,13 +168,19 @@ def run_knn(
 
     task = inputs.task_type
     test = tested_rows(folds)
-    outputs = {k: np.zeros((len(inputs.y), len(classes)) if task == "classification" else len(inputs.y)) for k in ks}
+    if task == "classification":
+        assert classes is not None, "evaluate passes the training classes for every classification run"
+        shape: tuple[int, ...] = (len(inputs.y), len(classes))
+    else:
+        shape = (len(inputs.y),)
+    outputs = {k: np.zeros(shape) for k in ks}
     for fold in folds:
         fit_rows = fold.fit_rows
         probe = KNNProbe(task=task, k=max(ks), temperature=temperature, device=options.get("device"))
         probe.fit(inputs.X[fit_rows], inputs.y[fit_rows])
         for k, fold_outputs in probe.predict_many(inputs.X[fold.test], ks).items():
             if task == "classification":
+                assert classes is not None
                 fold_outputs = align_proba(fold_outputs, probe.classes_, classes)
             outputs[k][fold.test] = fold_outputs
 

@@ -16,17 +16,20 @@ squared error (ties go to the larger alpha). The chosen model is then refitted o
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 import torch
-from sklearn.utils.validation import check_array, check_is_fitted, column_or_1d
+from scipy.special import expit, softmax
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_consistent_length, check_is_fitted, column_or_1d, validate_data
 
-from medprobe.errors import ProbeError
-from medprobe.probes.estimator import ProbeEstimator
+from medprobe.options import field_default
+from medprobe.probes.estimator import ProbeEstimator, ProbeValueError, check_positive_int, classification_only
 from medprobe.probes.inputs import ProbeInputs
 from medprobe.probes.linear_solvers import LogisticSolution, RidgeEigen, logistic_path, logistic_proba
-from medprobe.probes.options import positive_int
+from medprobe.probes.options import LinearOptions, positive_int
 from medprobe.probes.result import (
     ProtocolResult,
     align_proba,
@@ -39,7 +42,6 @@ from medprobe.probes.splits import Fold, group_kfold
 
 DEFAULT_C_GRID = np.logspace(-6, 5, 12)
 DEFAULT_ALPHA_GRID = np.logspace(-4, 6, 41)
-DEFAULTS: dict[str, Any] = {"grid": None, "class_weight": None, "inner_folds": 3}
 
 
 class LinearProbe(ProbeEstimator):
@@ -49,21 +51,27 @@ class LinearProbe(ProbeEstimator):
     (then the final model is refitted on train + val); otherwise by `inner_folds`-fold cross-validation on
     the training rows, grouped by `groups` (subject ids) so no subject is on both sides of an inner split.
     `device` ("cpu", "cuda", ...) and `dtype` (default float32; float64 for ridge on the CPU) choose where
-    and how it runs.
+    and how it fits; `predict`/`predict_proba` compute in float64 on the CPU from `coef_` and `intercept_`.
+    `class_weight`: None, "balanced" (from the rows each fit sees) or a dict {class: weight} (classes not named
+    weigh 1), as in scikit-learn. `task` makes it a classifier or a regressor (see `medprobe.probes.estimator`).
 
     Learned attributes: `mean_`, `scale_` (standardisation from the fitted rows; constant features get
     scale 1), `grid_`, `search_scores_` (accuracy, or negative MSE, per grid value), `best_C_` or
     `best_alpha_`, `coef_` (classes × features, or (1, features) for two classes, like scikit-learn) and
     `intercept_` (on standardised features), `classes_` (classification), `selection_` ("val" or "inner_cv"),
-    `converged_`, `notes_`.
+    `converged_`, `notes_`, `n_features_in_` (and `feature_names_in_` when fitted on a DataFrame).
     """
+
+    # Declared for type checking only (unset until fitted): ridge's intercept is a float, as in scikit-learn's Ridge.
+    coef_: np.ndarray
+    intercept_: np.ndarray | float
 
     def __init__(
         self,
         task: str = "classification",
         grid: Any = None,
-        class_weight: str | None = None,
-        inner_folds: int = 3,
+        class_weight: str | None = field_default(LinearOptions, "class_weight"),
+        inner_folds: int = field_default(LinearOptions, "inner_folds"),
         seed: int = 0,
         max_iter: int = 1000,
         device: str | None = None,
@@ -86,16 +94,22 @@ class LinearProbe(ProbeEstimator):
         X_val: np.ndarray | None = None,
         y_val: np.ndarray | None = None,
     ) -> LinearProbe:
-        if self.task not in ("classification", "regression"):
-            raise ProbeError(f"task must be 'classification' or 'regression', got {self.task!r}")
-        if self.class_weight not in (None, "balanced"):
-            raise ProbeError(f"class_weight must be 'balanced' or None, got {self.class_weight!r}")
-        X = check_array(X, dtype=np.float64)
-        y = column_or_1d(y)
-        if len(y) != len(X):
-            raise ProbeError(f"X has {len(X)} rows but y has {len(y)}")
+        classification = self._check_task()
+        if not (self.class_weight is None or isinstance(self.class_weight, Mapping) or self.class_weight == "balanced"):
+            raise ProbeValueError(f"class_weight must be 'balanced', a dict or None, got {self.class_weight!r}")
+        max_iter = check_positive_int(self.max_iter, "max_iter")
+        X, y = validate_data(self, X, y, dtype=np.float64, y_numeric=not classification,
+                             ensure_min_samples=2 if classification else 1)
+        if classification:
+            check_classification_targets(y)
+        has_val = X_val is not None and y_val is not None and len(y_val) > 0
+        if has_val:
+            X_val = validate_data(self, X_val, reset=False, dtype=np.float64)
+            y_val = column_or_1d(y_val, warn=True)
+            check_consistent_length(X_val, y_val)
+            if classification:
+                check_classification_targets(y_val)
         self.device_ = torch.device(self.device or "cpu")
-        classification = self.task == "classification"
         # Logistic fits stop at scikit-learn's gradient tolerance, far above float32 rounding; ridge's closed form
         # is cheap and is held to 1e-6 of scikit-learn, so it keeps float64 on the CPU.
         cpu_ridge = self.device_.type == "cpu" and not classification
@@ -103,20 +117,22 @@ class LinearProbe(ProbeEstimator):
         self.grid_ = _check_grid(self.grid, DEFAULT_C_GRID if classification else DEFAULT_ALPHA_GRID)
         self.notes_: list[str] = []
         if classification:
-            self.classes_ = np.unique(y if y_val is None else np.concatenate([y, column_or_1d(y_val)]))
+            self.classes_ = np.unique(np.concatenate([y, y_val]) if has_val else y)
             if len(self.classes_) < 2:
-                raise ProbeError(f"the training rows hold a single class {self.classes_.tolist()}; need two or more")
+                raise ProbeValueError(
+                    f"the training rows hold a single class {self.classes_.tolist()}; need two or more"
+                )
 
-        if X_val is not None and y_val is not None and len(y_val):
-            X_val = check_array(X_val, dtype=np.float64)
+        if has_val:
+            assert X_val is not None and y_val is not None  # has_val says both are given
             splits = [(np.arange(len(X)), np.arange(len(X), len(X) + len(X_val)))]
-            X, y = np.vstack([X, X_val]), np.concatenate([y, column_or_1d(y_val)])
+            X, y = np.vstack([X, X_val]), np.concatenate([y, y_val])
             self.selection_ = "val"
         else:
             splits = self._inner_splits(y, groups)
             self.selection_ = "inner_cv"
         self.converged_ = True
-        self.search_scores_, warm = self._search(X, y, splits)
+        self.search_scores_, warm = self._search(X, y, splits, max_iter)
         best = self._pick(self.search_scores_) if splits else int(len(self.grid_) // 2)
         self.mean_, self.scale_ = _standardisation(X)
         Z = self._tensor(self._standardise(X))
@@ -125,9 +141,8 @@ class LinearProbe(ProbeEstimator):
             codes = torch.as_tensor(np.searchsorted(self.classes_, y), device=self.device_)
             init = warm[best] if warm else None
             solution = logistic_path(Z, codes, len(self.classes_), np.array([self.best_C_]),
-                                     self._sample_weight(y), self.max_iter, init)[0]
+                                     self._sample_weight(y), max_iter, init)[0]
             self.converged_ &= solution.converged
-            self.solution_ = solution
             self.coef_ = solution.weight.T.cpu().numpy().astype(np.float64)
             self.intercept_ = solution.bias.cpu().numpy().astype(np.float64)
         else:
@@ -136,21 +151,27 @@ class LinearProbe(ProbeEstimator):
             coef = eigen.coefficients(self._tensor(np.array([self.best_alpha_])))[:, 0]
             self.coef_ = coef.cpu().numpy().astype(np.float64)
             self.intercept_ = eigen.y_mean
-        self.n_features_in_ = X.shape[1]
         return self
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         check_is_fitted(self, "coef_")
         if self.task == "classification":
             return self.classes_[self.predict_proba(X).argmax(axis=1)]
-        return self._standardise(check_array(X, dtype=np.float64)) @ self.coef_ + self.intercept_
+        return self._standardise(self._validate_rows(X)) @ self.coef_ + self.intercept_
 
+    @classification_only
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        """In float64 from `coef_` and `intercept_` (as the published probe heads do), whatever the fitting dtype:
+        a row's probabilities do not depend on the other rows predicted with it."""
+        logits = self._standardise(self._validate_rows(X)) @ self.coef_.T + self.intercept_
+        if logits.shape[1] == 1:  # two classes: one logit, the sigmoid model
+            positive = expit(logits[:, 0])
+            return np.stack([1 - positive, positive], axis=1)
+        return softmax(logits, axis=1)
+
+    def _validate_rows(self, X: np.ndarray) -> np.ndarray:
         check_is_fitted(self, "coef_")
-        if self.task != "classification":
-            raise AttributeError("predict_proba is only available for classification")
-        Z = self._tensor(self._standardise(check_array(X, dtype=np.float64, ensure_min_samples=0)))
-        return logistic_proba(Z, self.solution_).cpu().numpy().astype(np.float64)
+        return validate_data(self, X, reset=False, dtype=np.float64, ensure_min_samples=0)
 
     def _tensor(self, array: np.ndarray) -> torch.Tensor:
         return torch.as_tensor(array, dtype=self.dtype_, device=self.device_)
@@ -159,10 +180,13 @@ class LinearProbe(ProbeEstimator):
         return (X - self.mean_) / self.scale_
 
     def _sample_weight(self, y: np.ndarray) -> torch.Tensor | None:
-        """scikit-learn's "balanced" weights n / (n_classes · count of the row's class), from the fitted rows."""
+        """Per-row weights: scikit-learn's "balanced" n / (n_classes · count of the row's class), from the fitted
+        rows, or the dict's weight of the row's class."""
         if self.class_weight is None:
             return None
         labels, codes, counts = np.unique(y, return_inverse=True, return_counts=True)
+        if isinstance(self.class_weight, Mapping):  # {label: weight}; a label not named weighs 1, as in scikit-learn
+            return self._tensor(np.array([float(self.class_weight.get(label, 1.0)) for label in labels])[codes])
         return self._tensor(len(y) / (len(labels) * counts[codes]))
 
     def _inner_splits(self, y: np.ndarray, groups: np.ndarray | None) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -181,7 +205,7 @@ class LinearProbe(ProbeEstimator):
         return group_kfold(y, groups, n_splits, self.task == "classification", self.seed)
 
     def _search(
-        self, X: np.ndarray, y: np.ndarray, splits: list[tuple[np.ndarray, np.ndarray]]
+        self, X: np.ndarray, y: np.ndarray, splits: list[tuple[np.ndarray, np.ndarray]], max_iter: int
     ) -> tuple[np.ndarray, list[LogisticSolution]]:
         """Held-out accuracy (or negative MSE) per grid value, pooled over the held-out rows; and the first
         split's solutions, to warm-start the final fit."""
@@ -205,7 +229,7 @@ class LinearProbe(ProbeEstimator):
                 continue
             codes = torch.as_tensor(np.searchsorted(fitted_classes, y[fitted]), device=self.device_)
             path = logistic_path(Z_fit, codes, len(fitted_classes), self.grid_, self._sample_weight(y[fitted]),
-                                 self.max_iter)
+                                 max_iter)
             if not warm and len(fitted_classes) == len(self.classes_):
                 warm = path
             for position, solution in enumerate(path):
@@ -225,9 +249,14 @@ def run_linear(
     inner_folds = positive_int(options["inner_folds"], "inner_folds", minimum=2)
     task = inputs.task_type
     test = tested_rows(folds)
-    width = len(classes) if task == "classification" else None
-    outputs = np.zeros((len(inputs.y), width) if width else len(inputs.y))
-    chosen, notes, converged = [], [], True
+    if task == "classification":
+        assert classes is not None, "evaluate passes the training classes for every classification run"
+        outputs: np.ndarray = np.zeros((len(inputs.y), len(classes)))
+    else:
+        outputs = np.zeros(len(inputs.y))
+    chosen: list[float] = []
+    notes: list[str] = []
+    converged = True
     for fold in folds:
         probe = LinearProbe(
             task=task,
@@ -243,6 +272,7 @@ def run_linear(
             probe.fit(inputs.X[fold.train], inputs.y[fold.train], groups=inputs.subjects[fold.train])
         X_test = inputs.X[fold.test]
         if task == "classification":
+            assert classes is not None
             outputs[fold.test] = align_proba(probe.predict_proba(X_test), probe.classes_, classes)
             chosen.append(probe.best_C_)
         else:
@@ -292,5 +322,5 @@ def _check_grid(grid: Any, default: np.ndarray) -> np.ndarray:
     except (TypeError, ValueError):
         values = np.empty(0)
     if len(values) == 0 or not np.all(np.isfinite(values)) or np.any(values <= 0):
-        raise ProbeError(f"grid must be a non-empty list of positive numbers, got {grid!r}")
+        raise ProbeValueError(f"grid must be a non-empty list of positive numbers, got {grid!r}")
     return np.unique(values)

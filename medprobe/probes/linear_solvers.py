@@ -94,6 +94,7 @@ def _solve(
             loss = (s * (torch.nn.functional.softplus(z) - target * z)).sum()
             residual = (s * (torch.sigmoid(z) - target))[None, :]
         else:
+            assert onehot_t is not None  # built whenever there are more than two classes
             log_p = torch.log_softmax(logits, dim=0)
             loss = -(log_p * onehot_t).sum(dim=0) @ s
             residual = (log_p.exp_() - onehot_t) * s

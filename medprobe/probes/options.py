@@ -1,35 +1,124 @@
-"""Reading a protocol's options: defaults filled in, unknown keys and bad values refused clearly."""
+"""Each protocol's options model: the one place its options and their defaults are written.
+
+The pipeline spec's `protocols:` section, `medprobe evaluate`'s flags, the probe heads and the federated probes all
+read these models; nothing else writes a protocol default. Unknown keys and bad values are refused with a message
+that names the option. This module imports neither torch nor the protocols, so a spec is checked without them.
+"""
 
 from __future__ import annotations
 
 import numbers
 from collections.abc import Mapping
-from typing import Any
+from typing import Annotated, Any, Literal
+
+from pydantic import BeforeValidator, Field, StrictBool, StrictInt, ValidationError, model_validator
 
 from medprobe.errors import ProbeError
-
-#: Options every protocol takes: cross-validation folds (used when no split is given), subject-bootstrap resamples
-#: for the 95 % intervals (0: none), `ordinal` labels (adds quadratic-weighted kappa), and `seeds` repeats.
-COMMON_DEFAULTS: dict[str, Any] = {"folds": 5, "bootstrap": 1000, "ordinal": False, "seeds": 1}
+from medprobe.options import StrictModel, format_validation_error
 
 
-def resolve_options(protocol: str, options: Mapping[str, Any] | None, defaults: Mapping[str, Any]) -> dict[str, Any]:
-    """Defaults overlaid with the given options; a key set to None keeps its default."""
-    allowed = {**COMMON_DEFAULTS, **defaults}
-    given = dict(options or {})
-    unknown = sorted(set(given) - set(allowed))
-    if unknown:
-        raise ProbeError(
-            f"unknown option(s) {', '.join(map(repr, unknown))} for protocol {protocol!r}; "
-            f"allowed: {', '.join(sorted(allowed))}"
-        )
-    resolved = {**allowed, **{key: value for key, value in given.items() if value is not None}}
-    resolved["folds"] = positive_int(resolved["folds"], "folds", minimum=2)
-    resolved["bootstrap"] = positive_int(resolved["bootstrap"], "bootstrap", minimum=0)
-    resolved["seeds"] = positive_int(resolved["seeds"], "seeds")
-    if not isinstance(resolved["ordinal"], bool):
-        raise ProbeError(f"option 'ordinal' must be true or false, got {resolved['ordinal']!r}")
-    return resolved
+def _as_list(value: Any) -> Any:
+    """A single integer counts as a list of one (`k: 20` is `k: [20]`)."""
+    return [value] if isinstance(value, numbers.Integral) and not isinstance(value, bool) else value
+
+
+IntList = Annotated[list[Annotated[StrictInt, Field(ge=1)]], BeforeValidator(_as_list), Field(min_length=1)]
+
+
+class ProtocolOptions(StrictModel):
+    """Options every protocol takes: cross-validation folds (used when no split is given), subject-bootstrap
+    resamples for the 95 % intervals (0: none), `ordinal` labels (adds quadratic-weighted kappa), `seeds` repeats."""
+
+    folds: StrictInt = Field(5, ge=2, le=50)
+    bootstrap: StrictInt = Field(1000, ge=0, le=100000)
+    ordinal: StrictBool = False
+    seeds: StrictInt = Field(1, ge=1, le=100)
+
+
+class LinearOptions(ProtocolOptions):
+    """Logistic regression (ridge for regression) on standardised features; C (alpha) chosen by inner CV over
+    `grid` (None: the protocol's log-spaced default grid)."""
+
+    grid: list[Annotated[float, Field(gt=0)]] | None = Field(None, min_length=1)
+    class_weight: Literal["balanced"] | None = None
+    inner_folds: StrictInt = Field(3, ge=2, le=20)
+
+
+class KnnOptions(ProtocolOptions):
+    """DINO-style weighted k-NN on cosine similarity: every `k` is reported, `primary_k` is the headline."""
+
+    k: IntList = Field(default_factory=lambda: [10, 20, 50, 100, 200])
+    primary_k: StrictInt = Field(20, ge=1)
+    temperature: float = Field(0.07, gt=0)
+
+
+class FewshotOptions(ProtocolOptions):
+    """SimpleShot and a ridge classifier over `episodes` sampled episodes per shot level (shots in subjects)."""
+
+    shots: IntList = Field(default_factory=lambda: [1, 2, 4, 8, 16])
+    episodes: StrictInt = Field(100, ge=1, le=10000)
+    linear_alpha: float = Field(1.0, gt=0)
+
+
+class AttentiveOptions(ProtocolOptions):
+    """The attentive probe on patch tokens (learnable queries cross-attending to the tokens). `lr` and
+    `weight_decay` None: the optimiser's own defaults (see `medprobe.probes.attentive.OPTIMIZER_DEFAULTS`)."""
+
+    queries: StrictInt = Field(32, ge=1, le=1024)
+    epochs: StrictInt = Field(60, ge=1, le=10000)
+    optimizer: Literal["adamw", "lars"] = "adamw"
+    lr: float | None = Field(None, gt=0)
+    weight_decay: float | None = Field(None, ge=0)
+    batch_size: StrictInt = Field(256, ge=2, le=65536)
+
+
+#: Protocol name → its options model, in the order protocols run and are reported.
+OPTION_MODELS: dict[str, type[ProtocolOptions]] = {
+    "linear": LinearOptions,
+    "knn": KnnOptions,
+    "fewshot": FewshotOptions,
+    "attentive": AttentiveOptions,
+}
+
+
+class ProtocolsOptions(StrictModel):
+    """Protocols to run: a key present (even empty, `knn: {}`) enables it with default options."""
+
+    linear: LinearOptions | None = None
+    knn: KnnOptions | None = None
+    fewshot: FewshotOptions | None = None
+    attentive: AttentiveOptions | None = None
+
+    def enabled(self) -> dict[str, ProtocolOptions]:
+        return {name: opts for name, opts in self if opts is not None}
+
+    @model_validator(mode="after")
+    def _at_least_one(self) -> ProtocolsOptions:
+        if not self.enabled():
+            raise ValueError("enable at least one protocol (linear, knn, fewshot or attentive)")
+        return self
+
+
+def options_for(protocol: str, options: Mapping[str, Any] | ProtocolOptions | None = None) -> ProtocolOptions:
+    """The validated options model of `protocol`; a key given as None keeps its default."""
+    if protocol not in OPTION_MODELS:
+        raise ProbeError(f"unknown protocol {protocol!r}; choose one of {', '.join(OPTION_MODELS)}")
+    model = OPTION_MODELS[protocol]
+    if isinstance(options, model):
+        return options
+    if isinstance(options, ProtocolOptions):
+        options = options.model_dump()
+    given = {key: value for key, value in dict(options or {}).items() if value is not None}
+    try:
+        return model.model_validate(given)
+    except ValidationError as exc:
+        allowed = ", ".join(sorted(model.model_fields))
+        raise ProbeError(f"protocol {protocol!r}: {format_validation_error(exc)} (options: {allowed})") from None
+
+
+def resolve_options(protocol: str, options: Mapping[str, Any] | ProtocolOptions | None = None) -> dict[str, Any]:
+    """`options_for` as the plain dict the protocol runners read."""
+    return options_for(protocol, options).model_dump()
 
 
 def positive_int(value: Any, name: str, minimum: int = 1) -> int:

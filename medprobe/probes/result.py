@@ -71,6 +71,7 @@ def predictions_frame(
     if inputs.task_type == "regression":
         frame["y_pred"] = outputs
         return frame
+    assert classes is not None, "classification predictions need the trained classes (None only for regression)"
     frame["y_pred"] = classes[outputs.argmax(axis=1)]
     for column, label in enumerate(classes.tolist()):
         frame[f"proba_{label}"] = outputs[:, column]

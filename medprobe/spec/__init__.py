@@ -1,16 +1,10 @@
 """Pipeline spec and manifest: what a job runs on. Knows nothing about torch or MLflow."""
 
-from medprobe.spec.loading import SITE_ENV, TRACKING_URI_ENV, format_validation_error, load_spec
-from medprobe.spec.manifest import load_manifest
-from medprobe.spec.pipeline import (
-    CT_WINDOW_PRESETS,
-    DataSpec,
-    ModelSpec,
-    PipelineSpec,
-    Preprocessing,
-    TaskSpec,
-    VolumeTo2D,
-)
+from medprobe.io.manifest import load_manifest
+from medprobe.options import format_validation_error
+from medprobe.preprocess.options import CT_WINDOW_PRESETS, Preprocessing, VolumeTo2D
+from medprobe.spec.loading import SITE_ENV, TRACKING_URI_ENV, load_spec
+from medprobe.spec.pipeline import DataSpec, ModelSpec, PipelineSpec, TaskSpec
 
 __all__ = [
     "CT_WINDOW_PRESETS",

@@ -5,13 +5,17 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from medprobe.errors import SpecError
+from medprobe.options import format_validation_error
 from medprobe.spec.pipeline import PipelineSpec
+from medprobe.tracking.uri import normalise_uri
+
+M = TypeVar("M", bound=BaseModel)
 
 #: Batch schedulers set these; they win over the spec file.
 SITE_ENV = "MEDPROBE_SITE"
@@ -26,22 +30,27 @@ def load_spec(path: str | os.PathLike[str], environ: Mapping[str, str] | None = 
     """
     spec_path = Path(path)
     env = os.environ if environ is None else environ
-    raw = _read_yaml(spec_path)
+    raw = read_yaml(spec_path)
     if env.get(SITE_ENV):
         raw["site"] = env[SITE_ENV]
     env_uri = env.get(TRACKING_URI_ENV)
     if env_uri:
         raw.setdefault("tracking", {})
         if isinstance(raw["tracking"], dict):
-            raw["tracking"] = {**raw["tracking"], "uri": resolve_sqlite_uri(env_uri, Path.cwd())}
-    try:
-        spec = PipelineSpec.model_validate(raw)
-    except ValidationError as exc:
-        raise SpecError(f"{spec_path}: {format_validation_error(exc)}") from None
+            raw["tracking"] = {**raw["tracking"], "uri": normalise_uri(env_uri, Path.cwd())}
+    spec = validated(PipelineSpec, raw, spec_path)
     return _resolve_paths(spec, spec_path.resolve().parent, keep_uri=bool(env_uri))
 
 
-def _read_yaml(path: Path) -> dict[str, Any]:
+def validated(model: type[M], raw: dict[str, Any], source: Path) -> M:
+    """`raw` as `model`, or a SpecError naming the file and every key that is wrong."""
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        raise SpecError(f"{source}: {format_validation_error(exc)}") from None
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise SpecError(f"{path}: spec file not found")
     try:
@@ -57,35 +66,6 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     return raw
 
 
-def format_validation_error(exc: ValidationError) -> str:
-    """One line per problem, each naming the key path and what was expected; joined by '; '."""
-    parts = []
-    for error in exc.errors():
-        location = _dotted(error["loc"])
-        kind = error["type"]
-        if kind == "extra_forbidden":
-            parts.append(f"unknown key '{location}'")
-        elif kind == "missing":
-            parts.append(f"missing required key '{location}'")
-        else:
-            got = error.get("input")
-            shown = f" (got {got!r})" if not isinstance(got, dict | list) else ""
-            parts.append(f"'{location}': {error['msg']}{shown}")
-    return "; ".join(parts)
-
-
-def _dotted(loc: tuple[int | str, ...]) -> str:
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        elif part in {"percentile", "zscore", "ct_window", "scale01", "none"}:
-            continue  # pydantic's discriminator tag, not a key the user wrote
-        else:
-            out += f".{part}" if out else str(part)
-    return out
-
-
 def _resolve_paths(spec: PipelineSpec, base: Path, keep_uri: bool) -> PipelineSpec:
     data = spec.data.model_copy(update={"manifest": _absolute(spec.data.manifest, base)})
     models = [
@@ -93,7 +73,7 @@ def _resolve_paths(spec: PipelineSpec, base: Path, keep_uri: bool) -> PipelineSp
     ]
     tracking = spec.tracking
     if not keep_uri:
-        tracking = tracking.model_copy(update={"uri": resolve_sqlite_uri(tracking.uri, base)})
+        tracking = tracking.model_copy(update={"uri": normalise_uri(tracking.uri, base)})
     return spec.model_copy(
         update={"data": data, "models": models, "tracking": tracking, "workdir": _absolute(spec.workdir, base)}
     )
@@ -102,11 +82,3 @@ def _resolve_paths(spec: PipelineSpec, base: Path, keep_uri: bool) -> PipelineSp
 def _absolute(path: Path, base: Path) -> Path:
     path = path.expanduser()
     return path if path.is_absolute() else (base / path).resolve()
-
-
-def resolve_sqlite_uri(uri: str, base: Path) -> str:
-    """`sqlite:///mlflow.db` is relative in SQLAlchemy's reading; anchor it at `base`. Other URIs pass."""
-    prefix = "sqlite:///"
-    if uri.startswith(prefix) and not uri.startswith(prefix + "/"):
-        return prefix + str(_absolute(Path(uri[len(prefix) :]), base))
-    return uri

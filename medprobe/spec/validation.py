@@ -14,8 +14,6 @@ Rows are numbered as in `load_manifest`'s messages: the header is row 1, the fir
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import math
 import os
 import secrets
@@ -27,12 +25,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from medprobe.embed.pseudonyms import SALT_ENV, pseudonym
+
 #: Columns that are never labels.
 NON_LABEL_COLUMNS = ("path", "subject_id", "site", "split", "sample_id")
 #: A numeric label with more distinct values than this (or any non-integer value) is continuous.
 MAX_CLASSES = 10
 #: The variable `medprobe.embed.pseudonyms` reads the site salt from; with it, hashes match the job's.
-SUBJECT_SALT_ENV = "MEDPROBE_SUBJECT_SALT"
+SUBJECT_SALT_ENV = SALT_ENV
 NO_VALUE = "(none)"
 _SPLIT_ORDER = {"train": 0, "val": 1, "test": 2}
 
@@ -215,8 +215,9 @@ def find_leakage(table: pd.DataFrame, salt: bytes) -> list[Leakage]:
 
 
 def subject_hash(salt: bytes, subject_id: str) -> str:
-    """`sub-` + 16 hex digits of HMAC-SHA256 — the formula of `medprobe.embed.pseudonyms.pseudonym`."""
-    return "sub-" + hmac.new(salt, f"sub:{subject_id}".encode(), hashlib.sha256).hexdigest()[:16]
+    """The job's own subject pseudonym (`medprobe.embed.pseudonyms.pseudonym`), so a person holding the salt
+    finds the same value in the job's tables."""
+    return pseudonym(salt, "sub", subject_id)
 
 
 def summarize_groups(table: pd.DataFrame, bad_rows: Collection[int] = ()) -> list[GroupSummary]:

@@ -61,3 +61,12 @@ def transfer_run_name(train_site: str, site: str, model: str, task: str) -> str:
 
 def test_metric(name: str) -> str:
     return f"test/{name}"
+
+
+def model_tags(model: str, architecture: str, fingerprint: str, weights: str, pretrained: bool) -> dict[str, str]:
+    """What identifies a model in a run: the user's key, the architecture, the encoder fingerprint (weights and
+    options) and the weights label; a random-init network says so. `medprobe compare` keys models by these."""
+    tags = {MODEL: model, ARCHITECTURE: architecture, MODEL_FINGERPRINT: fingerprint, WEIGHTS: weights}
+    if not pretrained:
+        tags[RANDOM_INIT_NOTE] = RANDOM_INIT_TEXT
+    return tags

@@ -22,24 +22,28 @@ from mlflow.utils.time import get_current_time_millis
 
 from medprobe.errors import TrackingError
 from medprobe.tracking.naming import NEUTRAL_SYSTEM_TAGS
-from medprobe.tracking.redaction import redacted_uri
 from medprobe.tracking.sqlite_schema import ensure_schema
+from medprobe.tracking.uri import redacted_uri
 
-os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-os.environ.setdefault("DO_NOT_TRACK", "true")
-# The client prints a "View run ... at URL" line per finished run on a server; a job's log has its own summary.
-os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
-# Nor a progress bar per downloaded probe head.
-os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-# MLflow's defaults retry an unreachable server for minutes; a batch job should notice within seconds and go on
-# with its offline bundle. Set these variables to override.
-os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
-os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
-os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "20")
+#: Set (unless the user set them) when the first store opens, not at import: importing medprobe changes nothing.
+#: Telemetry off; no "View run ... at URL" line per finished run, nor a progress bar per downloaded probe head;
+#: and an unreachable server noticed within seconds instead of MLflow's minutes of retries, so a batch job goes
+#: on with its offline bundle.
+MLFLOW_ENVIRONMENT = {
+    "MLFLOW_DISABLE_TELEMETRY": "true",
+    "DO_NOT_TRACK": "true",
+    "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true",
+    "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "20",
+}
 
 
 class TrackingStore:
     def __init__(self, uri: str) -> None:
+        for name, value in MLFLOW_ENVIRONMENT.items():
+            os.environ.setdefault(name, value)
         self.uri = uri
         try:
             # Parallel site jobs may open a fresh SQLite file together: one of them creates the schema.
@@ -83,11 +87,11 @@ class TrackingStore:
         return run.info.run_id
 
     def log(self, run_id: str, metrics: Mapping[str, float] | None = None,
-            params: Mapping[str, Any] | None = None, tags: Mapping[str, str] | None = None) -> None:
+            params: Mapping[str, Any] | None = None, tags: Mapping[str, str] | None = None, step: int = 0) -> None:
         """One batched call; NaN and infinite metrics are dropped (the notes say why they are missing)."""
         now = get_current_time_millis()
         metric_entities = [
-            Metric(key, float(value), now, 0)
+            Metric(key, float(value), now, step)
             for key, value in (metrics or {}).items()
             if value is not None and math.isfinite(float(value))
         ]

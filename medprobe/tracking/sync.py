@@ -14,6 +14,7 @@ from mlflow.entities import ViewType
 from medprobe.tracking import naming
 from medprobe.tracking.bundle import open_bundle
 from medprobe.tracking.store import TrackingStore
+from medprobe.tracking.uri import normalise_uri
 
 TERMINAL = frozenset({"FINISHED", "FAILED", "KILLED"})
 
@@ -27,7 +28,7 @@ class SyncReport:
 
 def sync_bundle(root: Path, uri: str) -> SyncReport:
     bundle = open_bundle(root)
-    store = TrackingStore(uri)
+    store = TrackingStore(normalise_uri(uri))
     report = SyncReport()
     server_ids: dict[str, str] = {}
     experiments: dict[str, str] = {}

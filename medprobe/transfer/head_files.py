@@ -58,7 +58,8 @@ def read_head(folder: Path) -> ProbeHead:
     missing = sorted((names - set(fields)) | (set(TENSORS) - set(tensors)))
     if missing:
         raise HeadError(f"probe head lacks {', '.join(missing)}")
-    head = ProbeHead(**fields, **{name: tensors[name].astype(np.float64) for name in TENSORS})
+    arrays = {name: tensors[name].astype(np.float64) for name in TENSORS}
+    head = ProbeHead(**fields, mean=arrays["mean"], scale=arrays["scale"], weight=arrays["weight"], bias=arrays["bias"])
     _check(head, payload)
     return head
 

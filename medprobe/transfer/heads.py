@@ -22,6 +22,7 @@ from medprobe.errors import ProbeError
 from medprobe.probes import LinearProbe, ProtocolResult
 from medprobe.probes.inputs import ProbeInputs
 from medprobe.probes.linear_solvers import LogisticSolution, logistic_proba
+from medprobe.probes.options import LinearOptions
 from medprobe.transfer.rows import fit_rows
 from medprobe.transfer.space import FeatureSpace
 
@@ -62,10 +63,10 @@ class ProbeHead:
         return logistic_proba(Z, solution).numpy()
 
 
-def fit_head(inputs: ProbeInputs, result: ProtocolResult, options: dict, seed: int, space: FeatureSpace,
+def fit_head(inputs: ProbeInputs, result: ProtocolResult, options: LinearOptions, seed: int, space: FeatureSpace,
              site: str, task: str, target: str) -> ProbeHead:
-    """The head of the linear protocol's `result` on `inputs` (the cleaned rows it ran on); `options` are the
-    protocol's options (`class_weight`, `inner_folds`)."""
+    """The head of the linear protocol's `result` on `inputs` (the cleaned rows it ran on), with the options the
+    protocol ran with."""
     name = "C" if inputs.task_type == "classification" else "alpha"
     if name not in result.params:
         raise ProbeError(f"the linear protocol reported no chosen {name}; no head to publish")
@@ -73,8 +74,8 @@ def fit_head(inputs: ProbeInputs, result: ProtocolResult, options: dict, seed: i
     if len(rows) == 0:
         raise ProbeError("no training rows; no head to publish")
     value = float(result.params[name])
-    probe = LinearProbe(task=inputs.task_type, grid=[value], class_weight=options.get("class_weight"),
-                        inner_folds=int(options.get("inner_folds", 3)), seed=seed)
+    probe = LinearProbe(task=inputs.task_type, grid=[value], class_weight=options.class_weight,
+                        inner_folds=options.inner_folds, seed=seed)
     probe.fit(inputs.X[rows], inputs.y[rows], groups=inputs.subjects[rows])
     y = inputs.y[rows]
     regression = inputs.task_type == "regression"

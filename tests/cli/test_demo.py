@@ -1,22 +1,34 @@
 """The demo contract: `medprobe demo --out DIR` leaves DIR/mlflow.db with runs for 2 sites × 2 models ×
-2 protocols, each tagged with site, model, protocol and task and holding metrics, plus a transfer run each way per
-model and task; its output ends with the 2 × 2 transfer matrices."""
+3 protocols, each tagged with site, model, protocol and task and holding metrics, plus a transfer run each way per
+model and task; its output ends with the 2 × 2 transfer matrices. The README's Python example runs against the
+folder the demo writes."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from mlflow.tracking import MlflowClient
 
+README = Path(__file__).resolve().parents[2] / "README.md"
 
-def test_demo_end_to_end(tmp_path: Path) -> None:
-    out = tmp_path / "demo"
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess[str]]:
+    """One demo run for the module, into `<tmp>/medprobe-demo` (the README's folder name)."""
+    out = tmp_path_factory.mktemp("demo") / "medprobe-demo"
     done = subprocess.run(
         [sys.executable, "-m", "medprobe.cli.main", "demo", "--out", str(out), "--subjects", "10", "--no-progress"],
         capture_output=True, text=True, timeout=600,
     )
+    return out, done
+
+
+def test_demo_end_to_end(demo: tuple[Path, subprocess.CompletedProcess[str]], tmp_path: Path) -> None:
+    out, done = demo
     assert done.returncode == 0, done.stderr[-3000:]
     assert "sites side by side" in done.stdout and "mlflow ui --backend-store-uri" in done.stdout
     assert "RANDOM-INIT" in done.stdout
@@ -27,7 +39,7 @@ def test_demo_end_to_end(tmp_path: Path) -> None:
     runs = client.search_runs([experiments["medprobe/demo-brain-mri"]], "tags.`medprobe.run_kind` = 'protocol'")
     combos = {(r.data.tags["medprobe.site"], r.data.tags["medprobe.model"], r.data.tags["medprobe.protocol"],
                r.data.tags["medprobe.task"]) for r in runs}
-    assert len(combos) == 2 * 2 * 2 * 2  # sites × models × protocols × tasks
+    assert len(combos) == 2 * 2 * 3 * 2  # sites × models × protocols × tasks
     assert all(any(k.startswith("test/") for k in r.data.metrics) for r in runs)
     random_init = [r for r in runs if r.data.tags["medprobe.model"] == "dinov2_vits14"]
     assert all(r.data.tags["medprobe.weights"] == "random-init" for r in random_init)
@@ -50,5 +62,18 @@ def test_demo_end_to_end(tmp_path: Path) -> None:
     )
     assert compare.returncode == 0, compare.stderr[-2000:]
     assert "site-a" in compare.stdout and "site-b" in compare.stdout
-    assert (tmp_path / "cmp" / "comparison.csv").read_text().count("\n") == 16 + 1
+    assert (tmp_path / "cmp" / "comparison.csv").read_text().count("\n") == 24 + 1
     assert (tmp_path / "cmp" / "transfer.csv").read_text().count("\n") == 2 * 2 * 4 + 1
+
+
+def test_readme_python_example_runs_on_the_demo_folder(demo: tuple[Path, subprocess.CompletedProcess[str]]) -> None:
+    """The README's "Python API" block, as written, from the folder that holds `medprobe-demo`."""
+    out, done = demo
+    assert done.returncode == 0, done.stderr[-3000:]
+    section = README.read_text(encoding="utf-8").split("## Python API", 1)[1]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    ran = subprocess.run([sys.executable, "-c", code], cwd=out.parent, capture_output=True, text=True, timeout=300)
+    assert ran.returncode == 0, ran.stderr[-3000:]
+    assert "linear" in ran.stdout and "mae" in ran.stdout  # the evaluation summary
+    assert "(4, 48)" in ran.stdout  # four fundus images, 48 handcrafted features
+    assert "site-a" in ran.stdout and "site-b" in ran.stdout  # the comparison table

@@ -76,3 +76,29 @@ def test_bad_numbers_are_usage_errors(volume_dataset, tmp_path: Path, capsys) ->
         main(_args(volume_dataset(n=2), tmp_path / "out", "--batch-size", "0"))
     assert stop.value.code == 2
     assert "at least 1" in capsys.readouterr().err
+
+
+def test_embed_takes_the_preprocessing_of_a_job_spec(volume_dataset, write_spec, tmp_path: Path) -> None:
+    """`--spec` gives `medprobe embed` the chain `medprobe run` uses; `--preprocessing` a block of its own."""
+    manifest = volume_dataset(n=4)
+    preprocessing = {"spacing": [2.0, 2.0, 2.0], "intensity": {"mode": "zscore"}, "size": [8, 8, 8]}
+    spec = write_spec(manifest, data={"manifest": str(manifest), "modality": "ct", "preprocessing": preprocessing},
+                      protocols={"linear": {"bootstrap": 0}})
+    assert main(["run", str(spec), "--no-progress"]) in (0, 3)
+    from_run = read_table(tmp_path / "work" / "embeddings" / "handcrafted.parquet")
+    args = ["embed", "--model", "handcrafted", "--manifest", str(manifest), "--out", str(tmp_path / "out"),
+            "--workers", "0", "--no-progress", "--site", "site-x", "--precision", "auto"]
+    assert main([*args, "--spec", str(spec)]) == 0
+    from_embed = read_table(tmp_path / "out" / "embeddings.parquet")
+    assert from_embed[2]["preprocessing"] == from_run[2]["preprocessing"]
+    assert from_embed[2]["modality"] == "ct"
+    np.testing.assert_allclose(from_embed[1], from_run[1], rtol=1e-6)
+
+    block = tmp_path / "prep.yaml"
+    block.write_text("intensity: {mode: scale01}\nsize: [8, 8, 8]\n")
+    assert main([*args, "--spec", str(spec), "--preprocessing", str(block), "--out", str(tmp_path / "out2")]) == 0
+    steps = read_table(tmp_path / "out2" / "embeddings.parquet")[2]["preprocessing"]
+    assert any(step.get("mode") == "scale01" for step in steps) and not any("spacing" in str(s) for s in steps)
+
+    block.write_text("intensity: {mode: nonsense}\n")
+    assert main([*args, "--preprocessing", str(block)]) == 2

@@ -97,7 +97,7 @@ def test_attentive_protocol_runs_on_the_tokens_the_job_keeps(volume_dataset, wri
                                  "attentive": {"epochs": 5, "queries": 4, "bootstrap": 0, "optimizer": "lars"}})
     assert main(["run", str(spec), "--no-progress"]) == 3
     out = capsys.readouterr().out
-    assert "SKIPPED handcrafted/lesion/attentive: model 'handcrafted' does not expose patch tokens" in out
+    assert "SKIPPED handcrafted/lesion/attentive: no patch tokens" in out
     assert (tmp_path / "work" / "embeddings" / "dinov2_vits14.tokens.npy").is_file()
     results = json.loads((tmp_path / "work" / "results.json").read_text())
     attentive = [o for o in results["outcomes"] if o["protocol"] == "attentive" and o["model"] == "dinov2_vits14"]

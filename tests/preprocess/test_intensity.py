@@ -5,7 +5,7 @@ import pytest
 
 from medprobe.io import MedicalImage
 from medprobe.preprocess.intensity import IntensityStep, exact_percentiles
-from medprobe.spec.pipeline import PercentileIntensity, RangeIntensity, ZScoreIntensity
+from medprobe.preprocess.options import PercentileIntensity, RangeIntensity, ZScoreIntensity
 
 RNG = np.random.default_rng(7)
 ARRAYS = {

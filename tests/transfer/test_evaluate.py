@@ -10,6 +10,7 @@ import pytest
 from medprobe.errors import ProbeError
 from medprobe.probes import evaluate_protocol
 from medprobe.probes.inputs import prepare_inputs
+from medprobe.probes.options import LinearOptions
 from medprobe.transfer import FeatureSpace, ProbeHead, evaluate_head, fit_head
 
 SPACE = FeatureSpace("m", "handcrafted", "handcrafted-0123456789abcdef", "random-init", "fedcba9876543210", 5)
@@ -28,7 +29,7 @@ def _head(labels: np.ndarray, site: str = "site-a") -> ProbeHead:
     X, subjects, _ = _rows(labels, seed=0)
     result = evaluate_protocol("linear", {"bootstrap": 0, "folds": 3}, X, labels, "classification", subjects)
     inputs, _ = prepare_inputs(X, labels, subjects, None, "classification")
-    return fit_head(inputs, result, {}, 0, SPACE, site, "lesion", "label")
+    return fit_head(inputs, result, LinearOptions(), 0, SPACE, site, "lesion", "label")
 
 
 def test_a_head_scores_the_test_split_with_intervals() -> None:

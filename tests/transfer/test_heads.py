@@ -11,6 +11,7 @@ from safetensors.numpy import load_file, save_file
 
 from medprobe.probes import LinearProbe, evaluate_protocol
 from medprobe.probes.inputs import prepare_inputs
+from medprobe.probes.options import LinearOptions
 from medprobe.transfer import FeatureSpace, HeadError, fit_head, read_head, write_head
 from medprobe.transfer.rows import fit_rows
 
@@ -37,7 +38,7 @@ def test_exported_head_predicts_like_the_probe(tmp_path: Path, task_type: str, n
     X, y, subjects, split = _table(task_type, n_classes)
     result = evaluate_protocol("linear", {"bootstrap": 0}, X, y, task_type, subjects, split)
     inputs, _ = prepare_inputs(X, y, subjects, split, task_type)
-    head = fit_head(inputs, result, {"class_weight": None, "inner_folds": 3}, 0, SPACE, "site-a", "t", "label")
+    head = fit_head(inputs, result, LinearOptions(), 0, SPACE, "site-a", "t", "label")
     files = write_head(head, tmp_path / "probe_head")
     assert sorted(p.name for p in files) == ["head.json", "head.safetensors"]
     loaded = read_head(tmp_path / "probe_head")
@@ -65,7 +66,7 @@ def test_head_files_hold_aggregates_only(tmp_path: Path) -> None:
     X, y, subjects, split = _table("regression", 0)
     result = evaluate_protocol("linear", {"bootstrap": 0}, X, y, "regression", subjects, split)
     inputs, _ = prepare_inputs(X, y, subjects, split, "regression")
-    write_head(fit_head(inputs, result, {}, 0, SPACE, "site-a", "age", "age"), tmp_path)
+    write_head(fit_head(inputs, result, LinearOptions(), 0, SPACE, "site-a", "age", "age"), tmp_path)
     metadata = json.loads((tmp_path / "head.json").read_text())
     assert set(metadata) == {
         "format", "embed_dim", "task_type", "classes", "site", "model", "task", "target", "fingerprint",
@@ -80,7 +81,7 @@ def test_a_malformed_head_is_refused(tmp_path: Path) -> None:
     X, y, subjects, split = _table("classification", 3)
     result = evaluate_protocol("linear", {"bootstrap": 0}, X, y, "classification", subjects, split)
     inputs, _ = prepare_inputs(X, y, subjects, split, "classification")
-    write_head(fit_head(inputs, result, {}, 0, SPACE, "site-a", "t", "label"), tmp_path)
+    write_head(fit_head(inputs, result, LinearOptions(), 0, SPACE, "site-a", "t", "label"), tmp_path)
     tensors = load_file(str(tmp_path / "head.safetensors"))
     save_file({**tensors, "weight": tensors["weight"][:2]}, str(tmp_path / "head.safetensors"))
     with pytest.raises(HeadError, match="'weight' has shape"):

@@ -16,6 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from medprobe.errors import MedprobeError
+from medprobe.options import format_validation_error
 
 
 class _Strict(BaseModel):
@@ -202,8 +203,6 @@ def load_config(choice: str | Path) -> LDAEConfig:
 
 
 def config_from_dict(raw: dict[str, Any], source: str) -> LDAEConfig:
-    from medprobe.spec import format_validation_error
-
     try:
         return LDAEConfig.model_validate(raw)
     except ValidationError as exc:

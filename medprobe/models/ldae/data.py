@@ -21,9 +21,10 @@ from torch.utils.data import DataLoader, Dataset
 
 from medprobe.errors import MedprobeError, ReadError
 from medprobe.io import read_image
+from medprobe.io.manifest import load_manifest
 from medprobe.models.ldae.config import LDAEConfig
 from medprobe.preprocess import InputSpec, PreprocessChain
-from medprobe.spec import DataSpec, Preprocessing, load_manifest
+from medprobe.preprocess.options import Preprocessing, PreprocessOptions
 
 INDEX_FILE = "volumes/index.json"
 
@@ -33,11 +34,11 @@ def input_spec(config: LDAEConfig) -> InputSpec:
                      interpolation="trilinear")
 
 
-def preprocess_chain(config: LDAEConfig, manifest: Path) -> PreprocessChain:
+def preprocess_chain(config: LDAEConfig) -> PreprocessChain:
     data = config.data
-    spec = DataSpec(manifest=manifest, modality=data.modality,
-                    preprocessing=Preprocessing(spacing=data.spacing, size=data.size, fit=data.fit))
-    return PreprocessChain(spec, input_spec(config))
+    options = PreprocessOptions(modality=data.modality,
+                                preprocessing=Preprocessing(spacing=data.spacing, size=data.size, fit=data.fit))
+    return PreprocessChain(options, input_spec(config))
 
 
 @dataclass
@@ -78,7 +79,7 @@ def prepare_volumes(config: LDAEConfig, manifest: Path, out: Path, workers: int 
                     progress: bool = True) -> PreparedVolumes:
     """Read, preprocess and cache every row (reusing a cache made from the same manifest and config)."""
     table = load_manifest(manifest)
-    chain = preprocess_chain(config, manifest)
+    chain = preprocess_chain(config)
     digest = _digest(table, chain)
     index_path = out / INDEX_FILE
     if index_path.is_file():
@@ -89,8 +90,9 @@ def prepare_volumes(config: LDAEConfig, manifest: Path, out: Path, workers: int 
     folder.mkdir(parents=True, exist_ok=True)
     readable: list[int] = []
     skipped: list[dict[str, Any]] = []
+    # torch types collate_fn as taking a batch (list); with batch_size=None it gets each sample as is
     loader = DataLoader(_RowDataset(list(table["path"]), config.data.modality, chain), batch_size=None,
-                        num_workers=workers, collate_fn=_identity)
+                        num_workers=workers, collate_fn=_identity)  # type: ignore[arg-type]
     from tqdm import tqdm
 
     for row, volume, reason in tqdm(loader, total=len(table), desc="reading volumes", unit="vol",
@@ -132,7 +134,7 @@ def _split_rows(table: pd.DataFrame, readable: list[int], holdout: int) -> tuple
             return [r for r in readable if r not in held], held[:holdout]
     subjects = sorted({table.at[r, "subject_id"] for r in readable},
                       key=lambda s: hashlib.sha256(s.encode()).hexdigest())
-    held: list[int] = []
+    held = []
     for subject in subjects:
         rows = [r for r in readable if table.at[r, "subject_id"] == subject]
         if len(held) >= holdout or len(held) + len(rows) > len(readable) // 2:

@@ -37,6 +37,8 @@ def build_unet(config: LDAEConfig) -> DiffusionModelUNet:
 
 
 class LatentDiffusionAutoencoder(nn.Module):
+    scale_factor: torch.Tensor  # a registered buffer
+
     def __init__(self, config: LDAEConfig) -> None:
         super().__init__()
         self.config = config

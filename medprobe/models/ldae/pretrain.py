@@ -140,10 +140,10 @@ def _stage2(model: LatentDiffusionAutoencoder, config: LDAEConfig, out: Path, da
     ema = EMA({"semantic": model.semantic, "unet": model.unet}, config.train.ema_decay) \
         if config.train.ema_decay > 0 else None
     if record is not None:
-        state = stage_model_state(out, record)
-        model.load_state_dict({k: v for k, v in state.items() if not k.startswith("ema.")})
+        saved = stage_model_state(out, record)
+        model.load_state_dict({k: v for k, v in saved.items() if not k.startswith("ema.")})
         if ema is not None:
-            ema.load(state)
+            ema.load(saved)
         load_optimizer(optimizer, out / CHECKPOINTS / record.optimizer)
     else:
         stage1 = load_stage(out, 1)

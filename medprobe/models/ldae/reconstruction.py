@@ -50,7 +50,10 @@ def reconstruction_report(model: LatentDiffusionAutoencoder, volumes: torch.Tens
         ours = reconstruct(model, x, steps).float()
         ae = model.autoencoder.reconstruct(x).clamp(0, 1).float()
         for key, recon in (("", ours), ("ae_", ae)):
-            scores[f"{key}ssim"].append(ssim(recon, x).flatten().cpu())
+            similarity = ssim(recon, x)  # typed for list inputs too; tensors in give a tensor out
+            if not isinstance(similarity, torch.Tensor):
+                raise TypeError(f"SSIMMetric returned a {type(similarity).__name__}, expected a tensor")
+            scores[f"{key}ssim"].append(similarity.flatten().cpu())
             scores[f"{key}mse"].append((recon - x).pow(2).flatten(1).mean(1).cpu())
     mean = {k: float(torch.cat(v).mean()) for k, v in scores.items()}
     return ReconstructionReport(len(volumes), steps or model.config.diffusion.ddim_steps, mean["ssim"], mean["mse"],

@@ -62,6 +62,8 @@ class SemanticEncoder25D(nn.Module):
     is the single query of a multi-head attention over all tokens; LayerNorm of its output is the vector.
     """
 
+    position: torch.Tensor  # a registered buffer
+
     def __init__(self, config: SemanticConfig, slices: int) -> None:
         super().__init__()
         self.axis = config.slice_axis
@@ -96,7 +98,9 @@ def _backbone_2d(config: SemanticConfig) -> tuple[nn.Module, int]:
 
         model = timm.create_model(config.backbone.removeprefix("timm:"), pretrained=False, in_chans=1,
                                   num_classes=0)
-        return model, int(model.num_features)
+        from medprobe.models.timm_any import as_timm_model
+
+        return model, int(as_timm_model(model).num_features)
     raise ValueError(f"semantic.backbone must be 'cnn' or 'timm:<name>', got {config.backbone!r}")
 
 

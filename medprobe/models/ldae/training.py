@@ -183,7 +183,13 @@ class StageLoop:
         return result
 
     def _one_step(self, step: int) -> dict[str, float]:
-        torch.manual_seed(hash((self.config.train.seed, self.stage, step)) & 0x7FFFFFFF)
+        """One optimiser step whose noise and timesteps depend on (seed, stage, step) only, so a resumed run repeats
+        the same steps; torch's global random state is left as it was."""
+        with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
+            torch.manual_seed(hash((self.config.train.seed, self.stage, step)) & 0x7FFFFFFF)
+            return self._step(step)
+
+    def _step(self, step: int) -> dict[str, float]:
         x = self.data.batch(_batch_indices(self.config, len(self.data.train), self.stage, step)).to(self.device)
         self.optimizer.zero_grad(set_to_none=True)
         with _autocast(self.config, self.device):

@@ -1,0 +1,115 @@
+"""The one rule for which rows of an embedding table a task uses, how their labels are read, and how they split.
+
+Every front end goes through `TaskRows.of`: a site job, `medprobe evaluate`, the transfer step and the federated
+probes, so they cannot disagree. The rules:
+
+- labels: classification labels that are all whole numbers become integers, any other labels text; regression
+  targets are numbers, and a value that is not one is left out with a note; rows without a label are left out.
+- split: a `split` column that is absent, or blank on every row, means no split (subject-grouped cross-validation;
+  the transfer step then scores on every labelled row). Otherwise values are read case-insensitively as
+  train/val/test, and a row with another value (blank included) is left out of the protocols with a note.
+- subjects: the table's `subject_id` column, which a medprobe table holds as salted pseudonyms already
+  (`medprobe.embed.pseudonyms`); anyone's own table is pseudonymised the same way before any file is written.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from medprobe.errors import MedprobeError
+
+TASK_TYPES = ("classification", "regression")
+
+
+@dataclass(frozen=True)
+class TaskRows:
+    """The rows of an embedding table usable for one task, with what every probe needs of them."""
+
+    target: str
+    task_type: str
+    labels: np.ndarray
+    usable: np.ndarray  # boolean mask over the table's rows
+    notes: list[str]  # what was left out, and why
+    subjects: np.ndarray
+    split: np.ndarray | None  # normalised split of the usable rows, None when the table has none
+    sample_ids: np.ndarray
+
+    @classmethod
+    def of(cls, table: pd.DataFrame, target: str, task_type: str = "classification") -> TaskRows:
+        if task_type not in TASK_TYPES:
+            raise MedprobeError(f"task type must be one of {', '.join(TASK_TYPES)}, got {task_type!r}")
+        missing = [column for column in ("subject_id", target) if column not in table.columns]
+        if missing:
+            raise MedprobeError(f"missing column(s) {missing}; found {list(table.columns)}")
+        labels, usable, notes = _labels(table, target, task_type)
+        split = table_split(table)
+        sample_ids = table["sample_id"] if "sample_id" in table.columns else pd.Series(np.arange(len(table)))
+        return cls(
+            target=target,
+            task_type=task_type,
+            labels=labels,
+            usable=usable,
+            notes=notes,
+            subjects=table["subject_id"].to_numpy()[usable],
+            split=None if split is None else split[usable],
+            sample_ids=sample_ids.astype(str).to_numpy()[usable],
+        )
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def frame(self, table: pd.DataFrame) -> pd.DataFrame:
+        """The usable rows of `table` (the table these rows were taken from), renumbered from 0."""
+        return table[self.usable].reset_index(drop=True)
+
+    def digest(self, positions: np.ndarray | None = None) -> str:
+        """Identity of the evaluation set (which samples, which labels) that reveals neither; `positions` (into
+        these rows) restricts it to a subset, e.g. the rows a transfer run scored."""
+        chosen = slice(None) if positions is None else positions
+        digest = hashlib.sha256()
+        pairs = zip(map(str, self.sample_ids[chosen]), map(str, self.labels[chosen]), strict=True)
+        for sample, label in sorted(pairs):
+            digest.update(f"{sample}\t{label}\n".encode())
+        return digest.hexdigest()[:16]
+
+
+def table_split(table: pd.DataFrame) -> np.ndarray | None:
+    """The `split` column in lower case, or None when there is none or it is blank on every row."""
+    if "split" not in table.columns:
+        return None
+    values = table["split"]
+    text = values.astype(object).where(values.notna(), "").astype(str).str.strip().str.lower()
+    if (text == "").all():
+        return None
+    return text.to_numpy(dtype=object)
+
+
+def _labels(table: pd.DataFrame, target: str, task_type: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    if len(table) == 0:
+        return np.array([]), np.zeros(0, dtype=bool), ["no embedded samples"]
+    column = table[target]
+    notes: list[str] = []
+    bad = 0
+    if task_type == "regression":
+        values = pd.to_numeric(column, errors="coerce")
+        bad = int((values.isna() & column.notna()).sum())
+        if bad:
+            notes.append(f"{bad} row(s) with a non-numeric '{target}' were left out")
+        usable = values.notna().to_numpy() & np.isfinite(values.to_numpy(dtype=np.float64, na_value=np.nan))
+        labels = values.to_numpy(dtype=np.float64, na_value=np.nan)[usable]
+    else:
+        usable = column.notna().to_numpy()
+        kept = column[usable]
+        numeric = pd.to_numeric(kept, errors="coerce")
+        if numeric.notna().all() and np.all(np.mod(numeric, 1) == 0):
+            labels = numeric.to_numpy().astype(np.int64)
+        else:
+            labels = kept.astype(str).to_numpy(dtype=object)
+    missing = int((~usable).sum()) - bad
+    if missing:
+        notes.append(f"{missing} row(s) without a '{target}' label were left out")
+    return labels, usable, notes

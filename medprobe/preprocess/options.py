@@ -1,0 +1,167 @@
+"""Preprocessing options: orientation, spacing, intensity by modality, size and how a 2D model sees a volume.
+
+This layer owns them (and so their defaults); the pipeline spec, `medprobe embed --preprocessing` and LDAE
+pretraining compose the same models, so every front end can express the same chain.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field, StrictInt, field_validator, model_validator
+
+from medprobe.options import StrictModel
+
+Modality = Literal["mri", "ct", "xray", "fundus", "photo", "other"]
+Axis = Literal["axial", "coronal", "sagittal"]
+
+
+class PercentileBounds(StrictModel):
+    """Lower and upper percentiles (of all voxels, background included) that clip the intensities."""
+
+    lower: float = Field(0.5, ge=0, lt=100)
+    upper: float = Field(99.5, gt=0, le=100)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> PercentileBounds:
+        if self.lower >= self.upper:
+            raise ValueError(f"lower ({self.lower}) must be below upper ({self.upper})")
+        return self
+
+
+class PercentileIntensity(PercentileBounds):
+    """Clip to percentiles and scale to 0–1 (MRI default)."""
+
+    mode: Literal["percentile"] = "percentile"
+
+
+class ZScoreIntensity(PercentileBounds):
+    """Clip to percentiles, then z-score over non-zero voxels (MRI for models trained that way)."""
+
+    mode: Literal["zscore"] = "zscore"
+
+
+CT_WINDOW_PRESETS: dict[str, tuple[float, float]] = {
+    # name: (centre HU, width HU)
+    "brain": (40.0, 80.0),
+    "subdural": (75.0, 215.0),
+    "stroke": (40.0, 40.0),
+    "lung": (-600.0, 1500.0),
+    "mediastinum": (50.0, 350.0),
+    "abdomen": (40.0, 400.0),
+    "liver": (60.0, 160.0),
+    "bone": (400.0, 1800.0),
+}
+
+
+class CTWindowIntensity(StrictModel):
+    """Clip Hounsfield units to a window and scale to 0–1 (CT)."""
+
+    mode: Literal["ct_window"] = "ct_window"
+    preset: Literal[tuple(CT_WINDOW_PRESETS)] | None = "brain"  # type: ignore[valid-type]
+    center: float | None = None
+    width: float | None = Field(None, gt=0)
+
+    @model_validator(mode="after")
+    def _preset_or_explicit(self) -> CTWindowIntensity:
+        if (self.center is None) != (self.width is None):
+            raise ValueError("give both center and width, or neither (then preset is used)")
+        return self
+
+    def window(self) -> tuple[float, float]:
+        if self.center is not None and self.width is not None:
+            return self.center, self.width
+        if self.preset is None:
+            raise ValueError("ct_window needs a preset or center and width")
+        return CT_WINDOW_PRESETS[self.preset]
+
+
+class RangeIntensity(StrictModel):
+    """Scale by the stored range to 0–1: 8/16-bit photographs, fundus, X-ray (dtype max, or min–max if float)."""
+
+    mode: Literal["scale01"] = "scale01"
+
+
+class NoIntensity(StrictModel):
+    """Leave values as read (the model does its own normalisation)."""
+
+    mode: Literal["none"] = "none"
+
+
+Intensity = Annotated[
+    PercentileIntensity | ZScoreIntensity | CTWindowIntensity | RangeIntensity | NoIntensity,
+    Field(discriminator="mode"),
+]
+
+DEFAULT_INTENSITY: dict[str, Intensity] = {
+    "mri": PercentileIntensity(),
+    "ct": CTWindowIntensity(),
+    "xray": RangeIntensity(),
+    "fundus": RangeIntensity(),
+    "photo": RangeIntensity(),
+    "other": RangeIntensity(),
+}
+
+
+class VolumeTo2D(StrictModel):
+    """How a 2D model sees a 3D volume: which slices, and how slice embeddings become one vector."""
+
+    strategy: Literal["slices", "orthogonal"] = "slices"
+    axis: Axis = "axial"
+    n: int = Field(3, ge=1, le=64, description="slices along `axis` (strategy 'slices')")
+    extent: float = Field(0.5, gt=0, le=1, description="central fraction of the axis the slices span")
+    aggregate: Literal["mean", "max"] = "mean"
+
+
+class Preprocessing(StrictModel):
+    """Steps in order: orientation, spacing, intensity, size (whole image/volume), then 3D→2D views if needed."""
+
+    orientation: Literal["RAS"] | None = "RAS"
+    spacing: tuple[float, float, float] | None = None
+    intensity: Intensity | None = None
+    size: tuple[StrictInt, ...] | None = Field(
+        None,
+        description="target size in voxels of the whole image (2 values) or volume (3 values), applied after "
+        "intensity and before the 3D→2D views; an image with the other number of dimensions is skipped",
+    )
+    fit: Literal["resize", "crop_or_pad"] = Field(
+        "resize", description="how to reach `size`: interpolate, or centre-crop / pad with the image minimum"
+    )
+    volume_to_2d: VolumeTo2D = VolumeTo2D()
+
+    @field_validator("spacing")
+    @classmethod
+    def _positive_spacing(cls, value: tuple[float, float, float] | None) -> tuple[float, float, float] | None:
+        if value is not None and min(value) <= 0:
+            raise ValueError("spacing values must be positive millimetres")
+        return value
+
+    @field_validator("size")
+    @classmethod
+    def _size_2d_or_3d(cls, value: tuple[int, ...] | None) -> tuple[int, ...] | None:
+        if value is None:
+            return value
+        if len(value) not in (2, 3):
+            raise ValueError(f"size needs 2 values (2D images) or 3 (volumes); got {len(value)}: {list(value)}")
+        if not all(1 <= v <= 4096 for v in value):
+            raise ValueError(f"size values must be voxel counts from 1 to 4096; got {list(value)}")
+        return value
+
+    @model_validator(mode="after")
+    def _fit_needs_size(self) -> Preprocessing:
+        if "fit" in self.model_fields_set and self.size is None:
+            raise ValueError("fit has no effect without size; give size (2 or 3 voxel counts) or drop fit")
+        return self
+
+
+class PreprocessOptions(StrictModel):
+    """What a preprocessing chain is built from (besides the encoder's input): the modality, whose defaults apply
+    where `preprocessing` leaves a step out, and the steps. A job spec's `data` section is one of these plus the
+    manifest."""
+
+    modality: Modality
+    preprocessing: Preprocessing = Preprocessing()
+
+    def intensity(self) -> Intensity:
+        """The intensity step: the spec's choice, else the modality default."""
+        return self.preprocessing.intensity or DEFAULT_INTENSITY[self.modality]
