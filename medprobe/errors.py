@@ -39,3 +39,8 @@ class ReadError(Exception):
 
 class ProbeError(MedprobeError):
     """A protocol cannot run on the data it was given (for example, a split that leaks subjects)."""
+
+
+class DiskFullError(MedprobeError):
+    """A write ran out of space (ENOSPC). The message names the folder and how much was needed; nothing half-written
+    is left for a later run to trust."""
