@@ -1,8 +1,18 @@
-"""A real `mlflow server` process on 127.0.0.1 with a SQLite backend and a temporary artifact folder."""
+"""A real `mlflow server` process on 127.0.0.1 with a SQLite backend and a temporary artifact folder.
+
+MLflow's job runner (a huey consumer pool for its GenAI jobs, six more Python processes) is switched off: medprobe
+never submits server jobs, and it roughly doubled the start-up and made shutdown take seconds. The server starts
+in a session of its own so that `stop` ends its whole process group (the `mlflow` CLI and its uvicorn worker).
+MLflow's schema migrations (seconds on SQLite) run once per test session, into a template database that every
+server copies: an empty store at the current schema with only the `Default` experiment, as a fresh server makes.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -13,6 +23,10 @@ from pathlib import Path
 
 import pytest
 import requests
+
+SERVER_ARTIFACT_ROOT = "mlflow-artifacts:/"  # what `mlflow server --artifacts-destination` gives new experiments
+
+START_S, STOP_S = 90, 10
 
 
 @dataclass
@@ -26,27 +40,39 @@ class MlflowServer:
         command = [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(self.port),
                    "--backend-store-uri", f"sqlite:///{self.folder / 'server.db'}",
                    "--artifacts-destination", str(self.folder / "artifacts"), "--workers", "1"]
-        env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true"}
-        log = (self.folder / "server.log").open("ab")
-        self.process = subprocess.Popen(command, stdout=log, stderr=log, env=env)
-        deadline = time.monotonic() + 90
+        env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true",
+               "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+        with (self.folder / "server.log").open("ab") as log:
+            self.process = subprocess.Popen(command, stdout=log, stderr=log, env=env, start_new_session=True)
+        deadline = time.monotonic() + START_S
         while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                break
             try:
                 if requests.get(f"{self.uri}/health", timeout=2).status_code == 200:
                     return
             except requests.RequestException:
-                time.sleep(0.5)
+                pass
+            time.sleep(0.25)
         self.stop()
         raise RuntimeError(f"mlflow server did not start: {(self.folder / 'server.log').read_text()[-2000:]}")
 
     def stop(self) -> None:
-        if self.process is not None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-            self.process = None
+        """SIGTERM to the process group, up to STOP_S seconds to exit, then SIGKILL to whatever is left."""
+        if self.process is None:
+            return
+        _signal_group(self.process, signal.SIGTERM)
+        try:
+            self.process.wait(timeout=STOP_S)  # the CLI waits for its uvicorn worker before it exits
+        except subprocess.TimeoutExpired:
+            _signal_group(self.process, signal.SIGKILL)
+            self.process.wait(timeout=STOP_S)
+        self.process = None
+
+
+def _signal_group(process: subprocess.Popen, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, sig)
 
 
 def _free_port() -> int:
@@ -55,12 +81,25 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+@pytest.fixture(scope="session")
+def mlflow_server_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An empty MLflow database, migrated to the installed version's schema."""
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+    path = tmp_path_factory.mktemp("mlflow-template") / "server.db"
+    SqlAlchemyStore(f"sqlite:///{path}", SERVER_ARTIFACT_ROOT).engine.dispose()
+    return path
+
+
 @pytest.fixture
-def mlflow_server(tmp_path: Path) -> Iterator[MlflowServer]:
+def mlflow_server(tmp_path: Path, mlflow_server_template: Path) -> Iterator[MlflowServer]:
     port = _free_port()
     folder = tmp_path / "server"
     folder.mkdir()
+    shutil.copyfile(mlflow_server_template, folder / "server.db")
     server = MlflowServer(f"http://127.0.0.1:{port}", folder, port)
     server.start()
-    yield server
-    server.stop()
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -23,7 +23,7 @@ def _run_sites_at_once(tmp_path: Path, manifest: Path, write_spec: Callable[...,
         spec = write_spec(
             manifest, name=f"spec-{site}.yaml", workdir=str(tmp_path / f"work-{site}"),
             tracking={"uri": uri, "experiment": EXPERIMENT},
-            protocols={"linear": {}, "knn": {"k": [3], "primary_k": 3}},
+            protocols={"linear": {"bootstrap": 0}, "knn": {"k": [3], "primary_k": 3, "bootstrap": 0}},
         )
         env = {**os.environ, "MEDPROBE_SITE": site, "MLFLOW_DISABLE_TELEMETRY": "true"}
         env.pop("MLFLOW_TRACKING_URI", None)
