@@ -41,6 +41,15 @@ class ProbeError(MedprobeError):
     """A protocol cannot run on the data it was given (for example, a split that leaks subjects)."""
 
 
+class Interrupted(BaseException):
+    """The process got SIGTERM (a scheduler pre-empting the job): raised in the main thread so that the job unwinds
+    like on Ctrl-C, marking its open runs KILLED. A BaseException, so that no `except Exception` swallows it."""
+
+    def __init__(self, signal_number: int) -> None:
+        super().__init__(f"signal {signal_number}")
+        self.signal_number = signal_number
+
+
 class DiskFullError(MedprobeError):
     """A write ran out of space (ENOSPC). The message names the folder and how much was needed; nothing half-written
     is left for a later run to trust."""

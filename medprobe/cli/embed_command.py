@@ -7,6 +7,7 @@ the pending samples on its own GPU into the shared cache and rank 0 writes the t
 from __future__ import annotations
 
 import argparse
+import contextlib
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -22,7 +23,7 @@ if TYPE_CHECKING:  # the engine imports torch; keep `medprobe --help` fast
 
 MODALITIES = ("mri", "ct", "xray", "fundus", "photo", "other")
 #: Manifest columns that are not labels; every other column is copied into the table.
-NON_LABEL_COLUMNS = frozenset({"path", "subject_id", "site", "split", "sample_id"})
+NON_LABEL_COLUMNS = frozenset({"path", "subject_id", "site", "split", "sample_id", "series_uid"})
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -65,6 +66,22 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def handle(args: argparse.Namespace) -> int:
+    from medprobe.embed import launched_ranks
+
+    out = Path(args.out)
+    # One job per output folder. Under torchrun the ranks of one job share OUT: rank 0 holds it for all of them
+    # (the other ranks write nothing before they meet rank 0, so those of a refused job never write at all).
+    with _hold(out) if launched_ranks().leader else contextlib.nullcontext():
+        return _embed(args, out)
+
+
+def _hold(out: Path) -> contextlib.AbstractContextManager[object]:
+    from medprobe.jobs.workdir_lock import hold_workdir
+
+    return hold_workdir(out)
+
+
+def _embed(args: argparse.Namespace, out: Path) -> int:
     from medprobe.embed import EmbedSettings, embed_manifest, launched_ranks, resolve_device, site_salt
     from medprobe.models import load_encoder
     from medprobe.preprocess import PreprocessChain
@@ -78,7 +95,6 @@ def handle(args: argparse.Namespace) -> int:
     ranks = launched_ranks()
     device = resolve_device(args.device, ranks.local_rank if ranks.world > 1 else None)
     chain = PreprocessChain(preprocessing, encoder.preprocessing)
-    out = Path(args.out)
     settings = EmbedSettings(
         site=args.site,
         salt=site_salt(out),
@@ -151,13 +167,17 @@ def _write_quarantine(out: Path, model: str, manifest: pd.DataFrame, result: Emb
     """The local report names files (it stays at the site); the table names only pseudonyms."""
     import pandas as pd
 
+    from medprobe.embed.files import atomic_write
+
     path = out / "quarantine.csv"
     if not result.skipped:
         path.unlink(missing_ok=True)
         return None
     rows = [{"model": model, "sample_id": s.sample_id, "reason": s.reason,
              "path": str(manifest["path"].iloc[s.position])} for s in result.skipped]
-    pd.DataFrame(rows, columns=["model", "sample_id", "reason", "path"]).to_csv(path, index=False)
+    with atomic_write(path, sum(len(str(v)) + 1 for row in rows for v in row.values()), "the quarantine report") \
+            as pending:
+        pd.DataFrame(rows, columns=["model", "sample_id", "reason", "path"]).to_csv(pending.path, index=False)
     return path
 
 

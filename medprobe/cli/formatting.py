@@ -5,8 +5,9 @@ from __future__ import annotations
 import pandas as pd
 
 
-def aligned(header: list[str], rows: list[list[str]]) -> str:
-    """A plain text table: numbers right-aligned, text left-aligned, two spaces between columns."""
+def aligned(header: list[str], rows: list[list[str]], right_numbers: bool = True) -> str:
+    """A plain text table: numbers right-aligned (unless `right_numbers` is False), text left-aligned, two spaces
+    between columns."""
     table = [header, *rows]
     widths = [max(len(row[i]) for row in table) for i in range(len(header))]
 
@@ -19,7 +20,7 @@ def aligned(header: list[str], rows: list[list[str]]) -> str:
 
     lines = []
     for row in table:
-        cells = [c.rjust(w) if numeric(c) else c.ljust(w) for c, w in zip(row, widths, strict=True)]
+        cells = [c.rjust(w) if right_numbers and numeric(c) else c.ljust(w) for c, w in zip(row, widths, strict=True)]
         lines.append("  ".join(cells).rstrip())
     return "\n".join(lines)
 

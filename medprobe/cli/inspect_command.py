@@ -17,7 +17,9 @@ def register(commands: argparse._SubParsersAction) -> None:
         "inspect", help="facts about image files and DICOM folders: geometry, stored type, value range",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description="One row per image: a file gives one row; a folder gives one row per DICOM series in it\n"
-                    "(a folder may hold several). A folder without DICOM gives one row per image file of a known\n"
+                    "(a folder may hold several), at the series' own location (the folder its files share) with\n"
+                    "its number of files; a series that cannot be read is listed with its reason.\n"
+                    "A folder without DICOM gives one row per image file of a known\n"
                     "format inside it (recursively); image files next to DICOM series are not listed.\n"
                     "min/max/mean are physical values (after rescale slope/intercept, before normalisation),\n"
                     "ignoring NaN. Nothing from the files' headers is printed beyond these facts.",
@@ -40,8 +42,8 @@ def handle(args: argparse.Namespace) -> int:
         for row in rows:
             print(json.dumps(row, allow_nan=False))
     else:
-        print(aligned(["path", "series", "ok", "modality", "shape", "spacing", "orient", "dtype", "min", "max",
-                        "mean", "note"], [_inspect_cells(row) for row in rows]))
+        print(aligned(["path", "series", "ok", "files", "modality", "shape", "spacing", "orient", "dtype", "min",
+                        "max", "mean", "note"], [_inspect_cells(row) for row in rows]))
         print(f"{len(rows)} image(s): {len(rows) - failed} read, {failed} unreadable")
     return EXIT_SKIPPED if failed else EXIT_OK
 
@@ -51,6 +53,7 @@ def _inspect_cells(row: dict[str, Any]) -> list[str]:
         return "x".join(f"{v:g}" if isinstance(v, float) else str(v) for v in values) if values else "-"
 
     note = row["reason"] if not row["ok"] else "; ".join(row["warnings"])
-    return [row["path"], row["series"] or "-", "yes" if row["ok"] else "NO", row["modality"] or "-",
+    return [row["location"] or row["path"], row["series"] or "-", "yes" if row["ok"] else "NO",
+            str(row["files"]) if row["files"] is not None else "-", row["modality"] or "-",
             joined(row["shape"]), joined(row["spacing"]), row["orientation"] or "-", row["dtype"] or "-",
             number(row["min"]), number(row["max"]), number(row["mean"]), note or ""]

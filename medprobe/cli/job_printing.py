@@ -43,7 +43,7 @@ def print_outcomes(outcomes: list[ProtocolOutcome]) -> None:
         print(f"\n{task} (test metrics, 95 % subject-bootstrap intervals)")
         table = [[o.model, o.protocol, *(with_interval(o.metrics, n) for n in names)] if o.metrics
                  else [o.model, o.protocol, "skipped", *([""] * (len(names) - 1))] for o in rows]
-        print(aligned(["model", "protocol", *names], table))
+        print(aligned(["model", "protocol", *names], table, right_numbers=False))
     print_notes({f"{o.model}/{o.task}/{o.protocol}": o.notes for o in outcomes})
 
 
@@ -54,7 +54,8 @@ def print_transfers(outcomes: list[TransferOutcome]) -> None:
     names = headline_metrics([o.metrics for o in outcomes])
     print("\ntransfer: other sites' heads scored on this site's rows")
     print(aligned(["task", "model", "train site", *names],
-                  [[o.task, o.model, o.train_site, *(with_interval(o.metrics, n) for n in names)] for o in outcomes]))
+                  [[o.task, o.model, o.train_site, *(with_interval(o.metrics, n) for n in names)] for o in outcomes],
+                  right_numbers=False))
     print_notes({f"{o.train_site} → {o.model}/{o.task}": o.notes for o in outcomes})
 
 

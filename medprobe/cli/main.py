@@ -10,11 +10,14 @@ import argparse
 import importlib
 import logging
 import os
+import signal
 import sys
+import threading
 import traceback
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
-from medprobe.cli.exit_codes import EXIT_BUG
+from medprobe.cli.exit_codes import EXIT_BUG, EXIT_INTERRUPTED
 
 # The command is the application, so it may set process-wide defaults the library never sets on import: no
 # telemetry from MLflow (hospital jobs have no business calling out), and no INFO lines from MLflow's own logger
@@ -51,20 +54,39 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     _configure_logging(args.verbose)
-    from medprobe.errors import MedprobeError
+    from medprobe.errors import Interrupted, MedprobeError
 
     try:
-        return int(args.handler(args))
+        with _terminate_as_interrupt():
+            return int(args.handler(args))
     except MedprobeError as exc:
         print(f"medprobe: error: {exc}", file=sys.stderr)
         return exc.exit_code
-    except KeyboardInterrupt:
-        print("medprobe: interrupted; finished cache shards are kept, re-run to resume", file=sys.stderr)
-        return 130
+    except (KeyboardInterrupt, Interrupted) as exc:
+        number = exc.signal_number if isinstance(exc, Interrupted) else signal.SIGINT
+        print(f"medprobe: stopped by {signal.Signals(number).name}; open runs were marked KILLED, finished cache "
+              "shards are kept: re-run the same command to resume", file=sys.stderr)
+        return EXIT_INTERRUPTED.get(int(number), 128 + int(number))
     except Exception:  # noqa: BLE001 - anything else is a bug: show it in full
         traceback.print_exc()
         print("medprobe: internal error (a bug); please report it with the traceback above", file=sys.stderr)
         return EXIT_BUG
+
+
+@contextmanager
+def _terminate_as_interrupt() -> Iterator[None]:
+    """While a command runs, SIGTERM (a scheduler's stop) unwinds it like Ctrl-C, once any write to the tracking
+    store or the bundle in progress has completed (`medprobe.interrupts`); the main thread only."""
+    from medprobe.interrupts import request_stop
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, request_stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _configure_logging(verbose: bool) -> None:
@@ -72,6 +94,9 @@ def _configure_logging(verbose: bool) -> None:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for noisy in ("alembic", "mlflow", "urllib3", "matplotlib"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # MLflow logs every database error with its traceback before raising it; medprobe reports each one itself, in
+    # one line that says what it means (a full disk, a busy file, a lost connection: medprobe.tracking.failures).
+    logging.getLogger("mlflow.store.db.utils").setLevel(logging.DEBUG if verbose else logging.CRITICAL)
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
-from medprobe.cli.exit_codes import EXIT_OK, EXIT_SKIPPED
+from medprobe.cli.exit_codes import EXIT_BUNDLE_ONLY, EXIT_OK, EXIT_SKIPPED
 from medprobe.cli.job_printing import print_outcomes, print_tracking, print_transfers
 
 if TYPE_CHECKING:  # the job machinery imports torch; keep `medprobe --help` fast
@@ -45,9 +45,14 @@ def handle(args: argparse.Namespace) -> int:
 
 def _finish(report: JobReport) -> int:
     print_tracking(report)
-    if report.exit_code == EXIT_SKIPPED:
-        print(f"completed with {report.skipped_inputs} skipped input(s) and {len(report.failed_protocols)} "
-              f"skipped protocol run(s); quarantine report: {report.quarantine_path or '-'}")
+    skipped = (f"{report.skipped_inputs} skipped input(s), {len(report.failed_protocols)} skipped protocol run(s) "
+               f"and {len(report.failed_runs)} failed run(s); quarantine report: {report.quarantine_path or '-'}")
+    if report.exit_code == EXIT_BUNDLE_ONLY:
+        print(f"completed, but the results are ONLY in the bundle {report.bundle_path}: the tracking store "
+              f"{report.tracking_uri} could not be reached ({report.offline_reason}); deliver them with `medprobe "
+              f"sync {report.bundle_path} --to URI` (exit {EXIT_BUNDLE_ONLY}); {skipped}")
+    elif report.exit_code == EXIT_SKIPPED:
+        print(f"completed with {skipped}")
     else:
         print("completed")
     return report.exit_code

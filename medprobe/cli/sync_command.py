@@ -22,16 +22,21 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def handle(args: argparse.Namespace) -> int:
+    from medprobe.tracking.failures import disk_full, is_connection_failure
     from medprobe.tracking.redaction import redacted_uri
     from medprobe.tracking.sync import sync_bundle
-    from medprobe.tracking.tee import SERVER_FAILURES
 
     uri = args.uri or os.environ.get("MLFLOW_TRACKING_URI")
     if not uri:
         raise MedprobeError("sync needs a destination: --to URI or $MLFLOW_TRACKING_URI")
     try:
         report = sync_bundle(Path(args.bundle), uri)
-    except SERVER_FAILURES as exc:
+    except Exception as exc:
+        full = disk_full(exc, f"tracking store {redacted_uri(uri)}")
+        if full is not None:
+            raise full from None
+        if not is_connection_failure(exc):
+            raise
         raise MedprobeError(
             f"cannot reach {redacted_uri(uri)} ({type(exc).__name__}); the bundle is unchanged, run sync again "
             "when the server is back (runs already delivered are not repeated)"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 
-from medprobe.cli.exit_codes import EXIT_OK
 from medprobe.cli.job_printing import print_tracking, print_transfers
 
 
@@ -30,4 +29,4 @@ def handle(args: argparse.Namespace) -> int:
     else:
         print("no other site has published a head this site can score yet")
     print_tracking(report)
-    return EXIT_OK
+    return report.exit_code

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from medprobe.cli.exit_codes import EXIT_OK, EXIT_SKIPPED
 from medprobe.cli.formatting import aligned, number
+from medprobe.errors import MedprobeError
 
 if TYPE_CHECKING:
     from medprobe.spec.validation import LabelSummary, ValidationReport
@@ -21,28 +22,46 @@ _SHOWN_PROBLEMS = 20
 def register(commands: argparse._SubParsersAction) -> None:
     validate = commands.add_parser(
         "validate", help="check a manifest: files, duplicates, labels per site and split, patient leakage",
-        epilog="Exit codes: 0 clean (warnings allowed), 3 problems (missing/unreadable files, duplicate paths, "
-               "subjects in more than one split), 2 usage error (manifest missing, unreadable, lacking columns).",
+        description="Subjects found in more than one split are shown with their own IDs and manifest rows, for the "
+                    "site's staff to fix the manifest: the report stays where it is printed (keep --json output "
+                    "inside the site).",
+        epilog="Exit codes: 0 clean (warnings allowed), 3 problems (missing/unreadable files, images a job would "
+               "skip, duplicate paths, subjects in more than one split), 2 usage error (manifest missing, "
+               "unreadable, lacking columns; bad spec).",
     )
-    validate.add_argument("manifest", metavar="MANIFEST", help="manifest (.csv, .tsv or .parquet)")
+    validate.add_argument("manifest", metavar="MANIFEST", nargs="?", default=None,
+                          help="manifest (.csv, .tsv or .parquet); default: the --spec's data.manifest")
+    validate.add_argument("--spec", metavar="SPEC", default=None,
+                          help="a job spec: --check-read then applies its data.preprocessing (4D series policy), so "
+                               "the report predicts what the job skips; its tasks' target columns must exist")
     validate.add_argument("--labels", nargs="+", metavar="COL", default=None,
                           help="label columns to summarise (default: every column but path, subject_id, site, "
                                "split, sample_id)")
     validate.add_argument("--check-read", action="store_true",
-                          help="read every image (slow); default: check only that files exist and are not empty")
+                          help="read every image (slow) and report those a job would skip (4D series without "
+                               "data.preprocessing.volume_index or reduce_4d); default: check only that files exist "
+                               "and are not empty")
     validate.add_argument("--json", action="store_true", help="print the report as one JSON object")
     validate.set_defaults(handler=handle)
 
 
 def handle(args: argparse.Namespace) -> int:
-    from medprobe.spec import load_manifest
+    from medprobe.spec import load_manifest, load_spec
     from medprobe.spec.validation import SUBJECT_SALT_ENV, validate_manifest
 
-    manifest = Path(args.manifest)
-    table = load_manifest(manifest, args.labels or ())
+    spec = load_spec(args.spec) if args.spec else None
+    if args.manifest:
+        manifest = Path(args.manifest)
+    elif spec is not None:
+        manifest = spec.data.manifest
+    else:
+        raise MedprobeError("validate needs a MANIFEST, or --spec SPEC to check the spec's manifest")
+    required = args.labels or ([task.target for task in spec.tasks] if spec else [])
+    table = load_manifest(manifest, required)
     salt = os.environ.get(SUBJECT_SALT_ENV)
     report = validate_manifest(table, manifest, labels=args.labels, check_read=args.check_read,
-                               salt=salt.encode() if salt else None)
+                               salt=salt.encode() if salt else None,
+                               preprocessing=spec.data.preprocessing if spec else None, spec=args.spec or "")
     if args.json:
         print(json.dumps(report.to_dict(), allow_nan=False))
     else:
@@ -54,7 +73,12 @@ def _print_validation(report: ValidationReport, salted: bool) -> None:
     splits = ", ".join(report.splits)
     print(f"manifest  {report.manifest}: {report.rows} rows, {report.subjects} subjects, "
           f"{len(report.sites)} site(s), split(s): {splits}")
-    how = "read with read_image" if report.read_checked else "existence and size only (--check-read reads them)"
+    if not report.read_checked:
+        how = "existence and size only (--check-read reads them)"
+    elif report.spec:
+        how = f"read with read_image; skips predicted with the preprocessing of {report.spec}"
+    else:
+        how = "read with read_image; skips predicted with the default preprocessing (--spec SPEC uses a job's)"
     print(f"files     {how}")
     print()
     print(aligned(["site", "split", "rows", "subjects", "file problems"],

@@ -24,7 +24,7 @@ def protocol_runs(store: TrackingStore, experiment: str) -> pd.DataFrame:
     that key measured different models (fingerprints); `model_key`, `fingerprint`, `weights` and `architecture`
     hold the tags."""
     rows = []
-    for run in store.search_runs(experiment_id(store, experiment), f"tags.`{naming.RUN_KIND}` = 'protocol'"):
+    for run in store.results(experiment_id(store, experiment), f"tags.`{naming.RUN_KIND}` = 'protocol'"):
         tags = run.data.tags
         row = {
             "site": tags.get(naming.SITE, "?"),

@@ -27,7 +27,7 @@ def transfer_runs(store: TrackingStore, experiment: str) -> pd.DataFrame:
     """One row per transfer run (the newest per train site, test site, model identity and task) with its test
     metrics; `model` labelled as in `protocol_runs` (from these runs alone: `transfer_matrix` labels again)."""
     rows = []
-    for run in store.search_runs(experiment_id(store, experiment), f"tags.`{naming.RUN_KIND}` = 'transfer'"):
+    for run in store.results(experiment_id(store, experiment), f"tags.`{naming.RUN_KIND}` = 'transfer'"):
         tags = run.data.tags
         rows.append({"train_site": tags.get(naming.TRAIN_SITE, "?"), "test_site": tags.get(naming.SITE, "?"),
                      **identity_of(tags), "task": tags.get(naming.TASK, "?"),

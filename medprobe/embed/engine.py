@@ -13,11 +13,12 @@ import math
 import os
 import time
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from hashlib import sha256
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -28,11 +29,14 @@ from tqdm import tqdm
 from medprobe.embed.cache import ShardCache, cache_key, file_digest
 from medprobe.embed.device import FAITHFUL_COSINE, autocast, bf16_cosine, resolve_precision
 from medprobe.embed.distributed import Ranks, process_group
+from medprobe.embed.files import atomic_write
+from medprobe.embed.integrity import ShardUnusable
 from medprobe.embed.loading import LoadedSample, SampleDataset, collate_samples
 from medprobe.embed.pseudonyms import pseudonym
 from medprobe.embed.table import read_embeddings, read_metadata, write_table_chunks
 from medprobe.embed.tokens import TOKENS_METADATA_KEY, TokenCache, read_tokens, tokens_path, write_tokens
 from medprobe.errors import ManifestError, MedprobeError
+from medprobe.io.dicom_header import uid_digest
 from medprobe.models import Encoder
 from medprobe.preprocess import PreprocessChain
 
@@ -48,6 +52,10 @@ PREFETCH = 2
 TABLE_ROWS = 4096
 #: Samples embedded both ways to decide whether bf16 is faithful on a CPU.
 CALIBRATION_SAMPLES = 4
+#: Passes over the manifest: the first computes what the cache lacks; a damaged cache shard found while writing
+#: the table costs one more pass (every damaged shard is found in the failed pass); a third is only needed when
+#: shards written moments ago fail their checksums, and then the job stops.
+_ATTEMPTS = 3
 
 
 def shard_samples_from_env() -> int:
@@ -84,6 +92,9 @@ class EmbedSettings:
     progress: bool = True
     shard_samples: int = field(default_factory=shard_samples_from_env)
     tokens: bool = False  # also keep the patch tokens (encoders with `token_dim`), for the attentive probe
+    #: Row position → the SeriesInstanceUID a row selects in a DICOM study folder (set by the engine from the
+    #: manifest's `series_uid` column; never logged).
+    series: Mapping[int, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -129,8 +140,10 @@ def _embed(manifest: pd.DataFrame, encoder: Encoder, chain: PreprocessChain, cac
     seconds: dict[str, float] = defaultdict(float)
     started = time.perf_counter()
     paths = manifest["path"].astype(str).tolist()
-    sample_ids = _sample_ids(manifest, settings.salt)
-    digests = _digests(paths, ranks)
+    series = series_of(manifest)
+    sample_ids = _sample_ids(manifest, settings.salt, series)
+    digests = _with_series(_digests(paths, ranks), series)
+    settings = replace(settings, series=series)
     skipped = [Skipped(i, sample_ids[i], d.reason) for i, d in enumerate(digests) if isinstance(d, Skipped)]
     seconds["hash"] += time.perf_counter() - started
 
@@ -139,37 +152,61 @@ def _embed(manifest: pd.DataFrame, encoder: Encoder, chain: PreprocessChain, cac
     keys = [cache_key(*prefix, d) if isinstance(d, str) else None for d in digests]
     stores = _Stores(ShardCache(cache_dir),
                      TokenCache(cache_dir / "tokens") if settings.tokens and encoder.token_dim else None)
-    pending = ranks.broadcast([i for i, key in enumerate(keys) if key is not None and not stores.has(key)])
-    cached = sum(1 for key in keys if key is not None) - len(pending)
     run_settings = replace(settings, precision=precision, tokens=stores.tokens is not None)
-    mine = ranks.share(pending)
-    failures = _compute(mine, paths, keys, encoder, chain, stores, run_settings, ranks, seconds) if mine else []
-    outcomes = ranks.gather((len(mine) - len(failures), failures))
-    computed = sum(n for n, _ in outcomes)
-    skipped += [Skipped(i, sample_ids[i], reason) for _, fails in outcomes for i, reason in fails]
-
-    stores.refresh()  # shards the other ranks wrote
-    keep = [i for i, key in enumerate(keys) if key is not None and stores.has(key)]
-    frame = _columns(manifest, sample_ids, keep, settings)
-    written: Path | None = None
-    if ranks.leader:
-        write_started = time.perf_counter()
-        metadata = _metadata(encoder, chain, settings, precision, cosine)
-        kept_keys: list[str] = [keys[i] for i in keep]  # type: ignore[misc]
-        # The tokens file is removed, then rewritten, before the table that names it: a table never points at
-        # tokens of other rows.
-        tokens_file = tokens_path(table_path)
-        tokens_file.unlink(missing_ok=True)
-        if stores.tokens is not None:
-            metadata[TOKENS_METADATA_KEY] = write_tokens(tokens_file, stores.tokens, kept_keys)
-        chunks = _vector_chunks(stores.vectors, kept_keys)
-        write_table_chunks(table_path, frame, chunks, metadata)
-        written = table_path
-        seconds["table"] += time.perf_counter() - write_started
+    failed: dict[int, str] = {}
+    computed = 0
+    for attempt in range(1, _ATTEMPTS + 1):
+        # Every pass computes what the cache lacks; a pass that finds a damaged shard while writing the outputs
+        # (its shards are moved aside, see medprobe.embed.integrity) makes the next pass recompute its samples.
+        pending = ranks.broadcast([i for i, key in enumerate(keys)
+                                   if key is not None and i not in failed and not stores.has(key)])
+        mine = ranks.share(pending)
+        failures = _compute(mine, paths, keys, encoder, chain, stores, run_settings, ranks, seconds) if mine else []
+        outcomes = ranks.gather((len(mine) - len(failures), failures))
+        computed += sum(n for n, _ in outcomes)
+        failed.update((i, reason) for _, fails in outcomes for i, reason in fails)
+        stores.refresh()  # shards the other ranks wrote, or moved aside
+        keep = [i for i, key in enumerate(keys) if key is not None and i not in failed and stores.has(key)]
+        frame = _columns(manifest, sample_ids, keep, settings)
+        written: Path | None = None
+        if ranks.leader:
+            write_started = time.perf_counter()
+            kept_keys: list[str] = [keys[i] for i in keep]  # type: ignore[misc]
+            metadata = _metadata(encoder, chain, settings, precision, cosine)
+            written = table_path if _write_outputs(stores, kept_keys, frame, table_path, metadata) else None
+            seconds["table"] += time.perf_counter() - write_started
+        if ranks.broadcast(written is not None):
+            break
+        if attempt == _ATTEMPTS:
+            raise MedprobeError(f"{cache_dir}: cache shards written by this job keep failing their checksums; the "
+                                "disk or the memory may be failing (damaged shards are in its corrupt/ folders)")
+        stores.refresh()
+    skipped += [Skipped(i, sample_ids[i], reason) for i, reason in failed.items()]
     ranks.barrier()
     seconds["total"] = time.perf_counter() - started
-    return EmbedResult(frame, written, sorted(skipped, key=lambda s: s.position), computed, cached, precision,
-                       cosine, dict(seconds))
+    cached = max(0, len(keep) - computed)
+    return EmbedResult(frame, written, sorted(skipped, key=lambda s: s.position), computed, cached, precision, cosine,
+                       dict(seconds))
+
+
+def _write_outputs(stores: _Stores, keys: list[str], frame: pd.DataFrame, table_path: Path,
+                   metadata: dict[str, object]) -> bool:
+    """The tokens file (when asked for), then the table; True when written.
+
+    The tokens file is removed first and rewritten before the table that names it: a table never points at tokens
+    of other rows. When a cache shard turns out damaged, neither file is written, every damaged shard holding
+    these keys is moved aside (so that one more pass recomputes them all) and the answer is False.
+    """
+    tokens_file = tokens_path(table_path)
+    tokens_file.unlink(missing_ok=True)
+    try:
+        if stores.tokens is not None:
+            metadata[TOKENS_METADATA_KEY] = write_tokens(tokens_file, stores.tokens, keys)
+        write_table_chunks(table_path, frame, _vector_chunks(stores.vectors, keys), metadata)
+    except ShardUnusable:
+        stores.verify(keys)
+        return False
+    return True
 
 
 @dataclass
@@ -187,10 +224,33 @@ class _Stores:
         if self.tokens is not None:
             self.tokens.refresh()
 
+    def verify(self, keys: list[str]) -> None:
+        """Load every shard holding these keys; damaged ones are moved aside and leave the index."""
+        self.vectors.verify(keys)
+        if self.tokens is not None:
+            self.tokens.verify(keys)
 
-def _sample_ids(manifest: pd.DataFrame, salt: bytes) -> list[str]:
-    source = manifest["sample_id"] if "sample_id" in manifest.columns else manifest["path"]
-    return [pseudonym(salt, "smp", str(value)) for value in source]
+
+def series_of(manifest: pd.DataFrame) -> dict[int, str]:
+    """Row position → the SeriesInstanceUID the manifest selects in a study folder (rows that name one)."""
+    if "series_uid" not in manifest.columns:
+        return {}
+    return {i: str(uid) for i, uid in enumerate(manifest["series_uid"]) if isinstance(uid, str) and uid.strip()}
+
+
+def _sample_ids(manifest: pd.DataFrame, salt: bytes, series: Mapping[int, str]) -> list[str]:
+    """Pseudonyms of the `sample_id` column, else of the path (and the series a row selects in its folder)."""
+    if "sample_id" in manifest.columns:
+        return [pseudonym(salt, "smp", str(value)) for value in manifest["sample_id"]]
+    return [pseudonym(salt, "smp", f"{path}#{uid_digest(series[i])}" if i in series else str(path))
+            for i, path in enumerate(manifest["path"])]
+
+
+def _with_series(digests: list[str | Skipped], series: Mapping[int, str]) -> list[str | Skipped]:
+    """One study folder holds several series: a row's content digest covers the folder and the series it selects,
+    so two rows on one folder never share a cache entry."""
+    return [sha256(f"{d}\n{uid_digest(series[i])}".encode()).hexdigest()
+            if i in series and isinstance(d, str) else d for i, d in enumerate(digests)]
 
 
 def _digests(paths: list[str], ranks: Ranks) -> list[str | Skipped]:
@@ -230,17 +290,14 @@ def _precision(paths: list[str], digests: list[str | Skipped], encoder: Encoder,
     record = cache_dir / "precision" / f"{sha256(identity.encode()).hexdigest()[:24]}.json"
     decision = None
     if ranks.leader:
-        if record.is_file():
-            decision = json.loads(record.read_text(encoding="utf-8"))
-        else:
+        decision = _read_decision(record) if record.is_file() else None
+        if decision is None:
             cosine = _calibrate(paths, digests, encoder, chain, settings)
             precision = "bf16" if cosine is not None and cosine >= FAITHFUL_COSINE else "fp32"
             decision = {"precision": precision, "cosine": cosine, "threshold": FAITHFUL_COSINE}
             if cosine is not None:
-                record.parent.mkdir(parents=True, exist_ok=True)
-                temporary = record.with_name(f".tmp-{record.name}")
-                temporary.write_text(json.dumps(decision), encoding="utf-8")
-                os.replace(temporary, record)
+                with atomic_write(record, 256, "the precision decision") as pending:
+                    pending.path.write_text(json.dumps(decision), encoding="utf-8")
     decision = ranks.broadcast(decision)
     seconds["calibrate"] += time.perf_counter() - started
     log.info("precision auto on %s: %s (bf16/fp32 cosine %s)", settings.device.type, decision["precision"],
@@ -248,11 +305,24 @@ def _precision(paths: list[str], digests: list[str | Skipped], encoder: Encoder,
     return decision["precision"], decision["cosine"]
 
 
+def _read_decision(record: Path) -> dict[str, Any] | None:
+    """A kept precision decision, or None (calibrate again) when the record is damaged."""
+    try:
+        decision = json.loads(record.read_text(encoding="utf-8"))
+        if decision["precision"] in ("fp32", "bf16"):
+            return {"precision": decision["precision"], "cosine": float(decision["cosine"]),
+                    "threshold": decision.get("threshold")}
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    log.warning("damaged precision record %s: calibrating again", record)
+    return None
+
+
 def _calibrate(paths: list[str], digests: list[str | Skipped], encoder: Encoder, chain: PreprocessChain,
                settings: EmbedSettings) -> float | None:
     """bf16/fp32 cosine on the views of the first few readable samples; None when none could be read."""
     readable = [i for i, d in enumerate(digests) if isinstance(d, str)]
-    dataset = SampleDataset([paths[i] for i in readable], readable, settings.modality, chain)
+    dataset = SampleDataset([paths[i] for i in readable], readable, settings.modality, chain, settings.series)
     views: list[torch.Tensor] = []
     samples = 0
     for index in range(min(len(dataset), 8 * CALIBRATION_SAMPLES)):
@@ -280,7 +350,7 @@ class _Computed:
 def _compute(mine: list[int], paths: list[str], keys: list[str | None], encoder: Encoder, chain: PreprocessChain,
              stores: _Stores, settings: EmbedSettings, ranks: Ranks,
              seconds: dict[str, float]) -> list[tuple[int, str]]:
-    dataset = SampleDataset([paths[i] for i in mine], mine, settings.modality, chain)
+    dataset = SampleDataset([paths[i] for i in mine], mine, settings.modality, chain, settings.series)
     encoder.to(settings.device)
     failures: list[tuple[int, str]] = []
     buffer: list[LoadedSample] = []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import torch
@@ -10,6 +11,7 @@ from torch.utils.data import Dataset
 from medprobe.errors import ReadError
 from medprobe.io import read_image
 from medprobe.preprocess import PreprocessChain
+from medprobe.tracking.path_guard import scrub_paths
 
 
 @dataclass
@@ -23,11 +25,14 @@ class SampleDataset(Dataset[LoadedSample]):
     """One item per pending manifest row. A bad file yields a reason instead of raising: a batch over
     10,000 studies must not die on file 7,312."""
 
-    def __init__(self, paths: list[str], positions: list[int], modality: str, chain: PreprocessChain) -> None:
+    def __init__(self, paths: list[str], positions: list[int], modality: str, chain: PreprocessChain,
+                 series: Mapping[int, str] | None = None) -> None:
+        """`series` maps a row position to the series it selects in a DICOM study folder."""
         self.paths = paths
         self.positions = positions
         self.modality = modality
         self.chain = chain
+        self.series = dict(series or {})
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -36,20 +41,22 @@ class SampleDataset(Dataset[LoadedSample]):
         path = self.paths[index]
         position = self.positions[index]
         try:
-            image = read_image(path, self.modality)
+            image = read_image(path, self.modality, series_uid=self.series.get(position))
             views = self.chain(image, source=path)
             if not torch.isfinite(views).all():
                 raise ReadError(path, "preprocessing produced non-finite values")
             return LoadedSample(position, views)
         except ReadError as exc:
-            return LoadedSample(position, None, _without_path(exc.reason, path))
+            return LoadedSample(position, None, reason("unreadable", exc.reason))
         except Exception as exc:  # noqa: BLE001 - any failure on one file is quarantined, never fatal
-            return LoadedSample(position, None, f"unexpected {type(exc).__name__}: {_without_path(str(exc), path)}")
+            return LoadedSample(position, None, reason("unexpected error", f"{type(exc).__name__}: {exc}"))
 
 
-def _without_path(reason: str, path: str) -> str:
-    """Reasons go into reports that may leave the site; file paths can name patients."""
-    return reason.replace(path, "<file>")
+def reason(category: str, message: str) -> str:
+    """What may leave the site about a skipped file: a category and the reader's message with every path-like token
+    replaced (`scrub_paths`): a path can name a patient, and a library may name it in any form (normalised,
+    relative, through a link, or a sibling file such as an Analyze pair's .img)."""
+    return f"{category}: {scrub_paths(message)}"
 
 
 def collate_samples(items: list[LoadedSample]) -> list[LoadedSample]:

@@ -11,7 +11,6 @@ holds one chunk of vectors in memory, never all of them.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from medprobe import __version__
+from medprobe.embed.files import atomic_write
 from medprobe.errors import MedprobeError
 
 METADATA_KEY = b"medprobe"
@@ -38,7 +38,8 @@ def write_table(frame: pd.DataFrame, path: Path, metadata: dict[str, Any]) -> No
 
 def write_table_chunks(path: Path, columns: pd.DataFrame, vector_chunks: Iterable[np.ndarray],
                        metadata: dict[str, Any]) -> None:
-    """Write atomically (temporary file, then rename), one row group per chunk of vectors.
+    """Write atomically (a temporary file unique to this process, then a rename), one row group per chunk of
+    vectors; a full disk is a DiskFullError and leaves no file behind (see medprobe.embed.files).
 
     `columns` holds every column but the embedding, one row per sample; the chunks' row counts, in order, must
     add up to its length.
@@ -46,14 +47,16 @@ def write_table_chunks(path: Path, columns: pd.DataFrame, vector_chunks: Iterabl
     base = pa.Schema.from_pandas(columns, preserve_index=False)
     meta = {**(base.metadata or {}), METADATA_KEY: json.dumps({"medprobe_version": __version__, **metadata})}
     schema = base.append(pa.field("embedding", EMBEDDING_TYPE)).with_metadata(meta)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".tmp-{path.name}")
+    plain_bytes = int(columns.memory_usage(index=False, deep=True).sum())
     start = 0
-    with pq.ParquetWriter(temporary, schema) as writer:
+    with atomic_write(path, plain_bytes, "the embedding table") as pending, \
+            pq.ParquetWriter(pending.path, schema) as writer:
         for chunk in vector_chunks:
             stop = start + len(chunk)
             if stop > len(columns):
                 raise ValueError(f"vector chunks hold more rows than the {len(columns)} table rows")
+            if start == 0 and len(chunk):  # now the vectors' size is known
+                pending.needed = plain_bytes + len(columns) * chunk[0].size * 4
             part = columns.iloc[start:stop]
             arrays = [pa.array(part[f.name], type=f.type, from_pandas=True) for f in base]
             writer.write_table(pa.Table.from_arrays([*arrays, _list_array(chunk)], schema=schema))
@@ -62,7 +65,6 @@ def write_table_chunks(path: Path, columns: pd.DataFrame, vector_chunks: Iterabl
             raise ValueError(f"vector chunks hold {start} rows for a table of {len(columns)}")
         if start == 0:
             writer.write_table(schema.empty_table())
-    os.replace(temporary, path)
 
 
 def _list_array(matrix: np.ndarray) -> pa.Array:

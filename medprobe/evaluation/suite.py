@@ -17,6 +17,7 @@ import pandas as pd
 from medprobe.errors import MedprobeError, ProbeError
 from medprobe.evaluation.rows import TaskRows
 from medprobe.probes import ALL_PROTOCOLS, PROTOCOLS, ProtocolResult, evaluate_protocol
+from medprobe.probes.evaluate import NOT_APPLICABLE
 from medprobe.probes.options import ProtocolOptions, options_for
 
 ProtocolOptionsIn = Mapping[str, "ProtocolOptions | Mapping[str, Any] | None"] | Sequence[str]
@@ -32,6 +33,7 @@ class EvaluationResult:
     options: dict[str, ProtocolOptions] = field(default_factory=dict)
     results: dict[str, ProtocolResult] = field(default_factory=dict)
     failures: dict[str, str] = field(default_factory=dict)
+    not_applicable: dict[str, str] = field(default_factory=dict)  # protocols this task type has no use for
     written: list[Path] = field(default_factory=list)
 
     @property
@@ -95,6 +97,9 @@ def evaluate_task(
     X_rows = np.asarray(X)[rows.usable]
     for protocol, given in chosen.items():
         options = options_for(protocol, given)
+        if (protocol, task_type) in NOT_APPLICABLE:
+            outcome.not_applicable[protocol] = NOT_APPLICABLE[protocol, task_type]
+            continue
         outcome.options[protocol] = options
         try:
             if len(rows) == 0:

@@ -28,6 +28,7 @@ from pydicom.pixels.decoders.base import Decoder
 from medprobe.errors import ReadError
 from medprobe.io.dicom_header import functional_group, quiet_pydicom
 from medprobe.io.dicom_reasons import decoder_hint, scrub, syntax_name
+from medprobe.io.dicom_size import check_pixel_size
 
 #: gdcm aborts the whole process (an uncaught C++ exception, not a Python error) on some corrupt JPEG Baseline
 #: and JPEG-LS streams, which would kill a batch job. It is therefore skipped wherever another installed plugin
@@ -56,6 +57,7 @@ def decode_pixels(path: str, ds: Dataset) -> DecodedPixels:
     """Decode every frame of `ds`. Any failure, whatever raised it, becomes a ReadError with a scrubbed reason."""
     _check_required(path, ds)
     syntax = ds.file_meta.get("TransferSyntaxUID")
+    check_pixel_size(path, ds, syntax)  # before a decoder allocates what Rows × Columns × frames declare
     photometric = _photometric(ds)
     try:
         decoder = get_decoder(syntax)

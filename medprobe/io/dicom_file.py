@@ -30,7 +30,15 @@ from medprobe.io.dicom_geometry import (
     plane_affine,
     stacked_positions,
 )
-from medprobe.io.dicom_header import functional_group, modality_name, quiet_pydicom, read_dataset, require_pixels
+from medprobe.io.dicom_header import (
+    functional_group,
+    modality_name,
+    quiet_pydicom,
+    read_dataset,
+    require_pixels,
+    series_uid_of,
+    uid_digest,
+)
 from medprobe.io.dicom_reasons import dicom_modality_code, scrub
 from medprobe.io.image import MedicalImage
 
@@ -49,11 +57,17 @@ class FrameLayout:
     warnings: list[str] = field(default_factory=list)
 
 
-def read_dicom_file(path: Path) -> MedicalImage:
-    """Read one DICOM file. Raises ReadError (never anything else) for files that are not usable images."""
+def read_dicom_file(path: Path, series_uid: str | None = None) -> MedicalImage:
+    """Read one DICOM file. Raises ReadError (never anything else) for files that are not usable images.
+
+    With `series_uid` (a manifest's), the file must belong to that series; the reason never quotes either UID.
+    """
     try:
         with quiet_pydicom():  # element access can warn, quoting values
             ds = read_dataset(path, pixels=True)
+            if series_uid and uid_digest(series_uid_of(ds) or "") != uid_digest(series_uid):
+                raise ReadError(str(path), "the file's SeriesInstanceUID is not the manifest's series_uid (the file "
+                                           "belongs to another series, or has none)")
             require_pixels(path, ds)
             pixels = decode_pixels(str(path), ds)
             layout = frame_layout(str(path), ds, pixels.frames.shape[0])

@@ -8,6 +8,7 @@ those messages quote the values (a patient's name, a date), so parsing runs with
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import warnings
 from collections.abc import Iterator
@@ -125,6 +126,20 @@ def _fill_transfer_syntax(path: Path, ds: Dataset) -> None:
         meta.TransferSyntaxUID = ImplicitVRLittleEndian
     else:
         meta.TransferSyntaxUID = ExplicitVRLittleEndian if little else ExplicitVRBigEndian
+
+
+def series_uid_of(ds: Dataset) -> str | None:
+    """The SeriesInstanceUID, stripped of padding; None when absent or blank.
+
+    UIDs identify a patient's study: use them to select locally, never put them into a reason, a log or a table.
+    """
+    value = str(ds.get("SeriesInstanceUID") or "").strip().strip("\x00").strip()
+    return value or None
+
+
+def uid_digest(uid: str) -> str:
+    """A stand-in for a UID that objects can hold for matching without holding the UID itself."""
+    return hashlib.sha256(uid.strip().strip("\x00").strip().encode()).hexdigest()
 
 
 def functional_group(ds: Dataset, frame: int, keyword: str) -> Dataset | None:

@@ -6,7 +6,13 @@ what is odd about it. `load_series` stacks the slices sorted by position along t
 own rescale applied in float before stacking.
 
 A series is named by `key`, a short hash of its UID and orientation group: stable across runs and safe to print.
-UIDs, names and dates never appear in keys, warnings, reasons or the returned metadata.
+UIDs, names and dates never appear in keys, warnings, reasons or the returned metadata. A manifest may select a
+series by its SeriesInstanceUID (`SeriesIndex.matching`, used by `dicom_folder`): the match is made on digests.
+
+Image files of a series whose headers cannot be used (pixels stripped, Rows missing, ...) are not dropped: next to
+usable files of the same series they become a warning on it, alone they form a series of their own whose
+`problem` says why, so `medprobe inspect` lists it with its reason. Files that are not images (reports, plans,
+presentation states) and files that are not DICOM are counted in `skipped`.
 """
 
 from __future__ import annotations
@@ -24,11 +30,18 @@ from medprobe.errors import ReadError
 from medprobe.io.dicom_decode import DecodedPixels, decode_pixels
 from medprobe.io.dicom_file import PHYSICAL_MODALITIES, read_dicom_file
 from medprobe.io.dicom_geometry import Plane, frame_plane, order_slices, plane_affine, stacked_positions
-from medprobe.io.dicom_header import modality_name, quiet_pydicom, read_dataset, require_pixels
-from medprobe.io.dicom_reasons import dicom_modality_code, scrub
+from medprobe.io.dicom_header import (
+    PIXEL_KEYWORDS,
+    modality_name,
+    quiet_pydicom,
+    read_dataset,
+    require_pixels,
+    series_uid_of,
+    uid_digest,
+)
+from medprobe.io.dicom_reasons import dicom_modality_code, object_kind, scrub
 from medprobe.io.image import MedicalImage
-
-_LISTED_SERIES = 10
+from medprobe.io.limits import voxel_limit_problem
 
 
 @dataclass
@@ -45,6 +58,13 @@ class DicomSeries:
     n_slices: int
     warnings: list[str] = field(default_factory=list)
     problem: str | None = None
+    #: sha256 of the SeriesInstanceUID ('' without one): lets a manifest's series_uid select it; never printed
+    uid_digest: str = field(default="", repr=False, compare=False)
+
+    @property
+    def folder(self) -> Path:
+        """Where the series lies: the folder its files share."""
+        return _common_folder(self.files)
 
     def summary(self) -> str:
         text = f"{self.key} ({self.n_slices} slice{'s' if self.n_slices != 1 else ''}, {self.modality or '?'})"
@@ -59,13 +79,19 @@ class SeriesIndex(list[DicomSeries]):
         self.skipped = skipped
 
     def describe_skipped(self) -> str:
-        return ", ".join(f"{count} × {reason}" for reason, count in sorted(self.skipped.items(), key=lambda x: -x[1]))
+        return _counts_text(self.skipped)
+
+    def matching(self, series_uid: str) -> list[DicomSeries]:
+        """The series (one per orientation group) whose SeriesInstanceUID is `series_uid`."""
+        wanted = uid_digest(series_uid)
+        return [series for series in self if series.uid_digest == wanted]
 
 
 @dataclass(frozen=True)
 class _Header:
     path: Path
-    series: str
+    series: str  # the SeriesInstanceUID, or a stand-in naming the folder; a grouping key, never printed
+    uid_digest: str
     plane: Plane
     size: tuple[int, int]
     frames: int
@@ -86,21 +112,34 @@ def index_folder(folder: str | Path) -> SeriesIndex:
     folder = Path(folder)
     skipped: Counter[str] = Counter()
     groups: dict[tuple[str, tuple[float, ...] | None], list[_Header]] = defaultdict(list)
+    broken: dict[str, list[tuple[Path, str, str | None]]] = defaultdict(list)
     for path in sorted(p for p in folder.rglob("*") if p.is_file()):
         try:
             with quiet_pydicom():
                 ds = read_dataset(path, pixels=False)
-                require_pixels(path, ds)
-                header = _header(path, ds, folder)
         except ReadError as exc:
             skipped[_reason_class(exc.reason)] += 1
             continue
         except Exception as exc:  # noqa: BLE001 - one malformed header must not stop the index
             skipped[f"unusable DICOM header ({type(exc).__name__})"] += 1
             continue
+        try:
+            with quiet_pydicom():
+                require_pixels(path, ds)
+                header = _header(path, ds, folder)
+        except Exception as exc:  # noqa: BLE001 - one malformed header must not stop the index
+            reason = _reason_class(exc.reason if isinstance(exc, ReadError) else
+                                   f"unusable DICOM header ({type(exc).__name__})")
+            uid = series_uid_of(ds)
+            if uid and _is_image(ds):
+                broken[uid].append((path, reason, modality_name(dicom_modality_code(ds))))
+            else:
+                skipped[reason] += 1
+            continue
         groups[(header.series, header.plane.orientation_key)].append(header)
     per_series = Counter(series for series, _ in groups)
-    found = [_series(key, headers, per_series[key[0]]) for key, headers in groups.items()]
+    found = [_series(key, headers, per_series[key[0]], broken.get(key[0], [])) for key, headers in groups.items()]
+    found += [_unreadable(uid, files) for uid, files in broken.items() if uid not in per_series]
     found.sort(key=lambda s: (str(s.files[0]) if s.files else "", s.key))
     return SeriesIndex(found, dict(skipped))
 
@@ -119,20 +158,6 @@ def load_series(series: DicomSeries) -> MedicalImage:
         raise
     except Exception as exc:  # noqa: BLE001 - malformed slices make pydicom and numpy raise anything
         raise ReadError(where, f"series {series.key}: unusable ({type(exc).__name__}: {scrub(str(exc))})") from None
-
-
-def read_dicom_folder(folder: Path) -> MedicalImage:
-    """`read_image` on a folder: load its only series, or say what is there and what to do."""
-    index = index_folder(folder)
-    if not index:
-        found = f"skipped {index.describe_skipped()}" if index.skipped else "the folder holds no files"
-        raise ReadError(str(folder), f"no DICOM image series found; {found}")
-    if len(index) > 1:
-        listed = "; ".join(s.summary() for s in index[:_LISTED_SERIES])
-        more = f"; and {len(index) - _LISTED_SERIES} more" if len(index) > _LISTED_SERIES else ""
-        raise ReadError(str(folder), f"{len(index)} DICOM series in the folder: {listed}{more}. Point the manifest "
-                                     "at one series folder, or run `medprobe inspect FOLDER` to see them")
-    return load_series(index[0])
 
 
 def _load_stack(series: DicomSeries, where: str) -> MedicalImage:
@@ -184,20 +209,45 @@ def _load_stack(series: DicomSeries, where: str) -> MedicalImage:
     return MedicalImage(array, plane_affine(first.plane, plan.slice_vector), modality, nominal, metadata)
 
 
-def _series(key: tuple[str, tuple[float, ...] | None], headers: list[_Header], groups_in_series: int) -> DicomSeries:
+def _series(
+    key: tuple[str, tuple[float, ...] | None],
+    headers: list[_Header],
+    groups_in_series: int,
+    broken: list[tuple[Path, str, str | None]],
+) -> DicomSeries:
     plan = _plan(headers)
     warnings = list(plan.warnings)
     if groups_in_series > 1:
         warnings.insert(0, f"mixed orientations: the series holds {groups_in_series} orientation groups "
                            "(localizers or reformats?), each indexed as its own series")
+    if broken:
+        reasons = _counts_text(Counter(reason for _, reason, _ in broken))
+        warnings.append(f"{len(broken)} file(s) of the series left out: {reasons}")
     frames = headers[0].frames if len(headers) == 1 else len(plan.headers)
+    rows, columns = headers[0].size
+    problem = plan.problem or voxel_limit_problem(
+        (columns, rows, frames), f"Columns {columns} × Rows {rows} × {frames} slice(s) or frame(s)")
     return DicomSeries(
         key=hashlib.sha256(f"{key[0]}\x00{key[1]}".encode()).hexdigest()[:12],
         files=[h.path for h in plan.headers],
         modality=headers[0].modality,
         n_slices=frames,
         warnings=warnings,
-        problem=plan.problem,
+        problem=problem,
+        uid_digest=headers[0].uid_digest,
+    )
+
+
+def _unreadable(uid: str, broken: list[tuple[Path, str, str | None]]) -> DicomSeries:
+    """Image files of one series, none of them usable: a series of its own, listed with the reason."""
+    reasons = _counts_text(Counter(reason for _, reason, _ in broken))
+    return DicomSeries(
+        key=hashlib.sha256(f"{uid}\x00unreadable".encode()).hexdigest()[:12],
+        files=sorted(path for path, _, _ in broken),
+        modality=next((modality for _, _, modality in broken if modality), None),
+        n_slices=len(broken),
+        problem=f"none of its {len(broken)} image file(s) is usable: {reasons}",
+        uid_digest=uid_digest(uid),
     )
 
 
@@ -227,10 +277,11 @@ def _plan(headers: list[_Header]) -> _Plan:
 
 
 def _header(path: Path, ds: Dataset, folder: Path) -> _Header:
-    series = str(ds.get("SeriesInstanceUID") or "") or f"no series UID in {path.parent.relative_to(folder)}"
+    uid = series_uid_of(ds)
     return _Header(
         path=path,
-        series=series,
+        series=uid or f"no series UID in {path.parent.relative_to(folder)}",
+        uid_digest=uid_digest(uid) if uid else "",
         plane=frame_plane(ds, 0),
         size=(int(ds.Rows), int(ds.Columns)),
         frames=int(ds.get("NumberOfFrames") or 1),
@@ -245,6 +296,15 @@ def _instance_number(ds: Dataset) -> int:
         return int(ds.get("InstanceNumber"))
     except Exception:  # noqa: BLE001 - IS values such as '7A' raise assorted types
         return 2**31
+
+
+def _is_image(ds: Dataset) -> bool:
+    """Pixel data, or an image SOP class whose pixels are missing (stripped or truncated)."""
+    return any(keyword in ds for keyword in PIXEL_KEYWORDS) or "Image" in object_kind(ds)
+
+
+def _counts_text(counts: Counter[str] | dict[str, int]) -> str:
+    return ", ".join(f"{count} × {reason}" for reason, count in sorted(counts.items(), key=lambda x: -x[1]))
 
 
 def _reason_class(reason: str) -> str:

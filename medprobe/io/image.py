@@ -22,8 +22,11 @@ SAFE_METADATA_KEYS = frozenset(
         "transfer_syntax",
         "geometry",  # DICOM: where the affine came from ("patient", "pixel spacing only", ... frame stacks)
         "warnings",  # DICOM: what was odd but tolerated (spacing, gaps, tilt); built from numbers only
+        "volumes",  # 4D series: the channels are this many volumes of a 4th axis (time, echoes, directions)
     }
 )
+#: Metadata key marking a 4D series held as channels; `medprobe.preprocess.volumes` decides what a job does with it.
+VOLUMES_KEY = "volumes"
 
 
 @dataclass(frozen=True)

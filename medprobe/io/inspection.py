@@ -7,7 +7,10 @@ and DICOM UIDs that a reader might quote in a reason or warning are masked.
 How a path is expanded:
 
 * a file is read with `read_image` and gives one row;
-* a folder is a DICOM folder: every series `index_folder` finds in it gives one row (a folder may hold several);
+* a folder is a DICOM folder: every series `index_folder` finds in it gives one row (a folder may hold several),
+  with the series' own `location` (the folder its files share, written from the path the caller gave) and its
+  number of `files`; a series that cannot be read — image files with unusable headers included — is a row with
+  its reason, never dropped;
 * a folder with no DICOM series (or while this medprobe has no DICOM support) gives one row per image file of a
   known format inside it, recursively; image files next to DICOM series are not listed — pass them as paths;
 * a path that does not exist, a folder with nothing readable, and any file or series that fails to load give
@@ -25,7 +28,7 @@ import numpy as np
 
 from medprobe.errors import ReadError
 from medprobe.io.dicom_header import quiet_pydicom
-from medprobe.io.image import MedicalImage
+from medprobe.io.image import VOLUMES_KEY, MedicalImage
 from medprobe.io.readers import READERS, format_of, read_image
 
 if TYPE_CHECKING:
@@ -33,9 +36,12 @@ if TYPE_CHECKING:
 
 #: Every row has these keys, in this order; facts that do not apply (or could not be read) are None.
 ROW_KEYS = (
-    "path", "ok", "reason", "series", "modality", "shape", "channels", "spacing", "orientation", "dtype",
-    "format", "min", "max", "mean", "non_finite", "files", "slices", "warnings",
+    "path", "ok", "reason", "series", "location", "modality", "shape", "channels", "volumes", "spacing",
+    "orientation", "dtype", "format", "min", "max", "mean", "non_finite", "files", "slices", "warnings",
 )
+#: What a job does with a 4D series unless its preprocessing says otherwise (`medprobe.preprocess.volumes`).
+FOUR_D_NOTE = ("4D series: {n} volumes on the 4th axis (time points, echoes or diffusion directions), held as "
+               "channels; a job skips it unless data.preprocessing.volume_index or reduce_4d is set")
 
 _SIGNIFICANT_DIGITS = 6
 # DICOM UIDs are dotted digit strings starting with 0, 1 or 2 ("1.2.840.113619.2...").
@@ -45,7 +51,8 @@ _UID = re.compile(r"(?<![\w.])[0-2](?:\.(?:0|[1-9]\d*)){3,}(?![\w.])")
 def describe_image(image: MedicalImage) -> dict[str, Any]:
     """Shape, spacing, orientation, modality, stored dtype and min/max/mean of the physical values.
 
-    `shape` and `spacing` follow the spatial axes (x, y[, z]); `channels` is 1 for grayscale, 3 for RGB.
+    `shape` and `spacing` follow the spatial axes (x, y[, z]); `channels` is 1 for grayscale, 3 for RGB, and the
+    number of volumes for a 4D series (then `volumes` says so; None otherwise).
     The statistics are over the values the reader returns — after rescale slope/intercept, before any
     normalisation — ignoring NaN and ±inf (`non_finite` counts those). Plain Python types only, floats
     rounded to 6 significant digits, non-finite numbers as None, so the dict serialises to strict JSON.
@@ -65,6 +72,7 @@ def describe_image(image: MedicalImage) -> dict[str, Any]:
         "modality": str(modality) if modality else None,
         "shape": list(image.spatial_shape),
         "channels": image.channels,
+        "volumes": int(metadata[VOLUMES_KEY]) if VOLUMES_KEY in metadata else None,
         "spacing": [_rounded(v) for v in image.spacing],
         "orientation": image.orientation,
         "dtype": str(metadata.get("stored_dtype", values.dtype)),
@@ -117,16 +125,18 @@ def _inspect_folder(path: str, folder: Path) -> list[dict[str, Any]]:
         except Exception as exc:  # noqa: BLE001 - an unreadable folder is reported, never fatal
             series_list, dicom_note = [], f"unexpected {type(exc).__name__} while indexing DICOM: {exc}"
     if series_list:
-        return [_inspect_series(path, series, load_series) for series in series_list]
+        rows = [_inspect_series(path, folder, series, load_series) for series in series_list]
+        return rows + _unattributed(path, getattr(series_list, "skipped", {}))
     images = _image_files(folder)
     if images:
         return [_inspect_file(str(Path(path) / image.relative_to(folder))) for image in images]
     return [_failed(path, f"no readable images in the folder: {dicom_note}; no image files of a known format")]
 
 
-def _inspect_series(path: str, series: Any, load_series: Any) -> dict[str, Any]:
+def _inspect_series(path: str, folder: Path, series: Any, load_series: Any) -> dict[str, Any]:
     extra = {
         "series": str(series.key),
+        "location": _location(path, folder, series.folder),
         "modality": series.modality or None,
         "files": len(series.files),
         "slices": int(series.n_slices),
@@ -141,6 +151,31 @@ def _inspect_series(path: str, series: Any, load_series: Any) -> dict[str, Any]:
     if facts["modality"] is None:
         facts["modality"] = extra["modality"]
     return _row(path, {**extra, **facts})
+
+
+def _unattributed(path: str, skipped: dict[str, int]) -> list[dict[str, Any]]:
+    """Broken DICOM files beside the series (truncated, empty, unparseable headers) that no series could claim:
+    one failed row, so they are not lost. Files that are not DICOM, and non-image objects (reports, plans), are
+    expected in PACS exports and left out."""
+    broken = {reason: n for reason, n in skipped.items() if not _expected_extra(reason)}
+    if not broken:
+        return []
+    count = sum(broken.values())
+    listed = ", ".join(f"{n} × {reason}" for reason, n in sorted(broken.items(), key=lambda x: -x[1]))
+    return [_failed(path, f"{count} file(s) in no readable series: {listed}", location=path, files=count)]
+
+
+def _expected_extra(reason: str) -> bool:
+    return reason.startswith("not a DICOM file") or (reason.startswith("no pixel data") and "Image" not in reason)
+
+
+def _location(path: str, folder: Path, where: Path) -> str:
+    """The series' folder written from the path the caller gave (`study/` + `SE0003`), else as it is."""
+    try:
+        relative = where.relative_to(folder)
+    except ValueError:
+        return str(where)
+    return str(Path(path) / relative) if relative.parts else path
 
 
 def _image_files(folder: Path) -> list[Path]:
@@ -159,6 +194,8 @@ def _row(path: str, facts: dict[str, Any]) -> dict[str, Any]:
     row: dict[str, Any] = dict.fromkeys(ROW_KEYS)
     row.update(facts, path=path, ok=True, reason=None)
     row["warnings"] = list(row["warnings"] or [])
+    if row["volumes"]:
+        row["warnings"].append(FOUR_D_NOTE.format(n=row["volumes"]))
     return row
 
 

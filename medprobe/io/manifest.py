@@ -1,7 +1,15 @@
-"""The manifest: one row per image, CSV or Parquet, with `path`, `subject_id`, optional `site`/`split`, labels."""
+"""The manifest: one row per image, CSV or Parquet, with `path`, `subject_id`, optional `site`/`split`/`sample_id`/
+`series_uid`, labels.
+
+`series_uid` selects one series (by its SeriesInstanceUID) in a DICOM folder that holds several, such as a whole
+study; blank cells mean "the folder holds one series" (or the path is a file). It is read as text, so a UID is
+never turned into a number, and checked for the form of a UID (digits separated by dots, at most 64 characters).
+UIDs identify a patient's study: errors name the rows, never the values.
+"""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -10,8 +18,12 @@ import pandas as pd
 from medprobe.errors import ManifestError
 
 REQUIRED_COLUMNS = ("path", "subject_id")
-OPTIONAL_COLUMNS = ("site", "split", "sample_id")
+OPTIONAL_COLUMNS = ("site", "split", "sample_id", "series_uid")
 SPLIT_VALUES = frozenset({"train", "val", "test"})
+#: DICOM's UI value representation: digits and dots, at most 64 characters (leading zeros tolerated: real exports
+#: have them, and the value only has to equal the files' own).
+_UID = re.compile(r"^[0-9]+(\.[0-9]+)*$")
+_UID_MAX = 64
 
 
 def load_manifest(path: Path, required_labels: Iterable[str] = ()) -> pd.DataFrame:
@@ -40,6 +52,8 @@ def load_manifest(path: Path, required_labels: Iterable[str] = ()) -> pd.DataFra
         unknown = sorted(set(table["split"].dropna()) - SPLIT_VALUES)
         if unknown:
             raise ManifestError(f"{path}: column 'split' has unknown value(s) {unknown}; use train, val or test")
+    if "series_uid" in table.columns:
+        table["series_uid"] = _series_uids(path, table["series_uid"])
     base = path.resolve().parent
     table["path"] = [str(p if Path(p).is_absolute() else (base / p)) for p in table["path"].astype(str)]
     return table.reset_index(drop=True)
@@ -53,7 +67,19 @@ def _read_table(path: Path) -> pd.DataFrame:
         if suffix == ".parquet":
             return pd.read_parquet(path)
         if suffix in {".csv", ".tsv"}:
-            return pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",")
+            return pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",", dtype={"series_uid": str})
     except Exception as exc:  # noqa: BLE001 - pandas/pyarrow raise many types for a bad file
         raise ManifestError(f"{path}: cannot read the manifest table ({type(exc).__name__}: {exc})") from None
     raise ManifestError(f"{path}: manifest must be .csv, .tsv or .parquet (got '{suffix or 'no extension'}')")
+
+
+def _series_uids(path: Path, column: pd.Series) -> pd.Series:
+    """Stripped UIDs as text, None for blank cells; a ManifestError naming the rows (not the values) of bad ones."""
+    values = [None if v is None or pd.isna(v) or not str(v).strip() else str(v).strip() for v in column.astype(object)]
+    bad = [i for i, v in zip(column.index, values, strict=True) if v is not None and (len(v) > _UID_MAX or
+                                                                                     not _UID.match(v))]
+    if bad:
+        rows = ", ".join(str(i + 2) for i in bad[:5]) + (f" (+{len(bad) - 5} more)" if len(bad) > 5 else "")
+        raise ManifestError(f"{path}: column 'series_uid' holds values that are not DICOM UIDs (digits separated by "
+                            f"dots, at most {_UID_MAX} characters) in row(s) {rows} (row 1 is the header)")
+    return pd.Series(values, index=column.index, dtype=object)

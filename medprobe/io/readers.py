@@ -7,8 +7,8 @@ from pathlib import Path
 
 from medprobe.errors import ReadError
 from medprobe.io.dicom_file import read_dicom_file
+from medprobe.io.dicom_folder import read_dicom_folder
 from medprobe.io.dicom_header import may_be_dicom
-from medprobe.io.dicom_series import read_dicom_folder
 from medprobe.io.image import MedicalImage
 from medprobe.io.nibabel_reader import read_nibabel
 from medprobe.io.raster2d import read_raster2d
@@ -53,18 +53,22 @@ def format_of(path: Path) -> str:
     return path.suffix.lower()
 
 
-def read_image(path: str | Path, modality: str | None = None) -> MedicalImage:
-    """Read one image file, or a folder holding one DICOM series. Raises ReadError (never anything else for a
-    bad file) with the reason.
+def read_image(path: str | Path, modality: str | None = None, series_uid: str | None = None) -> MedicalImage:
+    """Read one image file, or one DICOM series from a folder. Raises ReadError (never anything else for a bad
+    file) with the reason.
 
     DICOM files are recognised by suffix (.dcm, .dicom), by having none (or a numeric one, as in files named by
-    UID), or by the 'DICM' marker whatever their name.
+    UID), or by the 'DICM' marker whatever their name. `series_uid` (a manifest's optional column) selects the
+    series with that SeriesInstanceUID in a folder holding several; for a DICOM file it must be the file's own
+    series; any other file with a series_uid is an error. A folder with several series and no `series_uid` is an
+    error, never a guess. UIDs select locally and never appear in a reason.
     """
     path = Path(path)
+    series_uid = series_uid.strip() if isinstance(series_uid, str) and series_uid.strip() else None
     if not path.exists():
         raise ReadError(str(path), "file not found")
     if path.is_dir():
-        image = read_dicom_folder(path)
+        image = read_dicom_folder(path, series_uid)
         return image if modality is None else _with_modality(image, modality)
     if path.is_file() and path.stat().st_size == 0:
         raise ReadError(str(path), "file is empty (0 bytes)")
@@ -76,7 +80,13 @@ def read_image(path: str | Path, modality: str | None = None) -> MedicalImage:
         known = ", ".join(sorted(READERS))
         raise ReadError(str(path), f"unsupported file type '{suffix or path.name}'; medprobe reads {known}, "
                                    "DICOM files and DICOM series folders")
-    image = reader(path)
+    if reader is read_dicom_file:
+        image = read_dicom_file(path, series_uid)
+    elif series_uid:
+        raise ReadError(str(path), "the manifest gives a series_uid, but this is not a DICOM file or folder; "
+                                   "series_uid selects a series in a DICOM folder: leave it blank for other files")
+    else:
+        image = reader(path)
     return image if modality is None else _with_modality(image, modality)
 
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from medprobe.embed import Skipped
 from medprobe.models import model_card
@@ -15,7 +16,8 @@ from medprobe.probes import ProtocolResult
 from medprobe.spec import PipelineSpec
 from medprobe.spec.pipeline import TaskSpec
 from medprobe.tracking import TrackingStore, naming
-from medprobe.tracking.recorder import RunRecorder
+from medprobe.tracking.path_guard import PathGuard
+from medprobe.tracking.recorder import RunRecorder, job_identity
 from medprobe.tracking.redaction import redacted_spec
 from medprobe.transfer import HEAD_FOLDER, FeatureSpace, PublishedHead
 
@@ -30,12 +32,24 @@ class JobRecorder:
     """A site job's runs, through the one `RunRecorder`: to the job's results bundle always, and to MLflow unless
     offline or unreachable. Adds what only a job knows: its tags, run layout and the spec it ran."""
 
-    def __init__(self, spec: PipelineSpec, offline: bool = False, require_server: bool = False) -> None:
-        """With `require_server`, an unreachable tracking store is an error (before any bundle is created)."""
+    def __init__(self, spec: PipelineSpec, manifest: pd.DataFrame, offline: bool = False,
+                 require_server: bool = False) -> None:
+        """Nothing logged may name a folder of the `manifest`'s image paths (its label values are public: the
+        predictions hold them). With `require_server`, an unreachable tracking store is an error (before any
+        bundle is created)."""
         self.spec = spec
+        paths = [*manifest["path"].astype(str), spec.data.manifest, spec.workdir / "x"]
+        guard = PathGuard.for_paths(paths, public=public_words(spec, manifest))
+        job = job_identity(spec.experiment_name, spec.site, spec.name, spec.workdir)
         self.runs = RunRecorder(spec.tracking.uri, spec.experiment_name, bundle_dir=spec.workdir / "bundles",
-                                offline=offline, require_server=require_server, base=spec.workdir)
+                                offline=offline, require_server=require_server, job=job, guard=guard)
         self.display_uri = self.runs.display_uri
+
+    def __enter__(self) -> JobRecorder:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, trace: object) -> None:
+        self.runs.__exit__(kind, error, trace)
 
     @property
     def bundle_path(self) -> Path | None:
@@ -116,3 +130,14 @@ class JobRecorder:
             self.runs.log_json(job.run_id, {"skipped": rows}, "quarantine.json")
         self.runs.log(job.run_id, metrics={"data/skipped_inputs": len(skipped)})
         self.runs.finish(job.run_id)
+
+
+def public_words(spec: PipelineSpec, manifest: pd.DataFrame) -> list[str]:
+    """What a job logs by design and a folder may also be called: these are not looked for in logged text."""
+    words = [spec.site, spec.name, spec.data.modality, *spec.experiment_name.split("/")]
+    words += [name for m in spec.models for name in (m.key, m.name)]
+    words += [name for t in spec.tasks for name in (t.name, t.target)]
+    for task in spec.tasks:
+        if task.type == "classification" and task.target in manifest.columns:
+            words += manifest[task.target].dropna().astype(str).unique().tolist()[:1000]
+    return words

@@ -23,6 +23,7 @@ from medprobe.evaluation.report import protocol_plots
 from medprobe.jobs.datasets import site_rows
 from medprobe.jobs.recording import JobRecorder
 from medprobe.jobs.transfer_step import TransferOutcome, offline_message, transfer_step
+from medprobe.jobs.workdir_lock import hold_workdir
 from medprobe.models import Encoder, load_encoder
 from medprobe.preprocess import PreprocessChain
 from medprobe.probes import ProtocolResult
@@ -30,6 +31,7 @@ from medprobe.probes.inputs import prepare_inputs
 from medprobe.probes.options import LinearOptions
 from medprobe.spec import PipelineSpec, load_manifest
 from medprobe.spec.pipeline import ModelSpec, TaskSpec
+from medprobe.tracking.recorder import OFFLINE_REASON
 from medprobe.transfer import FeatureSpace, fit_head, write_head
 
 log = logging.getLogger("medprobe.job")
@@ -59,28 +61,51 @@ class JobReport:
     offline_reason: str | None = None
     transfers: list[TransferOutcome] = field(default_factory=list)
     transfer_notes: list[str] = field(default_factory=list)
+    failed_runs: list[str] = field(default_factory=list)  # runs logged as FAILED (no usable result)
 
     @property
     def skipped_inputs(self) -> int:
         return 0 if self.quarantine.empty else int(self.quarantine["sample_id"].nunique())
 
     @property
+    def bundle_only(self) -> bool:
+        """The results went only to the bundle because the tracking store could not be reached (not --offline)."""
+        return self.offline_reason is not None and self.offline_reason != OFFLINE_REASON
+
+    @property
     def exit_code(self) -> int:
-        """0 when everything ran; 3 when the job completed but skipped inputs or protocols."""
-        return 3 if self.skipped_inputs or self.failed_protocols else 0
+        """0 when everything ran and was delivered; 4 when the runs went only to the bundle although a tracking store
+        was configured; else 3 when inputs, protocols or runs were skipped or failed (see medprobe.cli.exit_codes)."""
+        if self.bundle_only:
+            return 4
+        return 3 if self.skipped_inputs or self.failed_protocols or self.failed_runs else 0
 
 
 def run_job(spec: PipelineSpec, progress: bool = True, say: Callable[[str], None] = print,
             offline: bool = False) -> JobReport:
-    """Embed, probe and record one site job. With `offline`, or when the tracking server cannot be reached, the
-    runs go only to the results bundle (`report.bundle_path`), for `medprobe sync` later."""
+    """Embed, probe and record one site job, holding its workdir (a second job on it refuses). With `offline`, or
+    when the tracking server cannot be reached, the runs go only to the results bundle (`report.bundle_path`), for
+    `medprobe sync` later."""
     workdir = spec.workdir
     workdir.mkdir(parents=True, exist_ok=True)
     manifest = site_rows(load_manifest(spec.data.manifest, [t.target for t in spec.tasks]), spec.site,
                          spec.data.manifest)
-    recorder = JobRecorder(spec, offline=offline)
-    report = JobReport(spec.site, spec.experiment_name, recorder.display_uri, bundle_path=recorder.bundle_path)
-    salt = site_salt(workdir)
+    with hold_workdir(workdir):
+        with JobRecorder(spec, manifest, offline=offline) as recorder:
+            report = JobReport(spec.site, spec.experiment_name, recorder.display_uri, bundle_path=recorder.bundle_path)
+            quarantine = _embed_and_evaluate(spec, manifest, recorder, report, say, progress)
+        report.offline_reason = recorder.offline_reason
+        report.failed_runs = list(recorder.runs.failed_runs)
+        report.quarantine = pd.DataFrame(quarantine, columns=["model", "sample_id", "reason", "path"])
+        report.quarantine_path = _write_quarantine(workdir, report.quarantine)
+        _write_local_results(workdir, report)
+    return report
+
+
+def _embed_and_evaluate(spec: PipelineSpec, manifest: pd.DataFrame, recorder: JobRecorder, report: JobReport,
+                        say: Callable[[str], None], progress: bool) -> list[dict[str, str]]:
+    """Every model: embed once, evaluate every task; then the transfer step. Returns the quarantine rows."""
+    salt = site_salt(spec.workdir)
     quarantine: list[dict[str, str]] = []
     tables: list[tuple[FeatureSpace, EmbedResult]] = []
     for model_spec in spec.models:
@@ -101,11 +126,7 @@ def run_job(spec: PipelineSpec, progress: bool = True, say: Callable[[str], None
             _evaluate_task(spec, space, task, embedded, X, recorder, report, say, salt)
         tables.append((space, embedded))
     _transfer(spec, tables, recorder, report, say)
-    report.offline_reason = recorder.offline_reason
-    report.quarantine = pd.DataFrame(quarantine, columns=["model", "sample_id", "reason", "path"])
-    report.quarantine_path = _write_quarantine(workdir, report.quarantine)
-    _write_local_results(workdir, report)
-    return report
+    return quarantine
 
 
 def _build_encoder(model_spec: ModelSpec, say: Callable[[str], None]) -> Encoder:
@@ -167,6 +188,8 @@ def _evaluate_task(spec: PipelineSpec, space: FeatureSpace, task: TaskSpec, embe
     job_run = recorder.start_job_run(space, task, rows.digest(), n_samples=len(rows),
                                      n_subjects=len(set(rows.subjects)))
     run_ids: dict[str, str] = {}
+    for protocol, reason in evaluation.not_applicable.items():
+        say(f"  {space.model}/{task.name}/{protocol}: not run ({reason})")
     for protocol in evaluation.options:
         result = evaluation.results.get(protocol)
         if result is None:

@@ -13,7 +13,8 @@ from medprobe.errors import MedprobeError
 from medprobe.jobs.recording import JobRecorder
 from medprobe.jobs.site_job import JobReport
 from medprobe.jobs.transfer_step import transfer_step
-from medprobe.spec import PipelineSpec
+from medprobe.jobs.workdir_lock import hold_workdir
+from medprobe.spec import PipelineSpec, load_manifest
 from medprobe.transfer import FeatureSpace
 
 
@@ -24,12 +25,14 @@ def run_transfer(spec: PipelineSpec, say: Callable[[str], None] = print) -> JobR
     if missing:
         raise MedprobeError(f"no cached embedding table for model(s) {', '.join(missing)} in the workdir "
                             f"{spec.workdir}: run `medprobe run SPEC` first")
-    recorder = JobRecorder(spec, require_server=True)
-    report = JobReport(spec.site, spec.experiment_name, recorder.display_uri, bundle_path=recorder.bundle_path)
-    for key, path in tables.items():
-        frame, X, metadata = read_table(path)
-        outcomes, notes = transfer_step(spec, FeatureSpace.of_table(key, metadata), frame, X, recorder, say)
-        report.transfers += outcomes
-        report.transfer_notes += notes
+    manifest = load_manifest(spec.data.manifest, [t.target for t in spec.tasks])
+    with hold_workdir(spec.workdir), JobRecorder(spec, manifest, require_server=True) as recorder:
+        report = JobReport(spec.site, spec.experiment_name, recorder.display_uri, bundle_path=recorder.bundle_path)
+        for key, path in tables.items():
+            frame, X, metadata = read_table(path)
+            outcomes, notes = transfer_step(spec, FeatureSpace.of_table(key, metadata), frame, X, recorder, say)
+            report.transfers += outcomes
+            report.transfer_notes += notes
     report.offline_reason = recorder.offline_reason
+    report.failed_runs = list(recorder.runs.failed_runs)
     return report

@@ -21,7 +21,7 @@ from medprobe.probes.inputs import prepare_inputs
 from medprobe.probes.options import LinearOptions
 from medprobe.spec import PipelineSpec
 from medprobe.spec.pipeline import TaskSpec
-from medprobe.tracking.tee import SERVER_FAILURES
+from medprobe.tracking.failures import is_connection_failure
 from medprobe.transfer import FeatureSpace, PublishedHead, evaluate_head, published_heads
 from medprobe.transfer.rows import scored_rows
 
@@ -57,7 +57,9 @@ def transfer_step(spec: PipelineSpec, space: FeatureSpace, frame: pd.DataFrame, 
             break
         try:
             heads, notes = published_heads(server, spec.experiment_name, space, task.name, task.type, spec.site)
-        except SERVER_FAILURES as exc:
+        except Exception as exc:
+            if not is_connection_failure(exc):
+                raise
             say(f"  {offline_message(f'tracking server stopped answering ({type(exc).__name__})')}")
             break
         if heads:

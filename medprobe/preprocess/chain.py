@@ -20,17 +20,19 @@ from medprobe.preprocess.options import PreprocessOptions
 from medprobe.preprocess.spatial import ToOrientation, ToSize, ToSpacing
 from medprobe.preprocess.tensor_steps import match_channels, normalise, pad_to_square, resize
 from medprobe.preprocess.views import VolumeSlicer
+from medprobe.preprocess.volumes import SelectVolume
 
 
 class PreprocessChain:
     """MedicalImage → tensor (V, C, *size): V views of one sample (V > 1 for 2D models on 3D volumes).
 
-    Whole-image steps run in this order: orientation, spacing, intensity, size; then a 2D model's views are cut
-    and each is brought to the model's own input size.
+    Whole-image steps run in this order: 4D volumes (one volume, their mean, or a refusal), orientation, spacing,
+    intensity, size; then a 2D model's views are cut and each is brought to the model's own input size.
     """
 
     def __init__(self, data: PreprocessOptions, model_input: InputSpec) -> None:
         prep = data.preprocessing
+        self.volume_step = SelectVolume(prep.volume_index, prep.reduce_4d)
         self.image_steps: list[ToOrientation | ToSpacing | IntensityStep | ToSize] = []
         if prep.orientation:
             self.image_steps.append(ToOrientation(prep.orientation))
@@ -49,6 +51,7 @@ class PreprocessChain:
         self.aggregate: Literal["mean", "max"] = prep.volume_to_2d.aggregate
 
     def __call__(self, image: MedicalImage, source: str = "") -> torch.Tensor:
+        image = self.volume_step(image, source)
         want = self.model_input.spatial_dims
         if want == 3 and image.spatial_dims != 3:
             raise ReadError(source, "this encoder needs a 3D volume but the file holds a 2D image")
@@ -84,7 +87,7 @@ class PreprocessChain:
         return batch.contiguous()
 
     def describe(self) -> list[dict[str, Any]]:
-        steps = [step.describe() for step in self.image_steps]
+        steps = [self.volume_step.describe(), *(step.describe() for step in self.image_steps)]
         if self.slicer:
             steps.append(self.slicer.describe())
         steps.append({"step": "model_input", "pad_to_square": self.model_input.size is not None,

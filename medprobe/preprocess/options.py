@@ -114,8 +114,21 @@ class VolumeTo2D(StrictModel):
 
 
 class Preprocessing(StrictModel):
-    """Steps in order: orientation, spacing, intensity, size (whole image/volume), then 3D→2D views if needed."""
+    """Steps in order: 4D volumes, orientation, spacing, intensity, size (whole image/volume), then 3D→2D views if
+    needed.
 
+    A 4D series (fMRI, DWI, multi-echo) is skipped with a reason unless `volume_index` or `reduce_4d` says which
+    3D volume to embed: no encoder takes time points or diffusion directions for colour channels.
+    """
+
+    volume_index: StrictInt | None = Field(
+        None,
+        description="4D series: embed this volume of the 4th axis (0 = first, -1 = last); an image with fewer "
+        "volumes is skipped. 3D images are not affected",
+    )
+    reduce_4d: Literal["mean"] | None = Field(
+        None, description="4D series: embed the voxel-wise mean of all volumes of the 4th axis instead"
+    )
     orientation: Literal["RAS"] | None = "RAS"
     spacing: tuple[float, float, float] | None = None
     intensity: Intensity | None = None
@@ -146,6 +159,12 @@ class Preprocessing(StrictModel):
         if not all(1 <= v <= 4096 for v in value):
             raise ValueError(f"size values must be voxel counts from 1 to 4096; got {list(value)}")
         return value
+
+    @model_validator(mode="after")
+    def _one_4d_policy(self) -> Preprocessing:
+        if self.volume_index is not None and self.reduce_4d is not None:
+            raise ValueError("give volume_index (one volume of a 4D series) or reduce_4d (all of them), not both")
+        return self
 
     @model_validator(mode="after")
     def _fit_needs_size(self) -> Preprocessing:

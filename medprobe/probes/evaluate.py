@@ -18,6 +18,8 @@ from medprobe.probes.threads import threads_for
 
 Runner = Callable[[ProbeInputs, list[Fold], np.ndarray | None, dict, int], ProtocolResult]
 
+#: Protocols that do not apply to a task type, and why: they are not run (nor logged) for it.
+NOT_APPLICABLE: dict[tuple[str, str], str] = {("fewshot", "regression"): "few-shot is classification only"}
 #: Protocols on the pooled embeddings of the table; "attentive" (in ALL_PROTOCOLS) needs patch tokens as well.
 PROTOCOLS: tuple[str, ...] = ("linear", "knn", "fewshot")
 ALL_PROTOCOLS: tuple[str, ...] = (*PROTOCOLS, "attentive")

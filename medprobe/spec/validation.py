@@ -3,13 +3,18 @@
 `validate_manifest` takes a table from `load_manifest` and returns a `ValidationReport`; nothing here prints.
 
 *Problems* (the manifest cannot be used as it is; the CLI exits 3): missing, empty or unreadable files,
-duplicate paths, subjects in more than one split of a site (patient leakage).
+with `check_read` also images a job would skip (a 4D series without a 4D policy in the preprocessing: the chain's
+own check, `medprobe.preprocess.volumes.volume_problem`), duplicate paths (the same path and series_uid), subjects
+in more than one split of a site (patient leakage).
 *Warnings* (worth knowing, not blocking): a split missing a class that its site has, a class with fewer than 2
 subjects at a site, a label column without values.
 
-Subject IDs are site-local identifiers: a report never holds them raw, only counts and salted hashes
-(`sub-` + 16 hex digits, the same form and, given the same salt, the same value as the job's pseudonyms).
-Rows are numbered as in `load_manifest`'s messages: the header is row 1, the first data row is row 2.
+Leakage is reported for the site's own staff, who must fix the manifest: each leaking subject with its own ID,
+its manifest rows and its salted hash (`sub-` + 16 hex digits, the same value as the job's pseudonym given the
+same salt). The report is printed where `validate` runs and is never sent anywhere; a job never logs it.
+Elsewhere the report holds no subject ID. DICOM series UIDs (the manifest's series_uid) are used to read, never
+copied into the report. Rows are numbered as in `load_manifest`'s messages: the header is row 1, the first data
+row is row 2.
 """
 
 from __future__ import annotations
@@ -20,15 +25,18 @@ import secrets
 from collections.abc import Collection, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from medprobe.embed.pseudonyms import SALT_ENV, pseudonym
 
+if TYPE_CHECKING:
+    from medprobe.preprocess.options import Preprocessing
+
 #: Columns that are never labels.
-NON_LABEL_COLUMNS = ("path", "subject_id", "site", "split", "sample_id")
+NON_LABEL_COLUMNS = ("path", "subject_id", "site", "split", "sample_id", "series_uid")
 #: A numeric label with more distinct values than this (or any non-integer value) is continuous.
 MAX_CLASSES = 10
 #: The variable `medprobe.embed.pseudonyms` reads the site salt from; with it, hashes match the job's.
@@ -51,6 +59,16 @@ class DuplicatePath:
 
 
 @dataclass(frozen=True)
+class LeakingSubject:
+    """One subject with rows in more than one split: what the site's staff need to fix the manifest."""
+
+    subject_id: str
+    pseudonym: str
+    splits: str  # "train+test"
+    rows: list[int]
+
+
+@dataclass(frozen=True)
 class Leakage:
     """Subjects of one site with rows in more than one split."""
 
@@ -60,6 +78,8 @@ class Leakage:
     combinations: dict[str, int]
     #: salted hashes of the first few leaking subjects, so the user can find them with the same salt
     hashes: list[str]
+    #: every leaking subject with its own ID and manifest rows, in order of its first row
+    details: list[LeakingSubject] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -99,6 +119,8 @@ class ValidationReport:
     sites: list[str]
     splits: list[str]
     read_checked: bool
+    #: where the preprocessing `check_read` applied came from: a spec's data.preprocessing, or "" (the defaults)
+    spec: str
     groups: list[GroupSummary]
     file_issues: list[FileIssue]
     duplicates: list[DuplicatePath]
@@ -115,6 +137,8 @@ class ValidationReport:
             more = f" (+{leak.subjects - len(leak.hashes)} more)" if leak.subjects > len(leak.hashes) else ""
             lines.append(f"patient leakage at site '{leak.site}': {leak.subjects} subject(s) in more than one split "
                          f"({combos}); subjects {', '.join(leak.hashes)}{more}")
+            lines += [f"subject '{s.subject_id}' ({s.pseudonym}) at site '{leak.site}' is in {s.splits}: "
+                      f"rows {_rows_text(s.rows, limit=10)}" for s in leak.details]
         return lines
 
     @property
@@ -135,16 +159,20 @@ def validate_manifest(
     labels: Sequence[str] | None = None,
     check_read: bool = False,
     salt: bytes | None = None,
+    preprocessing: Preprocessing | None = None,
+    spec: str | Path = "",
 ) -> ValidationReport:
     """Run every check on a table from `load_manifest` (absolute paths, string subject IDs).
 
-    `labels` picks the label columns (default: every column that is not path/subject_id/site/split/sample_id);
-    `check_read` reads each image with `read_image` instead of only checking existence and size; `salt` keys
-    the subject hashes (default: a one-off random salt, so hashes only match within this report).
+    `labels` picks the label columns (default: every column that is not path/subject_id/site/split/sample_id/
+    series_uid); `check_read` reads each image with `read_image` (with the row's series_uid) instead of only
+    checking existence and size, and applies the job's 4D policy from `preprocessing` (a spec's
+    data.preprocessing, named by `spec`; None: the defaults, which skip 4D series); `salt` keys the subject
+    hashes (default: a one-off random salt, so hashes only match within this report).
     """
     salt = salt if salt is not None else secrets.token_bytes(32)
     sites, splits = group_columns(table)
-    file_issues = check_files(table, check_read)
+    file_issues = check_files(table, check_read, preprocessing)
     bad_rows = {row for issue in file_issues for row in issue.rows}
     return ValidationReport(
         manifest=str(manifest),
@@ -153,6 +181,7 @@ def validate_manifest(
         sites=sorted(sites.unique()),
         splits=sorted(splits.unique(), key=_split_key),
         read_checked=check_read,
+        spec=str(spec),
         groups=summarize_groups(table, bad_rows),
         file_issues=file_issues,
         duplicates=find_duplicate_paths(table),
@@ -172,31 +201,35 @@ def group_columns(table: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
     return _text_column(table, "site"), _text_column(table, "split")
 
 
-def check_files(table: pd.DataFrame, check_read: bool = False) -> list[FileIssue]:
-    """Missing or empty files (and folders); with `check_read`, also the reason each unreadable image fails."""
-    rows_by_path: dict[str, list[int]] = {}
-    for index, path in zip(table.index, table["path"].astype(str), strict=True):
-        rows_by_path.setdefault(path, []).append(_row_number(index))
+def check_files(
+    table: pd.DataFrame, check_read: bool = False, preprocessing: Preprocessing | None = None
+) -> list[FileIssue]:
+    """Missing or empty files (and folders); with `check_read`, also why each unreadable image fails and which
+    images a job would skip under `preprocessing`'s 4D policy (None: the defaults). A folder listed with several
+    series_uid values is checked once per series."""
+    rows_by_input: dict[tuple[str, str | None], list[int]] = {}
+    for index, path, uid in zip(table.index, table["path"].astype(str), _series_uids(table), strict=True):
+        rows_by_input.setdefault((path, uid), []).append(_row_number(index))
     issues = []
-    for path, rows in rows_by_path.items():
-        reason = _file_problem(Path(path), check_read)
+    for (path, uid), rows in rows_by_input.items():
+        reason = _file_problem(Path(path), check_read, uid, preprocessing)
         if reason:
             issues.append(FileIssue(path, rows, reason))
     return issues
 
 
 def find_duplicate_paths(table: pd.DataFrame) -> list[DuplicatePath]:
-    """Paths (after normalising '.', '..' and doubled separators) listed on more than one row."""
-    normalised = table["path"].astype(str).map(os.path.normpath)
-    duplicates = []
-    for path, rows in normalised.groupby(normalised, sort=True).groups.items():
-        if len(rows) > 1:
-            duplicates.append(DuplicatePath(str(path), [_row_number(i) for i in rows]))
-    return duplicates
+    """Paths (after normalising '.', '..' and doubled separators) listed on more than one row with the same
+    series_uid (a study folder listed once per series is not a duplicate)."""
+    rows_by_key: dict[tuple[str, str], list[int]] = {}
+    for index, path, uid in zip(table.index, table["path"].astype(str), _series_uids(table), strict=True):
+        rows_by_key.setdefault((os.path.normpath(path), uid or ""), []).append(_row_number(index))
+    return [DuplicatePath(path, rows) for (path, _), rows in sorted(rows_by_key.items()) if len(rows) > 1]
 
 
 def find_leakage(table: pd.DataFrame, salt: bytes) -> list[Leakage]:
-    """Per site, the subjects whose rows fall in more than one split (rows without a split are ignored)."""
+    """Per site, the subjects whose rows fall in more than one split (rows without a split are ignored), each
+    with its own ID and manifest rows (for the site's staff) and its salted hash."""
     if "split" not in table.columns:
         return []
     sites, splits = group_columns(table)
@@ -204,13 +237,17 @@ def find_leakage(table: pd.DataFrame, salt: bytes) -> list[Leakage]:
     frame = frame[frame["split"] != NO_VALUE]
     found = []
     for site, rows in frame.groupby("site", sort=True):
-        per_subject = rows.groupby("subject")["split"].agg(lambda s: "+".join(sorted(set(s), key=_split_key)))
+        per_subject = rows.groupby("subject", sort=False)["split"].agg(
+            lambda s: "+".join(sorted(set(s), key=_split_key)))
         leaking = per_subject[per_subject.str.contains("+", regex=False)]
         if leaking.empty:
             continue
         combinations = {str(k): int(v) for k, v in leaking.value_counts().sort_index().items()}
         hashes = sorted(subject_hash(salt, str(s)) for s in leaking.index)[:5]
-        found.append(Leakage(str(site), len(leaking), combinations, hashes))
+        details = [LeakingSubject(str(subject), subject_hash(salt, str(subject)), str(combination),
+                                  [_row_number(i) for i in rows.index[rows["subject"] == subject]])
+                   for subject, combination in leaking.items()]
+        found.append(Leakage(str(site), len(leaking), combinations, hashes, details))
     return found
 
 
@@ -286,7 +323,9 @@ def _categorical(table: pd.DataFrame, column: str) -> LabelSummary:
     return LabelSummary(column, "categorical", all_classes, _sorted_groups(groups), warnings)
 
 
-def _file_problem(path: Path, check_read: bool) -> str | None:
+def _file_problem(
+    path: Path, check_read: bool, series_uid: str | None, preprocessing: Preprocessing | None
+) -> str | None:
     try:
         if not path.exists():
             return "file not found"
@@ -304,12 +343,34 @@ def _file_problem(path: Path, check_read: bool) -> str | None:
 
     try:
         with quiet_pydicom():
-            read_image(path)
+            image = read_image(path, series_uid=series_uid)
     except ReadError as exc:
         return f"unreadable ({exc.reason})"
     except Exception as exc:  # noqa: BLE001 - a bad file is a finding, never a crash
         return f"unreadable (unexpected {type(exc).__name__}: {exc})"
-    return None
+    return _skipped_by_job(image, preprocessing)
+
+
+def _skipped_by_job(image: Any, preprocessing: Preprocessing | None) -> str | None:
+    """Why the job's preprocessing would skip a readable image: the chain's own 4D check."""
+    from medprobe.preprocess.volumes import volume_problem, volumes_of
+
+    volumes = volumes_of(image)
+    if preprocessing is None:
+        if volumes is None:
+            return None
+        return (f"will be skipped unless data.preprocessing.volume_index or reduce_4d is set (4D series, {volumes} "
+                "volumes on the 4th axis; --spec SPEC checks with the job's preprocessing)")
+    problem = volume_problem(volumes, preprocessing.volume_index, preprocessing.reduce_4d)
+    return f"will be skipped: {problem}" if problem else None
+
+
+def _series_uids(table: pd.DataFrame) -> list[str | None]:
+    """Each row's series_uid (None where the column is absent or the cell blank)."""
+    if "series_uid" not in table.columns:
+        return [None] * len(table)
+    values = table["series_uid"].astype(object)
+    return [(str(v).strip() or None) if v is not None and not pd.isna(v) else None for v in values]
 
 
 def _text_column(table: pd.DataFrame, column: str) -> pd.Series:

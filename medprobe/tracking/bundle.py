@@ -9,12 +9,14 @@ creates nothing new.
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
 import shutil
 import uuid
 from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -22,7 +24,7 @@ from typing import Any
 import pandas as pd
 
 from medprobe import __version__
-from medprobe.errors import MedprobeError
+from medprobe.errors import DiskFullError, MedprobeError
 from medprobe.tracking import naming
 
 BUNDLE_FORMAT = 1
@@ -52,7 +54,7 @@ class ResultsBundle:
         uid = uuid.uuid4().hex
         record = {"uid": uid, "experiment": experiment_id, "name": name, "parent": parent_run_id,
                   "tags": {**tags, naming.RUN_UID: uid}, "params": {}, "metrics": {}, "status": "RUNNING",
-                  "start_time": datetime.now(UTC).isoformat(timespec="seconds")}
+                  "start_time": datetime.now(UTC).isoformat(timespec="milliseconds")}
         self._save(uid, record)
         return uid
 
@@ -70,15 +72,23 @@ class ResultsBundle:
 
     def log_text(self, run_id: str, text: str, artifact_file: str) -> None:
         target = self._artifact_path(run_id, artifact_file)
-        target.write_text(text, encoding="utf-8")
+        with written(target, len(text.encode())):
+            target.write_text(text, encoding="utf-8")
 
     def log_file(self, run_id: str, path: Path, artifact_path: str | None = None) -> None:
         name = f"{artifact_path}/{path.name}" if artifact_path else path.name
-        shutil.copyfile(path, self._artifact_path(run_id, name))
+        target = self._artifact_path(run_id, name)
+        with written(target, path.stat().st_size):
+            shutil.copyfile(path, target)
 
     def finish(self, run_id: str, failed: bool = False) -> None:
+        self.terminate(run_id, "FAILED" if failed else "FINISHED")
+
+    def terminate(self, run_id: str, status: str) -> None:
+        """FINISHED, FAILED or KILLED, with the time (kept by `medprobe sync`)."""
         record = self.run(run_id)
-        record["status"] = "FAILED" if failed else "FINISHED"
+        record["status"] = status
+        record["end_time"] = datetime.now(UTC).isoformat(timespec="milliseconds")
         self._save(run_id, record)
         self.write_summary()
 
@@ -107,7 +117,9 @@ class ResultsBundle:
                          "protocol": tags.get(naming.PROTOCOL), "train_site": tags.get(naming.TRAIN_SITE),
                          "status": record["status"], **record["metrics"]})
         path = self.root / "summary.csv"
-        pd.DataFrame(rows).to_csv(path, index=False)
+        text = pd.DataFrame(rows).to_csv(index=False)
+        with written(path, len(text.encode())):
+            path.write_text(text, encoding="utf-8")
         return path
 
     def _artifact_path(self, uid: str, artifact_file: str) -> Path:
@@ -124,6 +136,20 @@ class ResultsBundle:
         _write_json(folder / "run.json", record)
 
 
+def close_abandoned(parent: Path) -> int:
+    """Mark KILLED the runs that bundles under `parent` still hold as RUNNING: their job was killed (a job that
+    stops on a signal marks its own). Called when the same job starts again, so a later sync never recreates them
+    as running; returns how many there were."""
+    closed = 0
+    for run_json in sorted(parent.glob("*/runs/*/run.json")):
+        record = json.loads(run_json.read_text(encoding="utf-8"))
+        if record.get("status") == "RUNNING":
+            bundle = ResultsBundle(run_json.parents[2])
+            bundle.terminate(record["uid"], "KILLED")
+            closed += 1
+    return closed
+
+
 def open_bundle(root: Path) -> ResultsBundle:
     manifest = root / MANIFEST
     if not manifest.is_file():
@@ -134,8 +160,24 @@ def open_bundle(root: Path) -> ResultsBundle:
     return ResultsBundle(root)
 
 
+@contextmanager
+def written(target: Path, size: int) -> Iterator[None]:
+    """A write of `size` bytes to `target`: on a full disk the partial file is removed and the job stops with a
+    DiskFullError naming the folder, instead of a bundle holding half an artifact."""
+    try:
+        yield
+    except OSError as exc:
+        target.unlink(missing_ok=True)
+        if exc.errno == errno.ENOSPC:
+            raise DiskFullError(f"{target.parent}: no space left on the device writing the results bundle "
+                                f"({size} bytes needed); free space and re-run") from None
+        raise
+
+
 def _write_json(path: Path, payload: Any) -> None:
     """Write then rename, so a bundle never holds half a run record."""
-    temporary = path.with_name(f".tmp-{path.name}")
-    temporary.write_text(json.dumps(payload, indent=2, sort_keys=True, default=str), encoding="utf-8")
+    temporary = path.with_name(f".tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}-{path.name}")
+    text = json.dumps(payload, indent=2, sort_keys=True, default=str)
+    with written(temporary, len(text.encode())):
+        temporary.write_text(text, encoding="utf-8")
     os.replace(temporary, path)

@@ -35,6 +35,11 @@ HEAD = "medprobe.head"
 HEAD_RUN_UID = "medprobe.head_run_uid"
 #: Identity of a run across the offline bundle and the server: what makes `medprobe sync` idempotent.
 RUN_UID = "medprobe.run_uid"
+#: Identity of a job (experiment, site, pipeline, workdir; hashed) and of one attempt at it: a re-run closes the runs
+#: a killed attempt left RUNNING and marks the finished runs it repeats `medprobe.superseded_by` its own attempt.
+JOB = "medprobe.job"
+ATTEMPT = "medprobe.attempt"
+SUPERSEDED_BY = "medprobe.superseded_by"
 
 #: MLflow fills these from the OS user and the script path; they identify people and folders, so medprobe
 #: always sets neutral values itself.

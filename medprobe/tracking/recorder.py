@@ -13,6 +13,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -23,28 +25,57 @@ from medprobe import __version__
 from medprobe.errors import TrackingError
 from medprobe.probes.result import ProtocolResult
 from medprobe.tracking import naming
-from medprobe.tracking.bundle import ResultsBundle
+from medprobe.tracking.bundle import ResultsBundle, close_abandoned
+from medprobe.tracking.failures import disk_full, is_connection_failure, store_location
+from medprobe.tracking.path_guard import PathGuard
 from medprobe.tracking.store import TrackingStore
-from medprobe.tracking.tee import SERVER_FAILURES, TeeStore
+from medprobe.tracking.tee import TeeStore
 from medprobe.tracking.uri import normalise_uri, redacted_uri
+
+#: The offline reason of a recorder asked not to use the server at all.
+OFFLINE_REASON = "--offline"
 
 
 class RunRecorder:
-    """Runs of one experiment, to MLflow and (with `bundle_dir`) to a new results bundle in that folder."""
+    """Runs of one experiment, to MLflow and (with `bundle_dir`) to a new results bundle in that folder.
+
+    With `job` (an identity, see `job_identity`), the recorder is one attempt at that job: starting, it closes as
+    KILLED the runs an earlier attempt left RUNNING (a SIGKILL cannot mark its own); `close()` marks the finished
+    runs of earlier attempts that this attempt repeated (same run name) `medprobe.superseded_by`, so that readers
+    (`TrackingStore.results`) see each result once. Used as a context manager, an exception or signal that ends
+    the job marks this attempt's open runs KILLED before it propagates. `guard` checks everything before it is
+    logged (`medprobe.tracking.path_guard`).
+    """
 
     def __init__(self, uri: str, experiment: str, bundle_dir: Path | None = None, offline: bool = False,
-                 require_server: bool = False, base: Path | None = None) -> None:
+                 require_server: bool = False, base: Path | None = None, job: str | None = None,
+                 guard: PathGuard | None = None) -> None:
         """`base` anchors a relative SQLite URI (default: the current folder). With `require_server`, or without
         a bundle, an unreachable store is a TrackingError, raised before anything is written."""
         self.uri = normalise_uri(uri, base)
         self.display_uri = redacted_uri(self.uri)
         self.experiment = experiment
-        online, reason = (None, "--offline") if offline else _connect(self.uri)
+        self.job, self.attempt, self.guard = job, uuid.uuid4().hex, guard
+        self.failed_runs: list[str] = []
+        self._names: dict[str, str] = {}
+        online, reason = (None, OFFLINE_REASON) if offline else _connect(self.uri)
         if online is None and (require_server or bundle_dir is None):
             raise TrackingError(f"cannot use the tracking store {self.display_uri}: {reason}")
+        if bundle_dir is not None and job is not None:
+            close_abandoned(bundle_dir)
         bundle = ResultsBundle.new(bundle_dir) if bundle_dir is not None else None
         self.store = TeeStore(bundle, online, reason)
         self.experiment_id = self.store.experiment_id(experiment)
+        self.closed_abandoned = self._close_abandoned()
+
+    def __enter__(self) -> RunRecorder:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, trace: object) -> None:
+        if kind is None:
+            self.close()
+        else:
+            self.store.kill_open_runs()
 
     @property
     def bundle_path(self) -> Path | None:
@@ -66,21 +97,31 @@ class RunRecorder:
 
     def start_run(self, name: str, tags: Mapping[str, str], parent: str | None = None) -> str:
         """A new run; returns its uid, which every other call takes."""
-        return self.store.start_run(self.experiment_id, name, {naming.VERSION: __version__, **tags}, parent)
+        identity = {naming.JOB: self.job, naming.ATTEMPT: self.attempt} if self.job else {}
+        all_tags = {naming.VERSION: __version__, **identity, **tags}
+        self._check([name, *all_tags.values()], f"run '{name}' tags")
+        run = self.store.start_run(self.experiment_id, name, all_tags, parent)
+        self._names[run] = name
+        return run
 
     def log(self, run: str, metrics: Mapping[str, float] | None = None, params: Mapping[str, Any] | None = None,
             tags: Mapping[str, str] | None = None, step: int = 0) -> None:
+        self._check([*(params or {}).values(), *(tags or {}).values()],
+                    f"run '{self._names.get(run, run)}' parameters and tags")
         self.store.log(run, metrics, params, tags, step)
 
     def log_json(self, run: str, payload: Any, artifact_file: str) -> None:
+        self._check(payload, f"artifact {artifact_file}")
         self.store.log_json(run, payload, artifact_file)
 
     def log_text(self, run: str, text: str, artifact_file: str) -> None:
+        self._check(text, f"artifact {artifact_file}")
         self.store.log_text(run, text, artifact_file)
 
     def log_file(self, run: str, path: Path, artifact_path: str | None = None) -> None:
+        if self.guard is not None:
+            self.guard.check_file(path, f"artifact {artifact_path or '.'}")
         self.store.log_file(run, path, artifact_path)
-
     def log_result(self, run: str, result: ProtocolResult, notes: Sequence[str] = (),
                    sample_ids: np.ndarray | None = None) -> None:
         """`test/<metric>` metrics (with their intervals), `data/n_train` and `data/n_test`, the parameters,
@@ -102,7 +143,51 @@ class RunRecorder:
             self.log_text(run, predictions.to_csv(index=False), "predictions.csv")
 
     def finish(self, run: str, failed: bool = False) -> None:
+        if failed:
+            self.failed_runs.append(self._names.get(run, run))
         self.store.finish(run, failed)
+
+
+    def close(self) -> None:
+        """The attempt ended normally: the finished runs of earlier attempts that this one repeated are marked
+        superseded (MLflow only: a bundle holds one attempt)."""
+        server = self.store.online
+        if server is None or self.job is None:
+            return
+        repeated = {name for run, name in self._names.items() if run not in self.store.open_runs}
+        query = f"tags.`{naming.JOB}` = '{self.job}' AND attributes.status = 'FINISHED'"
+        try:
+            for run in server.search_runs(server.experiment_id(self.experiment), query):
+                tags = run.data.tags
+                if tags.get(naming.ATTEMPT) != self.attempt and naming.SUPERSEDED_BY not in tags and \
+                        run.info.run_name in repeated:
+                    server.client.set_tag(run.info.run_id, naming.SUPERSEDED_BY, self.attempt)
+        except Exception as exc:
+            if not is_connection_failure(exc):
+                raise
+            self.store.offline_reason = f"tracking server stopped answering ({type(exc).__name__})"
+
+    def _close_abandoned(self) -> int:
+        """Runs of this job an earlier attempt left RUNNING on the server: KILLED now."""
+        server = self.store.online
+        if server is None or self.job is None:
+            return 0
+        query = f"tags.`{naming.JOB}` = '{self.job}' AND attributes.status = 'RUNNING'"
+        abandoned = server.search_runs(server.experiment_id(self.experiment), query)
+        for run in abandoned:
+            server.terminate(run.info.run_id, "KILLED")
+        return len(abandoned)
+
+    def _check(self, value: Any, where: str) -> None:
+        if self.guard is not None:
+            self.guard.check_value(value, where)
+
+
+def job_identity(experiment: str, site: str, pipeline: str, workdir: Path) -> str:
+    """Which job a run belongs to, across attempts: the same spec re-run on the same workdir. Hashed, so that the
+    workdir's path never leaves the site."""
+    text = "\n".join([experiment, site, pipeline, str(Path(workdir).resolve())])
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def _connect(uri: str) -> tuple[TrackingStore | None, str | None]:
@@ -110,6 +195,14 @@ def _connect(uri: str) -> tuple[TrackingStore | None, str | None]:
     try:
         store = TrackingStore(uri)
         store.client.search_experiments(max_results=1)
-    except SERVER_FAILURES as exc:
-        return None, f"tracking server unreachable ({type(exc).__name__})"
+    except TrackingError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - sorted below: lost connection, full disk, or a store error
+        full = disk_full(exc, store_location(uri))
+        if full is not None:
+            raise full from None
+        if is_connection_failure(exc):
+            return None, f"tracking server unreachable ({type(exc).__name__})"
+        raise TrackingError(f"cannot use the tracking store {redacted_uri(uri)}: {type(exc).__name__}: "
+                            f"{str(exc).splitlines()[0][:300] if str(exc) else ''}") from None
     return store, None

@@ -21,7 +21,7 @@ from mlflow.tracking import MlflowClient
 from mlflow.utils.time import get_current_time_millis
 
 from medprobe.errors import TrackingError
-from medprobe.tracking.naming import NEUTRAL_SYSTEM_TAGS
+from medprobe.tracking.naming import NEUTRAL_SYSTEM_TAGS, SUPERSEDED_BY
 from medprobe.tracking.sqlite_schema import ensure_schema
 from medprobe.tracking.uri import redacted_uri
 
@@ -78,18 +78,21 @@ class TrackingStore:
         return (Path(self.uri[len("sqlite:///") :]).parent / "mlartifacts" / slug).as_uri()
 
     def start_run(
-        self, experiment_id: str, name: str, tags: Mapping[str, str], parent_run_id: str | None = None
+        self, experiment_id: str, name: str, tags: Mapping[str, str], parent_run_id: str | None = None,
+        start_time: int | None = None,
     ) -> str:
+        """`start_time` (ms since the epoch) keeps a run's original time when `medprobe sync` recreates it."""
         all_tags = {**NEUTRAL_SYSTEM_TAGS, **tags}
         if parent_run_id:
             all_tags["mlflow.parentRunId"] = parent_run_id
-        run = self.client.create_run(experiment_id, tags=all_tags, run_name=name)
+        run = self.client.create_run(experiment_id, start_time=start_time, tags=all_tags, run_name=name)
         return run.info.run_id
 
     def log(self, run_id: str, metrics: Mapping[str, float] | None = None,
-            params: Mapping[str, Any] | None = None, tags: Mapping[str, str] | None = None, step: int = 0) -> None:
+            params: Mapping[str, Any] | None = None, tags: Mapping[str, str] | None = None, step: int = 0,
+            timestamp: int | None = None) -> None:
         """One batched call; NaN and infinite metrics are dropped (the notes say why they are missing)."""
-        now = get_current_time_millis()
+        now = timestamp or get_current_time_millis()
         metric_entities = [
             Metric(key, float(value), now, step)
             for key, value in (metrics or {}).items()
@@ -118,6 +121,14 @@ class TrackingStore:
             parent = str(Path(artifact_file).parent)
             self.client.log_artifact(run_id, str(target), None if parent == "." else parent)
 
+    def results(self, experiment_id: str, filter_string: str, order_by: list[str] | None = None) -> list[Run]:
+        """The runs that count as results: FINISHED, and not superseded by a later attempt at the same job. A
+        RUNNING (killed) or FAILED run never hides a finished one."""
+        finished = "attributes.status = 'FINISHED'"
+        query = f"{filter_string} AND {finished}" if filter_string else finished
+        return [run for run in self.search_runs(experiment_id, query, order_by)
+                if SUPERSEDED_BY not in run.data.tags]
+
     def search_runs(self, experiment_id: str, filter_string: str, order_by: list[str] | None = None) -> list[Run]:
         """Every active run of the experiment matching `filter_string`, all pages."""
         runs: list[Run] = []
@@ -135,4 +146,8 @@ class TrackingStore:
         return Path(self.client.download_artifacts(run_id, path, str(destination)))
 
     def finish(self, run_id: str, failed: bool = False) -> None:
-        self.client.set_terminated(run_id, "FAILED" if failed else "FINISHED")
+        self.terminate(run_id, "FAILED" if failed else "FINISHED")
+
+    def terminate(self, run_id: str, status: str, end_time: int | None = None) -> None:
+        """FINISHED, FAILED or KILLED; `end_time` (ms) keeps the original time when a bundle is synced."""
+        self.client.set_terminated(run_id, status, end_time=end_time)

@@ -36,10 +36,10 @@ def published_heads(store: TrackingStore, experiment: str, space: FeatureSpace, 
     query = (f"tags.`{naming.RUN_KIND}` = 'protocol' AND tags.`{naming.PROTOCOL}` = 'linear' AND "
              f"tags.`{naming.TASK}` = '{task}' AND tags.`{naming.HEAD}` = '{HEAD_FOLDER}'")
     by_site: dict[str, list[Run]] = defaultdict(list)
-    for run in store.search_runs(found.experiment_id, query, order_by=["attributes.start_time DESC"]):
+    for run in store.results(found.experiment_id, query, order_by=["attributes.start_time DESC"]):
         tags = run.data.tags
         same_model = space.fingerprint == tags.get(naming.MODEL_FINGERPRINT) or space.model == tags.get(naming.MODEL)
-        if run.info.status == "FINISHED" and tags.get(naming.SITE, site) != site and same_model:
+        if tags.get(naming.SITE, site) != site and same_model:
             by_site[tags[naming.SITE]].append(run)
     heads, notes = [], []
     for source, runs in sorted(by_site.items()):

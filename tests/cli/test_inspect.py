@@ -17,7 +17,7 @@ from tests.conftest import write_volume
 
 DICOM_FILES = Path(pydicom.__file__).parent / "data" / "test_files"
 REQUIRED_KEYS = {"path", "ok", "reason", "shape", "spacing", "orientation", "modality", "dtype", "min", "max",
-                 "mean", "series", "warnings"}
+                 "mean", "series", "location", "files", "volumes", "warnings"}
 
 
 def json_rows(text: str) -> list[dict]:
@@ -145,3 +145,32 @@ def test_subprocess_run_on_bad_inputs_has_no_traceback(tmp_path: Path) -> None:
     rows = json_rows(done.stdout)
     assert [r["ok"] for r in rows[:3]] == [False, False, False]
     assert "0 bytes" in rows[1]["reason"]
+
+
+def test_a_4d_series_is_read_with_a_note_on_what_a_job_does(tmp_path: Path, capsys) -> None:
+    path = write_volume(tmp_path / "dwi.nii.gz", np.ones((4, 4, 3, 7), dtype=np.float32))
+    assert main(["inspect", "--json", str(path)]) == 0
+    (row,) = json_rows(capsys.readouterr().out)
+    assert row["ok"] and row["shape"] == [4, 4, 3] and row["channels"] == 7 and row["volumes"] == 7
+    assert any("4D series: 7 volumes on the 4th axis" in w and "volume_index or reduce_4d" in w
+               for w in row["warnings"])
+
+
+def test_a_study_folder_lists_each_series_at_its_own_location(tmp_path: Path, capsys) -> None:
+    from tests.dicom_writers import write_ct_series
+
+    study = tmp_path / "study"
+    write_ct_series(study / "SE1", np.zeros((6, 6, 3), np.float32))
+    write_ct_series(study / "SE2", np.zeros((6, 6, 2), np.float32))
+    (study / "SE3").mkdir()
+    (study / "SE3" / "x.dcm").write_bytes(next((study / "SE2").iterdir()).read_bytes()[:400])  # header only
+    assert main(["inspect", "--json", str(study)]) == 3
+    rows = json_rows(capsys.readouterr().out)
+    assert [(r["location"], r["files"], r["ok"]) for r in rows] == [
+        (str(study / "SE1"), 3, True), (str(study / "SE2"), 2, True), (str(study), 1, False)]
+    assert rows[2]["series"] is None and rows[2]["reason"].startswith("1 file(s) in no readable series: 1 × ")
+    assert main(["inspect", str(study)]) == 3
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split()[:4] == ["path", "series", "ok", "files"]
+    assert lines[1].split()[:4] == [str(study / "SE1"), rows[0]["series"], "yes", "3"]
+    assert lines[-1] == "3 image(s): 2 read, 1 unreadable"

@@ -1,5 +1,5 @@
-"""Offline sites: `run --offline` (or an unreachable server) exits 0 and prints `bundle: PATH`; `sync` delivers
-the bundle once."""
+"""Offline sites: `run --offline` exits 0 and an unreachable server 4 (the results are only in the bundle; the
+message names the URI tried); both print `bundle: PATH`; `sync` delivers the bundle once."""
 
 from __future__ import annotations
 
@@ -48,9 +48,10 @@ def test_unreachable_server_falls_back_to_the_bundle(volume_dataset, write_spec,
         port = sock.getsockname()[1]  # nothing listens there once the socket is closed
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{port}")
     spec = write_spec(volume_dataset(n=10))
-    assert main(["run", str(spec), "--no-progress"]) == 0
+    assert main(["run", str(spec), "--no-progress"]) == 4
     printed = capsys.readouterr().out
     assert "tracking server unreachable" in printed
+    assert "results are ONLY in the bundle" in printed and f"http://127.0.0.1:{port}" in printed
     bundle = _bundle(printed)
     monkeypatch.delenv("MLFLOW_TRACKING_URI")
     assert main(["sync", bundle, "--to", f"sqlite:///{tmp_path / 'central.db'}"]) == 0

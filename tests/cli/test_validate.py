@@ -57,7 +57,8 @@ def test_duplicate_paths_exit_3(tmp_path: Path, capsys) -> None:
 
 
 @pytest.mark.parametrize("json_flag", [[], ["--json"]])
-def test_leakage_exits_3_without_printing_raw_subject_ids(tmp_path: Path, capsys, json_flag) -> None:
+def test_leakage_exits_3_and_shows_the_sites_own_ids_with_rows(tmp_path: Path, capsys, json_flag) -> None:
+    """validate runs at the site for its staff: a leaking subject is shown by its own ID and its manifest rows."""
     def leak(frame: pd.DataFrame) -> pd.DataFrame:
         frame.loc[7, "subject_id"] = frame.loc[0, "subject_id"]
         frame.loc[8, "subject_id"] = frame.loc[1, "subject_id"]
@@ -67,9 +68,15 @@ def test_leakage_exits_3_without_printing_raw_subject_ids(tmp_path: Path, capsys
     captured = capsys.readouterr()
     output = captured.out + captured.err
     assert "2 subject(s) in more than one split (train+test: 2)" in output
-    for subject in SUBJECTS:
-        assert subject not in output
-    assert "77000" not in output and "MRN" not in output
+    if json_flag:
+        (leakage,) = json.loads(captured.out)["leakage"]
+        assert [(d["subject_id"], d["splits"], d["rows"]) for d in leakage["details"]] == [
+            ("MRN-77000", "train+test", [2, 9]), ("MRN-77001", "train+test", [3, 10])]
+    else:
+        assert "subject 'MRN-77000' (sub-" in output and "at site 'site-a' is in train+test: rows 2, 9" in output
+        assert "subject 'MRN-77001' (sub-" in output and "rows 3, 10" in output
+    for subject in SUBJECTS[2:]:
+        assert subject not in output  # subjects that do not leak are never named
 
 
 def test_class_warnings_keep_exit_0(tmp_path: Path, capsys) -> None:
@@ -123,3 +130,37 @@ def test_subprocess_problem_report_has_no_traceback(tmp_path: Path) -> None:
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 3 and "Traceback" not in done.stderr
     assert "file is empty (0 bytes)" in done.stdout
+
+
+def _four_d(frame: pd.DataFrame, tmp_path: Path) -> pd.DataFrame:
+    write_volume(tmp_path / "images" / "img04.nii.gz", np.zeros((3, 3, 3, 6), dtype=np.float32))
+    return frame
+
+
+def test_check_read_without_a_spec_reports_4d_series_a_job_would_skip(tmp_path: Path, capsys) -> None:
+    manifest = write_manifest(tmp_path, lambda f: _four_d(f, tmp_path))
+    assert main(["validate", str(manifest)]) == 0  # existence only: a 4D file looks fine
+    capsys.readouterr()
+    assert main(["validate", str(manifest), "--check-read"]) == 3
+    out = capsys.readouterr().out
+    assert ("will be skipped unless data.preprocessing.volume_index or reduce_4d is set (4D series, 6 volumes"
+            in out and "img04.nii.gz (row(s) 6)" in out)
+    assert "skips predicted with the default preprocessing" in out
+
+
+def test_check_read_with_a_spec_applies_its_preprocessing(tmp_path: Path, capsys, write_spec) -> None:
+    manifest = write_manifest(tmp_path, lambda f: _four_d(f, tmp_path))
+    skipping = write_spec(manifest, "skip.yaml")
+    keeping = write_spec(manifest, "keep.yaml", data={"manifest": str(manifest), "modality": "mri",
+                                                      "preprocessing": {"volume_index": -1}})
+    assert main(["validate", str(manifest), "--check-read", "--spec", str(skipping)]) == 3
+    out = capsys.readouterr().out
+    assert "will be skipped: 4D series with 6 volumes on the 4th axis" in out and str(skipping) in out
+    assert main(["validate", "--check-read", "--spec", str(keeping)]) == 0  # the spec's own manifest
+    out = capsys.readouterr().out
+    assert f"manifest  {manifest}" in out and out.rstrip().endswith("clean: no problems, 0 warning(s)")
+    bad = write_spec(manifest, "bad.yaml", tasks=[{"name": "t", "target": "absent"}])
+    assert main(["validate", "--spec", str(bad)]) == 2
+    assert "missing column(s) 'absent'" in capsys.readouterr().err
+    assert main(["validate"]) == 2
+    assert "needs a MANIFEST, or --spec SPEC" in capsys.readouterr().err

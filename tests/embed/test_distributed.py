@@ -22,7 +22,7 @@ def test_two_ranks_share_the_work_and_rank0_writes_the_table(volume_dataset, tmp
     (manifest.parent / "vol004.nii.gz").write_text("not a volume")
     args = ["embed", "--model", "handcrafted", "--manifest", str(manifest), "--modality", "mri", "--site", "s1",
             "--precision", "fp32", "--device", "cpu", "--workers", "0", "--no-progress"]
-    env = {**os.environ, "MEDPROBE_SUBJECT_SALT": "pepper", "MEDPROBE_SHARD_SAMPLES": "2"}
+    env = {**os.environ, "MEDPROBE_SUBJECT_SALT": "pepper-and-salt-2024", "MEDPROBE_SHARD_SAMPLES": "2"}
     torchrun = shutil.which("torchrun") or str(Path(sys.executable).with_name("torchrun"))
     done = subprocess.run([torchrun, "--standalone", "--nproc_per_node", "2", "-m", "medprobe.cli.main", *args,
                            "--out", str(tmp_path / "ddp")], env=env, capture_output=True, text=True, timeout=300)
@@ -32,7 +32,7 @@ def test_two_ranks_share_the_work_and_rank0_writes_the_table(volume_dataset, tmp
     assert len(shards) >= 4  # both ranks wrote (5 samples each, at most 2 per shard)
     assert (tmp_path / "ddp/quarantine.csv").read_text().count("vol004") == 1
 
-    os.environ["MEDPROBE_SUBJECT_SALT"] = "pepper"
+    os.environ["MEDPROBE_SUBJECT_SALT"] = "pepper-and-salt-2024"
     try:
         assert main([*args, "--out", str(tmp_path / "single")]) == 3
     finally:

@@ -209,11 +209,11 @@ def test_a_reader_that_kills_its_worker_costs_one_file_not_the_job(volume_datase
 
     real = loading.read_image
 
-    def aborting_reader(path: str, modality: str):
+    def aborting_reader(path: str, modality: str, **options: object):
         if path.endswith("vol002.nii.gz"):
             faulthandler.disable()  # pytest's crash dump would only clutter the output
             os.abort()  # runs in the DataLoader worker (forked), as a native crash would
-        return real(path, modality)
+        return real(path, modality, **options)
 
     monkeypatch.setattr(loading, "read_image", aborting_reader)
     manifest = volume_dataset(n=6)

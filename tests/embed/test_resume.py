@@ -44,7 +44,7 @@ def test_resume_after_sigkill_recomputes_nothing_finished(tmp_path: Path, monkey
             "--modality", "photo", "--site", "s1", "--precision", "fp32", "--batch-size", str(SHARD),
             "--workers", "0", "--no-progress"]
     monkeypatch.setenv(SHARD_SAMPLES_ENV, str(SHARD))
-    monkeypatch.setenv("MEDPROBE_SUBJECT_SALT", "pepper")
+    monkeypatch.setenv("MEDPROBE_SUBJECT_SALT", "pepper-and-salt-2024")
     out = tmp_path / "out"
     job = subprocess.Popen([sys.executable, "-m", "medprobe.cli.main", *args, "--out", str(out)], env=os.environ,
                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)

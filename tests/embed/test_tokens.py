@@ -78,6 +78,8 @@ def test_a_damaged_token_shard_is_ignored_and_a_missing_file_is_named(tmp_path: 
     (tmp_path / "tokens" / "shard-broken.safetensors").write_bytes(b"\x00" * 20)
     reopened = TokenCache(tmp_path / "tokens")
     assert "a" in reopened and reopened.read(["b", "a"]).shape == (2, 3, 8)
+    assert not (tmp_path / "tokens" / "shard-broken.safetensors").exists()  # moved aside, never read again
+    assert len(list((tmp_path / "tokens" / "corrupt").glob("*-shard-broken.safetensors"))) == 1
 
 
 def test_a_table_whose_tokens_file_went_missing_says_so(volume_dataset, tmp_path: Path) -> None:

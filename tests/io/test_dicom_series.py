@@ -137,12 +137,16 @@ def test_non_dicom_and_non_image_files_are_counted_not_fatal(tmp_path: Path) -> 
 def test_pydicom_dicomdir_folders() -> None:
     whole = index_folder(DICOMDIR_TESTS)
     assert len(whole) > 10
-    # TINY_ALPHA: CT headers whose pixels were stripped
-    assert whole.skipped["no pixel data (CT Image; truncated, or pixels stripped?)"] == 50
-    assert whole.skipped["no pixel data (DICOMDIR media directory)"] == 8
+    # TINY_ALPHA: CT headers whose pixels were stripped: one unreadable series with its reason, not dropped
+    (stripped,) = [s for s in whole if s.problem]
+    assert stripped.problem == ("none of its 50 image file(s) is usable: 50 × no pixel data (CT Image; truncated, "
+                                "or pixels stripped?)")
+    assert stripped.folder == DICOMDIR_TESTS / "TINY_ALPHA/PT000000/ST000000/SE000000" and len(stripped.files) == 50
+    assert whole.skipped == {"no pixel data (DICOMDIR media directory)": 8, "not a DICOM file": 2}
     with pytest.raises(ReadError) as caught:
         read_image(DICOMDIR_TESTS)
-    assert caught.value.reason.startswith(f"{len(whole)} DICOM series in the folder") and "14 more" in str(caught.value)
+    assert caught.value.reason.startswith(f"{len(whole)} DICOM series in the folder") and "15 more" in str(caught.value)
+    assert "Add a series_uid column to the manifest" in caught.value.reason
     five = DICOMDIR_TESTS / "98892001" / "CT5N"
     (series,) = index_folder(five)
     image = load_series(series)
@@ -152,7 +156,7 @@ def test_pydicom_dicomdir_folders() -> None:
         np.testing.assert_array_equal(image.array[0, ..., z], expected.T)
     (gappy,) = index_folder(DICOMDIR_TESTS / "77654033" / "CT2")
     assert any(w.startswith("missing slices") for w in gappy.warnings)
-    with pytest.raises(ReadError, match="no DICOM image series found"):
+    with pytest.raises(ReadError, match=r"series \w{12}: none of its 50 image file\(s\) is usable: 50 × no pixel"):
         read_image(DICOMDIR_TESTS / "TINY_ALPHA")
 
 

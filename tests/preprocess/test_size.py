@@ -89,7 +89,7 @@ def test_2d_size_for_a_3d_encoder_is_a_spec_error() -> None:
 
 def test_size_and_fit_are_part_of_the_description() -> None:
     plain = PreprocessChain(_data(), NATIVE_3D).describe()
-    assert [step["step"] for step in plain] == ["orientation", "intensity", "model_input"]
+    assert [step["step"] for step in plain] == ["volumes_4d", "orientation", "intensity", "model_input"]
     resized = PreprocessChain(_data(size=[8, 8, 8]), NATIVE_3D).describe()
     assert {"step": "size", "size": [8, 8, 8], "fit": "resize", "mode": "trilinear", "anti_aliasing": True} in resized
     digests = {PreprocessChain(_data(**options), NATIVE_3D).digest_text() for options in

@@ -39,3 +39,22 @@ def test_missing_and_unsupported_files(tmp_path: Path) -> None:
     (tmp_path / "m.xlsx").write_text("x")
     with pytest.raises(ManifestError, match=r"\.csv, \.tsv or \.parquet"):
         load_manifest(tmp_path / "m.xlsx")
+
+
+def test_series_uid_is_text_with_blanks_as_none(tmp_path: Path) -> None:
+    (tmp_path / "m.csv").write_text("path,subject_id,series_uid\nstudy,1,1.2\nstudy,1, 1.2.840.10008.5 \nx.nii,2,\n")
+    loaded = load_manifest(tmp_path / "m.csv")
+    assert loaded["series_uid"].tolist() == ["1.2", "1.2.840.10008.5", None]  # "1.2" not read as a float
+    pd.DataFrame({"path": ["a"], "subject_id": ["s"], "series_uid": ["1.3.6"]}).to_parquet(tmp_path / "m.parquet")
+    assert load_manifest(tmp_path / "m.parquet")["series_uid"].tolist() == ["1.3.6"]
+
+
+def test_malformed_series_uids_name_rows_but_never_values(tmp_path: Path) -> None:
+    uids = ["1.2.3", "1.2.3.PATIENT", "1." + "2" * 70, "1..2"]
+    pd.DataFrame({"path": list("abcd"), "subject_id": list("abcd"), "series_uid": uids}).to_csv(
+        tmp_path / "m.csv", index=False)
+    with pytest.raises(ManifestError) as caught:
+        load_manifest(tmp_path / "m.csv")
+    message = str(caught.value)
+    assert "column 'series_uid' holds values that are not DICOM UIDs" in message and "row(s) 3, 4, 5" in message
+    assert "PATIENT" not in message and "222" not in message

@@ -135,3 +135,67 @@ def test_an_empty_label_column_is_a_warning(tmp_path: Path) -> None:
         row["note"] = None
     report = validate_manifest(manifest_with(tmp_path, rows), salt=SALT)
     assert report.warnings == ["label 'note' has no values"]
+
+
+def test_leaking_subjects_are_shown_with_their_own_ids_and_rows(tmp_path: Path) -> None:
+    rows = clean_rows()
+    rows[6]["subject_id"] = "P000"  # rows 2 (train) and 8 (test)
+    rows.append({**rows[2], "path": "extra.nii.gz", "split": "val"})  # P002: rows 4 and 10
+    report = validate_manifest(manifest_with(tmp_path, rows), salt=SALT)
+    (leak,) = report.leakage
+    assert [(d.subject_id, d.splits, d.rows) for d in leak.details] == [
+        ("P000", "train+test", [2, 8]), ("P002", "train+val", [4, 10])]
+    assert leak.details[0].pseudonym == subject_hash(SALT, "P000")
+    assert (f"subject 'P000' ({subject_hash(SALT, 'P000')}) at site 'a' is in train+test: rows 2, 8"
+            in report.problems)
+    json.dumps(report.to_dict(), allow_nan=False)
+
+
+def _series_rows(tmp_path: Path) -> list[dict]:
+    from pydicom.uid import generate_uid
+
+    from tests.dicom_writers import write_ct_series
+
+    first, second = generate_uid(), generate_uid()
+    write_ct_series(tmp_path / "study" / "A", np.zeros((4, 4, 3), np.float32), series_uid=first)
+    write_ct_series(tmp_path / "study" / "B", np.zeros((4, 4, 2), np.float32), series_uid=second)
+    return [{"path": "study", "subject_id": "P1", "series_uid": first, "label": 0},
+            {"path": "study", "subject_id": "P2", "series_uid": second, "label": 1}]
+
+
+def test_series_uid_rows_are_read_and_deduplicated_per_series(tmp_path: Path) -> None:
+    rows = _series_rows(tmp_path)
+    table = manifest_with(tmp_path, rows, write=False)
+    assert find_duplicate_paths(table) == [] and check_files(table, check_read=True) == []
+    report = validate_manifest(table, salt=SALT, check_read=True)
+    assert report.clean and [label.column for label in report.labels] == ["label"]
+    rows.append({**rows[0], "subject_id": "P3"})
+    rows.append({**rows[0], "subject_id": "P4", "series_uid": "1.2.3.4.5"})
+    table = manifest_with(tmp_path, rows, write=False)
+    (duplicate,) = find_duplicate_paths(table)
+    assert duplicate.rows == [2, 4]
+    (issue,) = check_files(table, check_read=True)
+    assert issue.rows == [5]
+    assert "none of the 2 DICOM series in the folder has the manifest's series_uid" in issue.reason
+    assert "1.2.3.4.5" not in issue.reason
+    without = manifest_with(tmp_path, [{k: v for k, v in r.items() if k != "series_uid"} for r in rows[:1]], False)
+    (issue,) = check_files(without, check_read=True)
+    assert "Add a series_uid column" in issue.reason
+
+
+def test_check_read_predicts_what_the_job_skips_for_4d_series(tmp_path: Path) -> None:
+    from medprobe.spec import Preprocessing
+
+    rows = clean_rows()
+    write_volume(tmp_path / rows[1]["path"], np.ones((3, 3, 3, 4), dtype=np.float32))
+    table = manifest_with(tmp_path, rows)
+    assert check_files(table) == []  # without reading, a 4D file looks like any other
+    (issue,) = check_files(table, check_read=True)
+    assert issue.rows == [3] and issue.reason.startswith(
+        "will be skipped unless data.preprocessing.volume_index or reduce_4d is set (4D series, 4 volumes")
+    (issue,) = check_files(table, check_read=True, preprocessing=Preprocessing())
+    assert issue.reason.startswith("will be skipped: 4D series with 4 volumes on the 4th axis")
+    (issue,) = check_files(table, check_read=True, preprocessing=Preprocessing(volume_index=4))
+    assert issue.reason == "will be skipped: data.preprocessing.volume_index is 4 but this 4D series holds 4 volumes"
+    assert check_files(table, check_read=True, preprocessing=Preprocessing(volume_index=-1)) == []
+    assert check_files(table, check_read=True, preprocessing=Preprocessing(reduce_4d="mean")) == []
