@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -46,8 +45,9 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def handle(args: argparse.Namespace) -> int:
+    from medprobe.embed.pseudonyms import environment_salt
     from medprobe.spec import load_manifest, load_spec
-    from medprobe.spec.validation import SUBJECT_SALT_ENV, validate_manifest
+    from medprobe.spec.validation import validate_manifest
 
     spec = load_spec(args.spec) if args.spec else None
     if args.manifest:
@@ -58,9 +58,8 @@ def handle(args: argparse.Namespace) -> int:
         raise MedprobeError("validate needs a MANIFEST, or --spec SPEC to check the spec's manifest")
     required = args.labels or ([task.target for task in spec.tasks] if spec else [])
     table = load_manifest(manifest, required)
-    salt = os.environ.get(SUBJECT_SALT_ENV)
-    report = validate_manifest(table, manifest, labels=args.labels, check_read=args.check_read,
-                               salt=salt.encode() if salt else None,
+    salt = environment_salt()  # the job's salt, when set, so that the hashes match the job's pseudonyms
+    report = validate_manifest(table, manifest, labels=args.labels, check_read=args.check_read, salt=salt,
                                preprocessing=spec.data.preprocessing if spec else None, spec=args.spec or "")
     if args.json:
         print(json.dumps(report.to_dict(), allow_nan=False))

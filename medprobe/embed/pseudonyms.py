@@ -31,6 +31,18 @@ _WRITING_GRACE_S = 5.0
 _NO_LINKS = (errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.ENOSYS, errno.EXDEV, errno.EMLINK)
 
 
+def environment_salt() -> bytes | None:
+    """$MEDPROBE_SUBJECT_SALT, checked (at least 16 characters); None when it is not set."""
+    if SALT_ENV not in os.environ:
+        return None
+    value = os.environ[SALT_ENV]
+    if len(value) < MIN_ENV_SALT:
+        raise MedprobeError(f"${SALT_ENV} holds {len(value)} character(s); a subject salt needs at least "
+                            f"{MIN_ENV_SALT} (e.g. the output of `openssl rand -hex 32`), or unset it to use "
+                            "the salt kept in the workdir")
+    return value.encode()
+
+
 def site_salt(workdir: Path) -> bytes:
     """The salt from $MEDPROBE_SUBJECT_SALT, else a random one kept (owner-only) in the job's workdir.
 
@@ -38,13 +50,9 @@ def site_salt(workdir: Path) -> bytes:
     valid; it never leaves the site. A salt that is set but too short (the variable under 16 characters, the file
     under 32) is an error, never silently replaced: every pseudonym depends on it.
     """
-    if SALT_ENV in os.environ:
-        value = os.environ[SALT_ENV]
-        if len(value) < MIN_ENV_SALT:
-            raise MedprobeError(f"${SALT_ENV} holds {len(value)} character(s); a subject salt needs at least "
-                                f"{MIN_ENV_SALT} (e.g. the output of `openssl rand -hex 32`), or unset it to use "
-                                "the salt kept in the workdir")
-        return value.encode()
+    salt = environment_salt()
+    if salt is not None:
+        return salt
     path = workdir / SALT_FILE
     if not path.exists():
         try:

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from medprobe.embed.pseudonyms import SALT_ENV, pseudonym
+from medprobe.embed.pseudonyms import pseudonym
 
 if TYPE_CHECKING:
     from medprobe.preprocess.options import Preprocessing
@@ -39,8 +39,6 @@ if TYPE_CHECKING:
 NON_LABEL_COLUMNS = ("path", "subject_id", "site", "split", "sample_id", "series_uid")
 #: A numeric label with more distinct values than this (or any non-integer value) is continuous.
 MAX_CLASSES = 10
-#: The variable `medprobe.embed.pseudonyms` reads the site salt from; with it, hashes match the job's.
-SUBJECT_SALT_ENV = SALT_ENV
 NO_VALUE = "(none)"
 _SPLIT_ORDER = {"train": 0, "val": 1, "test": 2}
 
