@@ -22,7 +22,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from medprobe.embed.files import atomic_write, shard_name
-from medprobe.embed.integrity import CHECKSUM_KEY, ShardUnusable, content_checksum, note_unverified, set_aside, verify
+from medprobe.embed.integrity import (
+    CHECKSUM_KEY,
+    ShardUnusable,
+    content_checksum,
+    damaged_shards,
+    note_unverified,
+    set_aside,
+    verify,
+)
 
 log = logging.getLogger("medprobe.embed")
 
@@ -155,14 +163,8 @@ class ShardCache:
 
     def verify(self, keys: Iterable[str]) -> list[Path]:
         """Load every shard holding one of `keys`, moving the damaged ones aside; returns those."""
-        shards = dict.fromkeys(self._index.rows[key][0] for key in keys if key in self._index.rows)
-        damaged = []
-        for shard in shards:
-            try:
-                self._shard_rows(shard)
-            except ShardUnusable:
-                damaged.append(shard)
-        return damaged
+        return damaged_shards(dict.fromkeys(self._index.rows[key][0] for key in keys if key in self._index.rows),
+                              self._shard_rows)
 
     def _shard_rows(self, shard: Path) -> np.ndarray:
         if shard in self._open:

@@ -22,7 +22,15 @@ from safetensors.numpy import save
 
 from medprobe.embed.cache import ShardIndex
 from medprobe.embed.files import atomic_write, shard_name
-from medprobe.embed.integrity import CHECKSUM_KEY, ShardUnusable, content_checksum, note_unverified, set_aside, verify
+from medprobe.embed.integrity import (
+    CHECKSUM_KEY,
+    ShardUnusable,
+    content_checksum,
+    damaged_shards,
+    note_unverified,
+    set_aside,
+    verify,
+)
 from medprobe.errors import MedprobeError
 
 log = logging.getLogger("medprobe.embed")
@@ -99,14 +107,8 @@ class TokenCache:
 
     def verify(self, keys: Sequence[str]) -> list[Path]:
         """Load every shard holding one of `keys`, moving the damaged ones aside; returns those."""
-        shards = dict.fromkeys(self._index.rows[key][0] for key in keys if key in self._index.rows)
-        damaged = []
-        for shard in shards:
-            try:
-                self._shard(shard)
-            except ShardUnusable:
-                damaged.append(shard)
-        return damaged
+        return damaged_shards(dict.fromkeys(self._index.rows[key][0] for key in keys if key in self._index.rows),
+                              self._shard)
 
     def put(self, tokens: dict[str, np.ndarray]) -> None:
         """One shard per distinct token shape (2D models on volumes of different depths can differ)."""
