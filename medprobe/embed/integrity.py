@@ -18,7 +18,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -53,17 +53,6 @@ def verify(shard: Path, keys: Sequence[str], array: np.ndarray, expected: str | 
     """Raise ShardUnusable when the shard has a checksum and its content does not match it."""
     if expected is not None and content_checksum(keys, array) != expected:
         raise ShardUnusable(shard, "checksum mismatch")
-
-
-def damaged_shards(shards: Iterable[Path], load: Callable[[Path], object]) -> list[Path]:
-    """Load each shard with `load` (which verifies it and sets a damaged one aside); returns the damaged ones."""
-    damaged = []
-    for shard in shards:
-        try:
-            load(shard)
-        except ShardUnusable:
-            damaged.append(shard)
-    return damaged
 
 
 def set_aside(shard: Path, reason: str) -> None:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import logging
-from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -20,17 +19,9 @@ import numpy as np
 from safetensors import safe_open
 from safetensors.numpy import save
 
-from medprobe.embed.cache import ShardIndex
 from medprobe.embed.files import atomic_write, shard_name
-from medprobe.embed.integrity import (
-    CHECKSUM_KEY,
-    ShardUnusable,
-    content_checksum,
-    damaged_shards,
-    note_unverified,
-    set_aside,
-    verify,
-)
+from medprobe.embed.integrity import CHECKSUM_KEY, content_checksum
+from medprobe.embed.shards import ShardHeader, ShardStore
 from medprobe.errors import MedprobeError
 
 log = logging.getLogger("medprobe.embed")
@@ -38,7 +29,6 @@ log = logging.getLogger("medprobe.embed")
 TOKENS_SUFFIX = ".tokens.npy"
 #: Table metadata key that names the tokens file and its shape; a table without it has no tokens.
 TOKENS_METADATA_KEY = "tokens"
-_OPEN_SHARDS = 2
 _COPY_ROWS = 512
 _DTYPE = np.dtype("<f2")
 
@@ -48,53 +38,20 @@ def tokens_path(table_path: Path) -> Path:
     return table_path.with_name(table_path.stem + TOKENS_SUFFIX)
 
 
-class TokenCache:
-    """Maps cache keys to (T, D) float16 token arrays; `put` appends one shard atomically.
+class TokenCache(ShardStore):
+    """Maps cache keys to (T, D) float16 token arrays in safetensors shards; `put` appends one shard atomically.
 
     Shard files carry their keys and checksum in the safetensors header, so indexing a cache reads headers only;
-    `read` verifies a shard when it loads it and raises `ShardUnusable` (after moving the shard aside and dropping
-    its keys) when it is damaged, as `ShardCache.read_vectors` does.
+    `read` verifies a shard when it loads it, as `ShardCache.read_vectors` does (`ShardStore`).
     """
 
+    suffix = ".safetensors"
+    open_shards = 2
+    mismatch_reason = "header differs from the one indexed"
+
     def __init__(self, directory: Path) -> None:
-        self.directory = directory
-        directory.mkdir(parents=True, exist_ok=True)
-        self._index = ShardIndex()
         self._shapes: dict[Path, tuple[int, int]] = {}
-        self._checksums: dict[Path, str | None] = {}
-        self._seen: set[Path] = set()
-        self._open: OrderedDict[Path, np.ndarray] = OrderedDict()
-        self.refresh()
-        note_unverified(directory, sum(1 for c in self._checksums.values() if c is None))
-
-    def refresh(self) -> None:
-        """Index shards written since the last look (by other processes sharing the directory), and forget those
-        that went away."""
-        present = set(self.directory.glob("shard-*.safetensors"))
-        for shard in self._index.vanished(present):
-            self._forget(shard)
-        for shard in sorted(present - self._seen):
-            self._seen.add(shard)
-            try:
-                with safe_open(shard, framework="numpy") as handle:
-                    metadata = handle.metadata() or {}
-                    keys = json.loads(metadata["keys"])
-                    shape = tuple(handle.get_slice("tokens").get_shape()[1:])
-                if set(metadata) - {"keys", CHECKSUM_KEY} or len(shape) != 2:
-                    raise ValueError("unexpected header")
-            except FileNotFoundError:
-                continue
-            except Exception as exc:  # noqa: BLE001 - a damaged shard is recomputed, whatever the error type
-                set_aside(shard, f"unreadable: {type(exc).__name__}")
-                continue
-            self._checksums[shard] = metadata.get(CHECKSUM_KEY)  # None: written before checksums
-            self._add(shard, keys, shape)
-
-    def __contains__(self, key: str) -> bool:
-        return key in self._index.rows
-
-    def __len__(self) -> int:
-        return len(self._index.rows)
+        super().__init__(directory)
 
     def shape(self, key: str) -> tuple[int, int]:
         """(T, D) of a cached key, from the shard header."""
@@ -102,13 +59,7 @@ class TokenCache:
 
     def read(self, keys: Sequence[str]) -> np.ndarray:
         """(len(keys), T, D) float16 in the order given; every key must be cached with the same shape."""
-        rows = self._index.rows
-        return np.stack([self._shard(rows[key][0])[rows[key][1]] for key in keys])
-
-    def verify(self, keys: Sequence[str]) -> list[Path]:
-        """Load every shard holding one of `keys`, moving the damaged ones aside; returns those."""
-        return damaged_shards(dict.fromkeys(self._index.rows[key][0] for key in keys if key in self._index.rows),
-                              self._shard)
+        return self._rows(keys)
 
     def put(self, tokens: dict[str, np.ndarray]) -> None:
         """One shard per distinct token shape (2D models on volumes of different depths can differ)."""
@@ -119,46 +70,35 @@ class TokenCache:
             stacked = np.stack([tokens[key].astype(_DTYPE) for key in keys])
             checksum = content_checksum(keys, stacked)
             data = save({"tokens": stacked}, metadata={"keys": json.dumps(keys), CHECKSUM_KEY: checksum})
-            final = shard_name(self.directory, ".safetensors")
+            final = shard_name(self.directory, self.suffix)
             with atomic_write(final, len(data), "a patch-token cache shard") as pending:
                 pending.path.write_bytes(data)
-            self._seen.add(final)
-            self._checksums[final] = checksum
-            self._add(final, keys, stacked.shape[1:])
+            self._register(final, ShardHeader(keys, checksum, stacked.shape[1:]))
 
-    def _add(self, shard: Path, keys: list[str], shape: tuple[int, ...]) -> None:
-        self._shapes[shard] = (int(shape[0]), int(shape[1]))
-        self._index.add(shard, keys)
+    def _register(self, shard: Path, header: ShardHeader) -> None:
+        self._shapes[shard] = (int(header.shape[0]), int(header.shape[1]))
+        super()._register(shard, header)
 
     def _forget(self, shard: Path) -> None:
-        self._index.drop(shard)
-        self._open.pop(shard, None)
-        self._checksums.pop(shard, None)
+        super()._forget(shard)
         self._shapes.pop(shard, None)
 
-    def _shard(self, shard: Path) -> np.ndarray:
-        if shard in self._open:
-            self._open.move_to_end(shard)
-            return self._open[shard]
-        try:
-            with safe_open(shard, framework="numpy") as handle:
-                keys = json.loads((handle.metadata() or {})["keys"])
-                array = handle.get_tensor("tokens")
-            if keys != self._index.shards[shard] or array.shape[1:] != self._shapes[shard]:
-                raise ShardUnusable(shard, "header differs from the one indexed")
-            verify(shard, keys, array, self._checksums.get(shard))
-        except FileNotFoundError:
-            self._forget(shard)
-            raise ShardUnusable(shard, "gone") from None
-        except Exception as exc:  # noqa: BLE001 - safetensors raises several types for a damaged file
-            reason = exc.reason if isinstance(exc, ShardUnusable) else f"unreadable: {type(exc).__name__}"
-            self._forget(shard)
-            set_aside(shard, reason)
-            raise ShardUnusable(shard, reason) from None
-        self._open[shard] = array
-        if len(self._open) > _OPEN_SHARDS:
-            self._open.popitem(last=False)
-        return array
+    def _read_header(self, shard: Path) -> ShardHeader:
+        with safe_open(shard, framework="numpy") as handle:
+            metadata = handle.metadata() or {}
+            keys = json.loads(metadata["keys"])
+            shape = tuple(handle.get_slice("tokens").get_shape()[1:])
+        if set(metadata) - {"keys", CHECKSUM_KEY} or len(shape) != 2:
+            raise ValueError("unexpected header")
+        return ShardHeader(keys, metadata.get(CHECKSUM_KEY), shape)
+
+    def _read_values(self, shard: Path) -> tuple[list[str], np.ndarray]:
+        with safe_open(shard, framework="numpy") as handle:
+            keys = json.loads((handle.metadata() or {})["keys"])
+            return keys, handle.get_tensor("tokens")
+
+    def _matches_index(self, shard: Path, array: np.ndarray) -> bool:
+        return array.shape[1:] == self._shapes[shard]
 
 
 def write_tokens(path: Path, cache: TokenCache, keys: Sequence[str]) -> dict[str, object] | None:
