@@ -26,7 +26,7 @@ from pydicom.pixels import apply_color_lut, apply_modality_lut, as_pixel_options
 from pydicom.pixels.decoders.base import Decoder
 
 from medprobe.errors import ReadError
-from medprobe.io.dicom_header import functional_group, quiet_pydicom
+from medprobe.io.dicom_header import functional_group, int_value, quiet_pydicom
 from medprobe.io.dicom_reasons import decoder_hint, scrub, syntax_name
 from medprobe.io.dicom_size import check_pixel_size
 
@@ -62,7 +62,7 @@ def decode_pixels(path: str, ds: Dataset) -> DecodedPixels:
     try:
         decoder = get_decoder(syntax)
     except NotImplementedError:
-        hint = decoder_hint(syntax, _int(ds, "BitsStored")) or "has no decoder in pydicom"
+        hint = decoder_hint(syntax, int_value(ds, "BitsStored")) or "has no decoder in pydicom"
         raise ReadError(path, f"{syntax_name(syntax)} {hint}") from None
     array, meta = _decode(path, ds, decoder, syntax)
     frames = array.reshape(int(meta["number_of_frames"]), int(meta["rows"]), int(meta["columns"]), -1)
@@ -160,8 +160,8 @@ def _stored_limits(ds: Dataset, dtype: np.dtype) -> tuple[int, int] | None:
     """The integer range Bits Stored and Pixel Representation allow; None for float pixel data."""
     if dtype.kind not in "ui":
         return None
-    bits = _int(ds, "BitsStored") or np.dtype(dtype).itemsize * 8
-    if _int(ds, "PixelRepresentation") == 1:
+    bits = int_value(ds, "BitsStored") or np.dtype(dtype).itemsize * 8
+    if int_value(ds, "PixelRepresentation") == 1:
         return -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
     return 0, 2**bits - 1
 
@@ -171,10 +171,10 @@ def _check_required(path: str, ds: Dataset) -> None:
     missing = [keyword for keyword in (*_REQUIRED, *integers) if ds.get(keyword) in (None, "")]
     if missing:
         raise ReadError(path, f"missing required element(s): {', '.join(dict.fromkeys(missing))}")
-    invalid = [keyword for keyword in integers if _int(ds, keyword) is None]
-    if invalid or not _int(ds, "Rows") or not _int(ds, "Columns"):
+    invalid = [keyword for keyword in integers if int_value(ds, keyword) is None]
+    if invalid or not int_value(ds, "Rows") or not int_value(ds, "Columns"):
         raise ReadError(path, f"invalid image size or pixel description ({', '.join(invalid) or 'Rows/Columns 0'})")
-    if ds.get("NumberOfFrames") not in (None, "") and _int(ds, "NumberOfFrames") is None:
+    if ds.get("NumberOfFrames") not in (None, "") and int_value(ds, "NumberOfFrames") is None:
         raise ReadError(path, "invalid NumberOfFrames value")
 
 
@@ -185,7 +185,7 @@ def _decode_failure(ds: Dataset, syntax: str, failures: list[tuple[str, BaseExce
         numbers = re.search(r"\((\d+) vs (\d+) bytes\)", message)
         detail = f" ({numbers.group(1)} of {numbers.group(2)} bytes)" if numbers else ""
         return f"pixel data is truncated{detail}"
-    hint = decoder_hint(syntax, _int(ds, "BitsStored"))
+    hint = decoder_hint(syntax, int_value(ds, "BitsStored"))
     if hint:
         return f"{name} {hint}"
     return f"cannot decode {name} pixel data ({scrub(message)})"
@@ -194,11 +194,3 @@ def _decode_failure(ds: Dataset, syntax: str, failures: list[tuple[str, BaseExce
 def _photometric(ds: Dataset) -> str:
     value = str(ds.get("PhotometricInterpretation", "")).strip().upper()
     return value if _KNOWN_PHOTOMETRIC.match(value) else "unrecognised"
-
-
-def _int(ds: Dataset, keyword: str) -> int | None:
-    try:
-        value = ds.get(keyword)
-        return None if value in (None, "") else int(value)
-    except Exception:  # noqa: BLE001 - malformed values (IS '1A') raise assorted types
-        return None

@@ -152,3 +152,12 @@ def functional_group(ds: Dataset, frame: int, keyword: str) -> Dataset | None:
         if sequence:
             return sequence[0]
     return None
+
+
+def int_value(ds: Dataset, keyword: str) -> int | None:
+    """An integer attribute, or None when it is absent, empty or malformed."""
+    try:
+        value = ds.get(keyword)
+        return None if value in (None, "") else int(value)
+    except Exception:  # noqa: BLE001 - malformed values (IS '1A') raise assorted types
+        return None

@@ -13,6 +13,7 @@ from pydicom.dataset import Dataset
 from pydicom.uid import UID
 
 from medprobe.errors import ReadError
+from medprobe.io.dicom_header import int_value
 from medprobe.io.limits import check_values, size_text
 
 #: Bits per value of the float pixel data elements; PixelData uses BitsAllocated.
@@ -25,14 +26,14 @@ def check_pixel_size(path: str, ds: Dataset, syntax: str | None) -> None:
     Needs Rows, Columns and SamplesPerPixel as integers (`dicom_decode._check_required` runs first).
     """
     rows, columns = int(ds.Rows), int(ds.Columns)
-    frames, samples = _int(ds, "NumberOfFrames") or 1, _int(ds, "SamplesPerPixel") or 1
+    frames, samples = int_value(ds, "NumberOfFrames") or 1, int_value(ds, "SamplesPerPixel") or 1
     label = f"Rows {rows} × Columns {columns} × {frames} frame(s) × {samples} sample(s)"
     check_values(path, (rows, columns, frames, samples), label)
     if not syntax or UID(str(syntax)).is_encapsulated:
         return
     keyword = next((k for k in ("PixelData", *_FLOAT_BITS) if k in ds), None)
     value = ds[keyword].value if keyword else None
-    bits = _FLOAT_BITS.get(keyword or "") or _int(ds, "BitsAllocated")
+    bits = _FLOAT_BITS.get(keyword or "") or int_value(ds, "BitsAllocated")
     if not isinstance(value, bytes | bytearray) or not bits:
         return
     values = rows * columns * frames * samples
@@ -43,11 +44,3 @@ def check_pixel_size(path: str, ds: Dataset, syntax: str | None) -> None:
         raise ReadError(path, f"pixel data is truncated ({len(value)} of {needed} bytes): the header declares "
                               f"{label} × {bits} bits ({size_text(needed)}) but the element holds "
                               f"{size_text(len(value))}; refused before decoding")
-
-
-def _int(ds: Dataset, keyword: str) -> int | None:
-    try:
-        value = ds.get(keyword)
-        return None if value in (None, "") else int(value)
-    except Exception:  # noqa: BLE001 - malformed values (IS '1A') raise assorted types
-        return None
