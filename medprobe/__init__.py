@@ -15,4 +15,4 @@ _API = ("compare", "embed_images", "evaluate", "load_encoder", "read_table")
 
 __all__ = ["__version__", *_API]
 
-__getattr__ = lazy_getattr(__name__, dict.fromkeys(_API, "medprobe.api"))
+__getattr__ = lazy_getattr(__name__, dict.fromkeys(_API, "api"))

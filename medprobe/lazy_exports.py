@@ -12,11 +12,12 @@ from typing import Any
 
 
 def lazy_getattr(package: str, exports: Mapping[str, str]) -> Callable[[str], Any]:
-    """A module `__getattr__` that imports `exports[name]` (a full module path) when `name` is first used."""
+    """A module `__getattr__` that imports `package.<exports[name]>` (a module of the package) when `name` is
+    first used."""
 
     def __getattr__(name: str) -> Any:
         if name not in exports:
             raise AttributeError(f"module {package!r} has no attribute {name!r}")
-        return getattr(import_module(exports[name]), name)
+        return getattr(import_module(f"{package}.{exports[name]}"), name)
 
     return __getattr__

@@ -42,3 +42,14 @@ def test_a_spec_error_answers_without_torch(tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.stdout.split() == ["2", "False", "False"], done.stderr[-2000:]
     assert "unknown key 'typo'" in done.stderr and "'protocols.linear.folds'" in done.stderr
+
+
+def test_every_lazy_export_resolves() -> None:
+    """Each package's `__all__` names something its lazy `__getattr__` can load."""
+    import importlib
+
+    for package in ("medprobe", "medprobe.embed", "medprobe.evaluation", "medprobe.federated", "medprobe.io",
+                    "medprobe.jobs", "medprobe.preprocess", "medprobe.probes", "medprobe.tracking"):
+        module = importlib.import_module(package)
+        for name in module.__all__:
+            assert getattr(module, name) is not None, f"{package}.{name}"

@@ -29,7 +29,6 @@ _WHERE = {
     "write_table_chunks": "table",
 }
 
-_EXPORTS = {name: f"medprobe.embed.{module}" for name, module in _WHERE.items()}
 __all__ = sorted(_WHERE)
 
-__getattr__ = lazy_getattr(__name__, _EXPORTS)
+__getattr__ = lazy_getattr(__name__, _WHERE)

@@ -20,4 +20,4 @@ _WHERE = {
 
 __all__ = sorted(_WHERE)
 
-__getattr__ = lazy_getattr(__name__, {name: f"medprobe.evaluation.{module}" for name, module in _WHERE.items()})
+__getattr__ = lazy_getattr(__name__, _WHERE)

@@ -12,11 +12,11 @@ from __future__ import annotations
 from medprobe.lazy_exports import lazy_getattr
 
 _EXPORTS = {
-    "FederatedResult": "medprobe.federated.result",
-    "FederatedSettings": "medprobe.federated.settings",
-    "PROTOCOLS": "medprobe.federated.settings",
-    "STRATEGIES": "medprobe.federated.settings",
-    "simulate": "medprobe.federated.simulation",
+    "FederatedResult": "result",
+    "FederatedSettings": "settings",
+    "PROTOCOLS": "settings",
+    "STRATEGIES": "settings",
+    "simulate": "simulation",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -23,4 +23,4 @@ _WHERE = {
 
 __all__ = sorted(_WHERE)
 
-__getattr__ = lazy_getattr(__name__, {name: f"medprobe.io.{module}" for name, module in _WHERE.items()})
+__getattr__ = lazy_getattr(__name__, _WHERE)

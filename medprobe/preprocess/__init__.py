@@ -14,9 +14,9 @@ _WHERE = {
     "IMAGENET_STD": "input_spec",
     "InputSpec": "input_spec",
     "Preprocessing": "options",
-    "intensity_for": "options",
+    "PreprocessOptions": "options",
 }
 
 __all__ = sorted(_WHERE)
 
-__getattr__ = lazy_getattr(__name__, {name: f"medprobe.preprocess.{module}" for name, module in _WHERE.items()})
+__getattr__ = lazy_getattr(__name__, _WHERE)

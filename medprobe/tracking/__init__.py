@@ -16,4 +16,4 @@ _WHERE = {
 
 __all__ = ["naming", *sorted(_WHERE)]
 
-__getattr__ = lazy_getattr(__name__, {name: f"medprobe.tracking.{module}" for name, module in _WHERE.items()})
+__getattr__ = lazy_getattr(__name__, _WHERE)
