@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -32,6 +33,8 @@ from medprobe.tracking.store import TrackingStore
 from medprobe.tracking.tee import TeeStore
 from medprobe.tracking.uri import normalise_uri, redacted_uri
 
+log = logging.getLogger("medprobe.tracking")
+
 #: The offline reason of a recorder asked not to use the server at all.
 OFFLINE_REASON = "--offline"
 
@@ -48,11 +51,11 @@ class RunRecorder:
     """
 
     def __init__(self, uri: str, experiment: str, bundle_dir: Path | None = None, offline: bool = False,
-                 require_server: bool = False, base: Path | None = None, job: str | None = None,
-                 guard: PathGuard | None = None) -> None:
-        """`base` anchors a relative SQLite URI (default: the current folder). With `require_server`, or without
-        a bundle, an unreachable store is a TrackingError, raised before anything is written."""
-        self.uri = normalise_uri(uri, base)
+                 require_server: bool = False, job: str | None = None, guard: PathGuard | None = None) -> None:
+        """A relative SQLite URI is read from the current folder (a job spec's is anchored when it is loaded). With
+        `require_server`, or without a bundle, an unreachable store is a TrackingError, raised before anything is
+        written."""
+        self.uri = normalise_uri(uri)
         self.display_uri = redacted_uri(self.uri)
         self.experiment = experiment
         self.job, self.attempt, self.guard = job, uuid.uuid4().hex, guard
@@ -66,7 +69,7 @@ class RunRecorder:
         bundle = ResultsBundle.new(bundle_dir) if bundle_dir is not None else None
         self.store = TeeStore(bundle, online, reason)
         self.experiment_id = self.store.experiment_id(experiment)
-        self.closed_abandoned = self._close_abandoned()
+        self._close_abandoned()
 
     def __enter__(self) -> RunRecorder:
         return self
@@ -147,7 +150,6 @@ class RunRecorder:
             self.failed_runs.append(self._names.get(run, run))
         self.store.finish(run, failed)
 
-
     def close(self) -> None:
         """The attempt ended normally: the finished runs of earlier attempts that this one repeated are marked
         superseded (MLflow only: a bundle holds one attempt)."""
@@ -165,18 +167,17 @@ class RunRecorder:
         except Exception as exc:
             if not is_connection_failure(exc):
                 raise
-            self.store.offline_reason = f"tracking server stopped answering ({type(exc).__name__})"
+            # The runs themselves were delivered; only the marks are missing, and readers still prefer the newest.
+            log.warning("tracking server stopped answering (%s) while marking superseded runs", type(exc).__name__)
 
-    def _close_abandoned(self) -> int:
+    def _close_abandoned(self) -> None:
         """Runs of this job an earlier attempt left RUNNING on the server: KILLED now."""
         server = self.store.online
         if server is None or self.job is None:
-            return 0
+            return
         query = f"tags.`{naming.JOB}` = '{self.job}' AND attributes.status = 'RUNNING'"
-        abandoned = server.search_runs(server.experiment_id(self.experiment), query)
-        for run in abandoned:
+        for run in server.search_runs(server.experiment_id(self.experiment), query):
             server.terminate(run.info.run_id, "KILLED")
-        return len(abandoned)
 
     def _check(self, value: Any, where: str) -> None:
         if self.guard is not None:
