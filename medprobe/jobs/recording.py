@@ -38,8 +38,8 @@ class JobRecorder:
         predictions hold them). With `require_server`, an unreachable tracking store is an error (before any
         bundle is created)."""
         self.spec = spec
-        paths = [*manifest["path"].astype(str), spec.data.manifest, spec.workdir / "x"]
-        guard = PathGuard.for_paths(paths, public=public_words(spec, manifest))
+        guard = PathGuard.for_paths([*manifest["path"].astype(str), spec.data.manifest],
+                                    public=public_words(spec, manifest), folders=[spec.workdir])
         job = job_identity(spec.experiment_name, spec.site, spec.name, spec.workdir)
         self.runs = RunRecorder(spec.tracking.uri, spec.experiment_name, bundle_dir=spec.workdir / "bundles",
                                 offline=offline, require_server=require_server, job=job, guard=guard)

@@ -62,15 +62,15 @@ class PathGuard:
         self._pattern = re.compile(rf"(?<![{_WORD}])(?:{escaped})(?![{_WORD}])", re.IGNORECASE) if escaped else None
 
     @classmethod
-    def for_paths(cls, paths: Iterable[str | os.PathLike[str]], public: Iterable[str] = ()) -> PathGuard:
-        """The folder components of `paths` (absolute, as the manifest reader resolves them, and with links
-        resolved), less public and generic words, numbers, and names shorter than three characters."""
+    def for_paths(cls, paths: Iterable[str | os.PathLike[str]], public: Iterable[str] = (),
+                  folders: Iterable[str | os.PathLike[str]] = ()) -> PathGuard:
+        """The folder components of the files `paths` and of the `folders` themselves (absolute, as the manifest
+        reader resolves them, and with links resolved), less public and generic words, numbers, and names shorter
+        than three characters."""
         allowed = {word.lower() for word in public} | _GENERIC
-        components: set[str] = set()
-        for raw in paths:
-            path = Path(raw)
-            for form in {path, Path(os.path.realpath(path))}:
-                components.update(form.parent.parts)
+        dirs = [Path(path).parent for path in paths] + [Path(os.path.realpath(path)).parent for path in paths]
+        dirs += [Path(folder) for folder in folders] + [Path(os.path.realpath(folder)) for folder in folders]
+        components = {part for folder in dirs for part in folder.parts}
         return cls(c for c in components
                    if len(c) >= 3 and not c.isdigit() and c.lower() not in allowed and c not in (os.sep, "..", "."))
 
