@@ -9,11 +9,8 @@ server copies: an empty store at the current schema with only the `Default` expe
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -23,6 +20,8 @@ from pathlib import Path
 
 import pytest
 import requests
+
+from tests.tracking.processes import free_port, stop_group
 
 SERVER_ARTIFACT_ROOT = "mlflow-artifacts:/"  # what `mlflow server --artifacts-destination` gives new experiments
 
@@ -61,24 +60,8 @@ class MlflowServer:
         """SIGTERM to the process group, up to STOP_S seconds to exit, then SIGKILL to whatever is left."""
         if self.process is None:
             return
-        _signal_group(self.process, signal.SIGTERM)
-        try:
-            self.process.wait(timeout=STOP_S)  # the CLI waits for its uvicorn worker before it exits
-        except subprocess.TimeoutExpired:
-            _signal_group(self.process, signal.SIGKILL)
-            self.process.wait(timeout=STOP_S)
+        stop_group(self.process, STOP_S)  # the CLI waits for its uvicorn worker before it exits
         self.process = None
-
-
-def _signal_group(process: subprocess.Popen, sig: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(process.pid, sig)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="session")
@@ -93,7 +76,7 @@ def mlflow_server_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def mlflow_server(tmp_path: Path, mlflow_server_template: Path) -> Iterator[MlflowServer]:
-    port = _free_port()
+    port = free_port()
     folder = tmp_path / "server"
     folder.mkdir()
     shutil.copyfile(mlflow_server_template, folder / "server.db")

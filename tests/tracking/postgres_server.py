@@ -30,7 +30,6 @@ import re
 import shlex
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -41,6 +40,8 @@ from pathlib import Path
 
 import pytest
 import requests
+
+from tests.tracking.processes import free_port, stop_group
 
 PG_ROOT = Path("/usr/lib/postgresql")
 PG_PROGRAMS = ("initdb", "pg_ctl", "postgres", "createdb")
@@ -73,12 +74,6 @@ def postgresql_driver() -> str:
     from sqlalchemy.dialects import postgresql
 
     return str(postgresql.dialect.driver)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclass(frozen=True)
@@ -209,18 +204,8 @@ class MlflowServer:
         """SIGTERM to the process group, up to MLFLOW_STOP_S seconds to exit, then SIGKILL to what is left."""
         if self.process is None:
             return
-        _signal_group(self.process, signal.SIGTERM)
-        try:
-            self.process.wait(timeout=MLFLOW_STOP_S)
-        except subprocess.TimeoutExpired:
-            _signal_group(self.process, signal.SIGKILL)
-            self.process.wait(timeout=MLFLOW_STOP_S)
+        stop_group(self.process, MLFLOW_STOP_S)
         self.process = None
-
-
-def _signal_group(process: subprocess.Popen, sig: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(process.pid, sig)
 
 
 @contextlib.contextmanager
