@@ -25,7 +25,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--manifest", required=True, type=Path, help="CSV/TSV/Parquet with path and subject_id")
     parser.add_argument("--out", required=True, type=Path, help="output folder (checkpoints, trained model)")
     parser.add_argument("--config", default=None,
-                        help="tiny, realistic (default) or a YAML file overriding a preset's keys")
+                        help="tiny, small, realistic (default) or a YAML file overriding a preset's keys")
     parser.add_argument("--stage1-steps", type=non_negative_int, default=None, help="autoencoder steps")
     parser.add_argument("--stage2-steps", type=non_negative_int, default=None, help="semantic + diffusion steps")
     parser.add_argument("--batch-size", type=positive_int, default=None)

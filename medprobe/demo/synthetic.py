@@ -178,10 +178,10 @@ def ventricle_mask(anatomy: MriAnatomy) -> np.ndarray:
     """Boolean RAS-ordered mask of the lateral and third ventricles; its volume is the age signal."""
     x, y, z = _world_grid(anatomy.shift_mm)
     v = anatomy.ventricle_scale()
-    mask = _ellipsoid_radius(x, y, z, (0.0, -4.0, -6.0), (2.5 * v, 12.0 * v, 7.0 * v)) < 1.0
+    mask = ellipsoid_radius(x, y, z, (0.0, -4.0, -6.0), (2.5 * v, 12.0 * v, 7.0 * v)) < 1.0
     for side in (-1.0, 1.0):
         centre = (side * 8.0 * v**0.5, 2.0, 8.0)
-        mask |= _ellipsoid_radius(x, y, z, centre, (7.0 * v, 22.0 * v, 9.0 * v)) < 1.0
+        mask |= ellipsoid_radius(x, y, z, centre, (7.0 * v, 22.0 * v, 9.0 * v)) < 1.0
     return mask
 
 
@@ -194,7 +194,7 @@ def lesion_mask(anatomy: MriAnatomy) -> np.ndarray:
         return np.zeros(MRI_SHAPE, dtype=bool)
     x, y, z = _world_grid(anatomy.shift_mm)
     radius_mm = anatomy.lesion_radius_vox * MRI_VOXEL_MM[0]
-    sphere = _ellipsoid_radius(x, y, z, anatomy.lesion_center_mm, (radius_mm,) * 3) < 1.0
+    sphere = ellipsoid_radius(x, y, z, anatomy.lesion_center_mm, (radius_mm,) * 3) < 1.0
     return sphere & ~ventricle_mask(anatomy)
 
 
@@ -389,7 +389,7 @@ def _world_grid(shift_mm: tuple[float, float, float]) -> tuple[np.ndarray, np.nd
     return np.meshgrid(*axes, indexing="ij", sparse=True)
 
 
-def _ellipsoid_radius(
+def ellipsoid_radius(
     x: np.ndarray, y: np.ndarray, z: np.ndarray, centre: Sequence[float], semi_axes: Sequence[float]
 ) -> np.ndarray:
     return np.sqrt(
@@ -405,8 +405,8 @@ def _tissue_intensity(anatomy: MriAnatomy, x: np.ndarray, y: np.ndarray, z: np.n
     Later tissues overwrite earlier ones; the lesion is painted last but never into the ventricles.
     """
     s = anatomy.head_scale
-    r_head = _ellipsoid_radius(x, y, z, (0.0, 0.0, -6.0), (76 * s, 86 * s, 82 * s))
-    r_brain = _ellipsoid_radius(x, y, z, (0.0, 0.0, 0.0), (62 * s, 74 * s, 62 * s))
+    r_head = ellipsoid_radius(x, y, z, (0.0, 0.0, -6.0), (76 * s, 86 * s, 82 * s))
+    r_brain = ellipsoid_radius(x, y, z, (0.0, 0.0, 0.0), (62 * s, 74 * s, 62 * s))
     folds_rng = np.random.default_rng(anatomy.texture_seed)
     folds = gaussian_filter(folds_rng.standard_normal(MRI_SHAPE), sigma=1.5)
     folds /= folds.std()

@@ -1,8 +1,9 @@
 """LDAE configuration: one validated object for the networks, the diffusion schedule, the data and training.
 
-Two presets: `tiny` (16³ volumes, a few thousand parameters per network: tests and CPU smoke runs) and
-`realistic` (LDAE's brain-MRI setting: 1×128×160×128 at 1.5 mm, AutoencoderKL [64,128,128,128] with 3 latent
-channels → latent 3×16×20×16, semantic vector of 768 values). A YAML file may override any key of a preset.
+Three presets: `tiny` (16³ volumes, a few thousand parameters per network: smoke runs), `small` (32³ volumes,
+the CPU recipe that learns on the phantom study in ~20 minutes) and `realistic` (LDAE's brain-MRI setting:
+1×128×160×128 at 1.5 mm, AutoencoderKL [64,128,128,128] with 3 latent channels → latent 3×16×20×16, semantic
+vector of 768 values). A YAML file may override any key of a preset.
 """
 
 from __future__ import annotations
@@ -46,13 +47,16 @@ class AutoencoderConfig(_Strict):
 class SemanticConfig(_Strict):
     """The semantic encoder that turns a volume into the representation vector (the zoo embedding).
 
-    kind 'cnn3d': a compact residual 3D CNN, global average pooling, LayerNorm. kind 'slices25d': LDAE's 2.5D
+    kind 'cnn3d': a compact residual 3D CNN, then LayerNorm; `pooling` 'mean' averages its last feature map over
+    space, 'flatten' maps the whole map through one linear layer, so the vector knows where a feature is (for
+    registered brains, where the position of an atrophy is the information). kind 'slices25d': LDAE's 2.5D
     design — a 2D backbone applied to every slice along one axis, positional encoding, a soft-attention query
     and multi-head attention over the slice tokens, LayerNorm. `backbone` 'cnn' is a small built-in 2D CNN;
     'timm:<name>' uses any timm model (random init, one input channel), e.g. 'timm:convnext_small' as upstream.
     """
 
     kind: Literal["cnn3d", "slices25d"] = "cnn3d"
+    pooling: Literal["mean", "flatten"] = "mean"
     dim: int = Field(768, ge=4)
     channels: tuple[int, ...] = (32, 64, 128, 256)
     backbone: str = "cnn"
@@ -68,11 +72,18 @@ class SemanticConfig(_Strict):
 
 
 class UNetConfig(_Strict):
-    """monai.networks.nets.DiffusionModelUNet on the latent, cross-attending to the semantic vector.
+    """monai.networks.nets.DiffusionModelUNet on the latent, conditioned on the semantic vector.
 
+    `conditioning` 'embedding': a linear map of the vector is added to the timestep embedding, so it shifts the
+    features of every residual block at every level (the global, AdaGN-like conditioning of diffusion
+    autoencoders). 'cross_attention': the vector is the single context token of cross-attention at the attention
+    levels only; with one token the attention weights are all 1, so this is a shift at those levels alone.
     The default widths (128, 256, 384) give ~135M parameters; LDAE's own UNet is 256×[1, 2, 3] (set channels to
     [256, 512, 768] for that width: ~530M parameters with MONAI's cross-attention blocks).
     """
+
+    conditioning: Literal["embedding", "cross_attention"] = Field(
+        "cross_attention", description="the presets use 'embedding'; the default reads configs written before it")
 
     channels: tuple[int, ...] = (128, 256, 384)
     attention_levels: tuple[bool, ...] = (False, True, True)
@@ -167,28 +178,46 @@ def tiny_config() -> LDAEConfig:
         autoencoder=AutoencoderConfig(channels=(8, 16), latent_channels=3, num_res_blocks=1, norm_num_groups=4),
         semantic=SemanticConfig(kind="cnn3d", dim=16, channels=(8, 16), heads=4, dropout=0.0),
         unet=UNetConfig(channels=(8, 16), attention_levels=(False, True), num_res_blocks=1, num_head_channels=8,
-                        norm_num_groups=4),
+                        norm_num_groups=4, conditioning="embedding"),
         diffusion=DiffusionConfig(train_timesteps=1000, ddim_steps=10),
         train=TrainConfig(stage1_steps=4, stage2_steps=4, batch_size=2, lr_autoencoder=1e-3, lr_diffusion=1e-3,
                           kl_weight=1e-6, ema_decay=0.9, checkpoint_every=2, holdout=2, scale_batches=2),
     )
 
 
+def small_config() -> LDAEConfig:
+    """32³ volumes (e.g. the phantom study at 5 mm): the CPU recipe that learns a useful semantic vector in about
+    20 minutes on 2 cores (see model_zoo/ldae/README.md for what it reaches)."""
+    return LDAEConfig(
+        preset="small",
+        data=DataConfig(size=(32, 32, 32), spacing=None, fit="resize"),
+        autoencoder=AutoencoderConfig(channels=(16, 32), latent_channels=4, num_res_blocks=1, norm_num_groups=8),
+        semantic=SemanticConfig(kind="cnn3d", dim=64, channels=(16, 32, 64, 128), pooling="flatten", dropout=0.0),
+        unet=UNetConfig(channels=(32, 64, 64), attention_levels=(False, False, True), num_res_blocks=1,
+                        num_head_channels=32, norm_num_groups=8, conditioning="embedding"),
+        diffusion=DiffusionConfig(train_timesteps=1000, ddim_steps=50),
+        train=TrainConfig(stage1_steps=600, stage2_steps=1000, batch_size=8, lr_autoencoder=1e-3,
+                          lr_diffusion=2e-4, kl_weight=1e-6, ema_decay=0.995, checkpoint_every=250, holdout=6,
+                          scale_batches=4),
+    )
+
+
 def realistic_config() -> LDAEConfig:
     """LDAE's brain-MRI setting (see model_zoo/ldae/README.md for the GPU it needs)."""
-    return LDAEConfig()
+    return LDAEConfig(unet=UNetConfig(conditioning="embedding"))
 
 
-PRESETS = {"tiny": tiny_config, "realistic": realistic_config}
+PRESETS = {"tiny": tiny_config, "small": small_config, "realistic": realistic_config}
 
 
 def load_config(choice: str | Path) -> LDAEConfig:
-    """'tiny', 'realistic', or a YAML file with `preset:` (default realistic) and any keys to override."""
+    """A preset name (tiny, small, realistic), or a YAML file with `preset:` (default realistic) and any keys to
+    override."""
     if str(choice) in PRESETS:
         return PRESETS[str(choice)]()
     path = Path(choice)
     if not path.is_file():
-        raise MedprobeError(f"--config {choice}: not 'tiny', 'realistic' or an existing YAML file")
+        raise MedprobeError(f"--config {choice}: not a preset ({', '.join(PRESETS)}) or an existing YAML file")
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except (yaml.YAMLError, UnicodeDecodeError) as exc:

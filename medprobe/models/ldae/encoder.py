@@ -17,8 +17,9 @@ from medprobe.errors import MedprobeError, WeightsError
 from medprobe.models.cards import load_card
 from medprobe.models.encoder import TorchEncoder
 from medprobe.models.ldae.checkpoint import CHECKPOINTS, EXPORT_WEIGHTS
-from medprobe.models.ldae.config import PRESETS, LDAEConfig, config_from_dict
+from medprobe.models.ldae.config import LDAEConfig, config_from_dict, load_config
 from medprobe.models.ldae.data import input_spec
+from medprobe.models.ldae.networks import LatentDiffusionAutoencoder
 from medprobe.models.ldae.semantic import build_semantic_encoder
 from medprobe.models.registry import register_model
 from medprobe.models.weights import load_strict, read_checkpoint
@@ -81,14 +82,19 @@ def read_config(config_path: Path) -> LDAEConfig:
 
 @register_model("ldae")
 def build_ldae(name: str, weights: Path | None, config: str = "realistic", **unknown: Any) -> LDAEEncoder:
-    """With weights None: a random-init semantic encoder of the `config` preset (a control, never a result)."""
+    """With weights None: a random-init semantic encoder of `config` — a preset name or a YAML config file, as
+    `medprobe pretrain ldae --config` takes — the control a pretrained run is compared with, never a result."""
     if unknown:
         raise MedprobeError(f"model '{name}': unknown option(s) {sorted(unknown)}; known: config (random init only)")
     if weights is None:
-        if config not in PRESETS:
-            raise MedprobeError(f"model '{name}': option config must be one of {sorted(PRESETS)}, got {config!r}")
-        cfg = PRESETS[config]()
-        return LDAEEncoder(name, cfg, build_semantic_encoder(cfg.semantic, cfg.data.size), None)
+        try:
+            cfg = load_config(config)
+        except MedprobeError as exc:
+            raise MedprobeError(f"model '{name}': option config: {exc}") from None
+        with torch.random.fork_rng(devices=[]):  # the same control every time, global random state untouched
+            torch.manual_seed(cfg.train.seed)
+            module = build_semantic_encoder(cfg.semantic, cfg.data.size)
+        return LDAEEncoder(name, cfg, module, None)
     weights_file, config_path = resolve_weights(weights)
     cfg = read_config(config_path)
     state, sha = read_checkpoint(weights_file, load_card(name))
@@ -96,3 +102,13 @@ def build_ldae(name: str, weights: Path | None, config: str = "realistic", **unk
     module = build_semantic_encoder(cfg.semantic, cfg.data.size)
     load_strict(module, semantic_state, weights_file, name)
     return LDAEEncoder(name, cfg, module, sha)
+
+
+def load_trained_model(weights: Path) -> LatentDiffusionAutoencoder:
+    """The whole trained network (autoencoder, semantic encoder, UNet) of a pretraining folder or its weights file,
+    for reconstruction and interpolation; the zoo encoder loads only the semantic encoder."""
+    weights_file, config_path = resolve_weights(weights)
+    model = LatentDiffusionAutoencoder(read_config(config_path))
+    state, _ = read_checkpoint(weights_file, load_card("ldae"))
+    load_strict(model, state, weights_file, "ldae")
+    return model.eval()

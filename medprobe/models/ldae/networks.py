@@ -3,8 +3,9 @@
 - `autoencoder`: `AutoencoderKL` (stage 1), frozen in stage 2; its latents are multiplied by `scale_factor`
   (1/std of the training latents, estimated at the start of stage 2) before diffusion.
 - `semantic`: the semantic encoder (the representation vector y).
-- `unet`: `DiffusionModelUNet` on the scaled latent, conditioned on y by cross-attention with
-  `context = y[:, None, :]` (one context token) at the attention levels and the middle block.
+- `unet`: `DiffusionModelUNet` on the scaled latent, conditioned on y either through the timestep embedding
+  (MONAI's class-embedding slot holds a linear map of y instead of a lookup table, so y shifts every residual
+  block) or by cross-attention with `context = y[:, None, :]` at the attention levels and the middle block.
 """
 
 from __future__ import annotations
@@ -29,11 +30,16 @@ def build_autoencoder(config: LDAEConfig) -> AutoencoderKL:
 def build_unet(config: LDAEConfig) -> DiffusionModelUNet:
     net = config.unet
     channels = config.autoencoder.latent_channels
-    return DiffusionModelUNet(
+    by_embedding = net.conditioning == "embedding"
+    unet = DiffusionModelUNet(
         spatial_dims=3, in_channels=channels, out_channels=channels, num_res_blocks=net.num_res_blocks,
         channels=net.channels, attention_levels=net.attention_levels, norm_num_groups=net.norm_num_groups,
-        num_head_channels=net.num_head_channels, with_conditioning=True, cross_attention_dim=config.semantic.dim,
+        num_head_channels=net.num_head_channels, with_conditioning=not by_embedding,
+        cross_attention_dim=None if by_embedding else config.semantic.dim, num_class_embeds=1 if by_embedding else None,
     )
+    if by_embedding:  # the UNet adds class_embedding(class_labels) to the timestep embedding; y takes that slot
+        unet.class_embedding = nn.Linear(config.semantic.dim, net.channels[0] * 4)  # type: ignore[assignment]
+    return unet
 
 
 class LatentDiffusionAutoencoder(nn.Module):
@@ -57,4 +63,6 @@ class LatentDiffusionAutoencoder(nn.Module):
         return self.autoencoder.decode(z / self.scale_factor)
 
     def predict_noise(self, z_t: torch.Tensor, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        if self.config.unet.conditioning == "embedding":
+            return self.unet(z_t, timesteps=t, class_labels=y)
         return self.unet(z_t, timesteps=t, context=y[:, None, :])

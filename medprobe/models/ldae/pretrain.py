@@ -105,7 +105,9 @@ def pretrain_ldae(manifest: Path, out: Path, config: LDAEConfig | None = None, *
     data = prepare_volumes(config, manifest, out, workers=workers, progress=progress)
     summary = PretrainSummary(out, str(torch_device), config.preset, data.total, len(data.train),
                               len(data.holdout), data.skipped)
-    model = LatentDiffusionAutoencoder(config).to(torch_device)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.train.seed)
+        model = LatentDiffusionAutoencoder(config).to(torch_device)
     record2 = load_stage(out, 2)
     if record2 is None:
         summary.stages.append(_stage1(model, config, out, data, torch_device, progress))

@@ -31,25 +31,30 @@ class _ResBlock(nn.Module):
         return x + self.body(x)
 
 
-def _cnn(in_channels: int, channels: tuple[int, ...], spatial_dims: int) -> nn.Sequential:
-    """Stem, then per level one residual block and a strided convolution to the next width; global pooling."""
+def _cnn(in_channels: int, channels: tuple[int, ...], spatial_dims: int, pool: bool = True) -> nn.Sequential:
+    """Stem, then per level one residual block and a strided convolution to the next width; global average
+    pooling, or (pool False) the flattened last feature map."""
     conv = nn.Conv3d if spatial_dims == 3 else nn.Conv2d
-    pool = nn.AdaptiveAvgPool3d(1) if spatial_dims == 3 else nn.AdaptiveAvgPool2d(1)
     layers: list[nn.Module] = [conv(in_channels, channels[0], 3, padding=1)]
     for width, following in itertools.pairwise(channels):
         layers += [_ResBlock(width, conv), conv(width, following, 3, stride=2, padding=1)]
-    layers += [_ResBlock(channels[-1], conv), nn.GroupNorm(_groups(channels[-1]), channels[-1]), nn.SiLU(), pool,
-               nn.Flatten()]
-    return nn.Sequential(*layers)
+    layers += [_ResBlock(channels[-1], conv), nn.GroupNorm(_groups(channels[-1]), channels[-1]), nn.SiLU()]
+    if pool:
+        layers.append(nn.AdaptiveAvgPool3d(1) if spatial_dims == 3 else nn.AdaptiveAvgPool2d(1))
+    return nn.Sequential(*layers, nn.Flatten())
 
 
 class SemanticEncoder3D(nn.Module):
     """A compact residual 3D CNN: the cheap default, and the one used on small volumes."""
 
-    def __init__(self, config: SemanticConfig) -> None:
+    def __init__(self, config: SemanticConfig, size: tuple[int, int, int]) -> None:
         super().__init__()
-        self.features = _cnn(1, config.channels, spatial_dims=3)
-        self.head = nn.Sequential(nn.Linear(config.channels[-1], config.dim), nn.LayerNorm(config.dim))
+        self.features = _cnn(1, config.channels, spatial_dims=3, pool=config.pooling == "mean")
+        width = config.channels[-1]
+        if config.pooling == "flatten":
+            down = 2 ** (len(config.channels) - 1)
+            width *= math.prod(-(-s // down) for s in size)
+        self.head = nn.Sequential(nn.Linear(width, config.dim), nn.LayerNorm(config.dim))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(x))
@@ -115,5 +120,5 @@ def _sinusoidal(length: int, dim: int) -> torch.Tensor:
 
 def build_semantic_encoder(config: SemanticConfig, size: tuple[int, int, int]) -> nn.Module:
     if config.kind == "cnn3d":
-        return SemanticEncoder3D(config)
+        return SemanticEncoder3D(config, size)
     return SemanticEncoder25D(config, slices=size[config.slice_axis])

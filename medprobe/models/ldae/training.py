@@ -121,7 +121,7 @@ def _batch_indices(config: LDAEConfig, n: int, stage: int, step: int) -> list[in
 
 
 @contextlib.contextmanager
-def _autocast(config: LDAEConfig, device: torch.device) -> Iterator[None]:
+def training_autocast(config: LDAEConfig, device: torch.device) -> Iterator[None]:
     enabled = config.train.bf16 and device.type == "cuda"
     with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=enabled):
         yield
@@ -192,7 +192,7 @@ class StageLoop:
     def _step(self, step: int) -> dict[str, float]:
         x = self.data.batch(_batch_indices(self.config, len(self.data.train), self.stage, step)).to(self.device)
         self.optimizer.zero_grad(set_to_none=True)
-        with _autocast(self.config, self.device):
+        with training_autocast(self.config, self.device):
             loss, parts = self.loss_fn(x)
         if not torch.isfinite(loss):
             raise MedprobeError(f"stage {self.stage} step {step + 1}: loss is {float(loss)}; lower the "

@@ -56,3 +56,29 @@ def test_card_describes_the_realistic_preset() -> None:
 
     card = model_card("ldae")
     assert card.embed_dim == realistic_config().semantic.dim and card.checkpoint_file == "ldae.safetensors"
+
+
+def test_presets_condition_through_the_timestep_embedding_and_old_configs_keep_cross_attention() -> None:
+    from medprobe.models.ldae.config import config_from_dict, small_config
+
+    assert {c.unet.conditioning for c in (tiny_config(), small_config(), realistic_config())} == {"embedding"}
+    written_before = tiny_config().model_dump(mode="json")
+    del written_before["unet"]["conditioning"]
+    assert config_from_dict(written_before, "old ldae.json").unet.conditioning == "cross_attention"
+    assert load_config("small").latent_shape == (4, 16, 16, 16)
+
+
+def test_both_conditioning_forms_make_the_noise_prediction_depend_on_the_semantic_vector() -> None:
+    from medprobe.models.ldae import LatentDiffusionAutoencoder
+
+    for form in ("embedding", "cross_attention"):
+        config = tiny_config()
+        config = config.model_copy(update={"unet": config.unet.model_copy(update={"conditioning": form})})
+        model = LatentDiffusionAutoencoder(config).eval()
+        z, t = torch.randn(1, *config.latent_shape), torch.tensor([500])
+        with torch.no_grad():
+            for p in model.unet.parameters():  # MONAI zero-initialises output layers; make every path count
+                p.add_(0.05 * torch.randn_like(p))
+            first = model.predict_noise(z, t, torch.randn(1, config.semantic.dim))
+            second = model.predict_noise(z, t, torch.randn(1, config.semantic.dim))
+        assert not torch.allclose(first, second), form
