@@ -4,7 +4,7 @@
 
 Synthetic embeddings (n × dim, `classes` Gaussian classes, 4 rows per subject) with a train/val/test split by
 subject (60/20/20). Both sides compute, on the same split and features:
-- linear: logistic regression over medprobe's default C grid (1e-6 … 1e5), C chosen on val accuracy, refit on
+- linear: logistic regression over medprobe's default C grid (1e-6 … 1e5), C chosen on val log-loss, refit on
   train + val; medprobe: torch L-BFGS along a warm-started path; reference: `LogisticRegression(C)` per C;
 - k-NN at k = 10, 20, 50, 100, 200 (cosine, T = 0.07); medprobe: one top-k pass; reference: one
   `NearestNeighbors(metric="cosine")` search and vote per k;
@@ -73,7 +73,8 @@ def medprobe_suite(X, y, subjects, split, timings):
         medprobe.metrics.scoring.bootstrap_intervals = timed
         try:
             with stage(timings, protocol):
-                result = evaluate_protocol(protocol, common, X, y, "classification", subjects, split)
+                options = {**common, "selection": "primary_k"} if protocol == "knn" else common  # k = 20 headline
+                result = evaluate_protocol(protocol, options, X, y, "classification", subjects, split)
                 out[protocol] = {**result.metrics, **({"C": result.params["C"]} if protocol == "linear" else {})}
         finally:
             medprobe.metrics.scoring.bootstrap_intervals = intervals
@@ -103,11 +104,11 @@ def sklearn_suite(X, y, subjects, split, timings):
 
 
 def _reference_linear(X, y, train, val, test):
-    """One LogisticRegression per C on train, the first best val accuracy, refit on train + val."""
+    """One LogisticRegression per C on train, the first best val log-loss, refit on train + val."""
     fit = np.concatenate([train, val])
     mean, std = X[train].astype(np.float64).mean(0), X[train].astype(np.float64).std(0)
-    scores = [LogisticRegression(C=c, max_iter=1000).fit((X[train] - mean) / std, y[train])
-              .score((X[val] - mean) / std, y[val]) for c in DEFAULT_C_GRID]
+    scores = [-sk.log_loss(y[val], LogisticRegression(C=c, max_iter=1000).fit((X[train] - mean) / std, y[train])
+                           .predict_proba((X[val] - mean) / std), labels=np.unique(y)) for c in DEFAULT_C_GRID]
     best = DEFAULT_C_GRID[int(np.argmax(np.array(scores) >= max(scores) - 1e-12))]
     mean, std = X[fit].astype(np.float64).mean(0), X[fit].astype(np.float64).std(0)
     proba = LogisticRegression(C=best, max_iter=1000).fit((X[fit] - mean) / std, y[fit]).predict_proba(

@@ -22,7 +22,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     compare.add_argument("--experiment", required=True, help="MLflow experiment name, e.g. medprobe/demo-brain-mri")
     compare.add_argument("--tracking-uri", default=None, help="MLflow URI (default: $MLFLOW_TRACKING_URI)")
     compare.add_argument("--out", default=None,
-                         help="folder for comparison.csv, transfer.csv, report.html and the figures (PNG)")
+                         help="folder for comparison.csv, pooled.csv, transfer.csv, report.html and the figures (PNG)")
     compare.add_argument("--no-log", action="store_true",
                          help="do not log the comparison as a run of the experiment (it is logged by default "
                               "when --out is given)")
@@ -32,7 +32,9 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 def handle(args: argparse.Namespace) -> int:
     from medprobe.compare import (
+        HEADLINE_METRICS,
         identity_notes,
+        pooled_table,
         protocol_runs,
         sites_side_by_side,
         transfer_matrix,
@@ -55,6 +57,7 @@ def handle(args: argparse.Namespace) -> int:
     for note in identity_notes(runs, transfers):
         print(f"note: {note}")
     print(format_frame(sites_side_by_side(runs)))
+    print_pooled(pooled_table(runs, HEADLINE_METRICS))
     matrix = transfer_matrix(runs, transfers)
     print_matrices(matrix)
     if args.out:
@@ -65,6 +68,16 @@ def handle(args: argparse.Namespace) -> int:
             run_id = _log_comparison(store.uri, args.experiment, files, len(runs))
             print(f"logged as comparison run {run_id}")
     return EXIT_OK
+
+
+def print_pooled(pooled: pd.DataFrame | None) -> None:
+    """The DerSimonian–Laird rows of the random-effects pooling (Paule–Mandel ones are in pooled.csv)."""
+    shown = pooled[pooled["method"] == "dl"] if pooled is not None else None
+    if shown is None or shown.empty:
+        return
+    print("\n== pooled across sites (random effects, DerSimonian–Laird; PI: 95 % prediction interval) ==")
+    columns = ["sites", "estimate", "ci_low", "ci_high", "pi_low", "pi_high", "i2", "q_pvalue"]
+    print(format_frame(shown.set_index(["task", "model", "protocol", "metric"])[columns]))
 
 
 def print_matrices(matrix: pd.DataFrame) -> None:
@@ -83,7 +96,8 @@ def _log_comparison(uri: str, experiment: str, files: ComparisonFiles, n_runs: i
     runs = RunRecorder(uri, experiment)
     run = runs.start_run("comparison", {naming.RUN_KIND: "comparison"})
     runs.log(run, metrics={"compare/protocol_runs": n_runs})
-    for path in (files.csv, *([files.transfer_csv] if files.transfer_csv else []), files.html, *files.figures):
+    extra = [p for p in (files.transfer_csv, files.pooled_csv) if p is not None]
+    for path in (files.csv, *extra, files.html, *files.figures):
         runs.log_file(run, path, "comparison")
     runs.finish(run)
     return runs.server_run_id(run)

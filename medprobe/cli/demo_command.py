@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from medprobe.cli.compare_command import print_matrices
+from medprobe.cli.compare_command import print_matrices, print_pooled
 from medprobe.cli.exit_codes import EXIT_SKIPPED
 from medprobe.cli.formatting import format_frame
 from medprobe.errors import MedprobeError
@@ -29,6 +29,7 @@ def handle(args: argparse.Namespace) -> int:
     for experiment, table in result.tables.items():
         print(f"\n== {experiment}: sites side by side (test metrics; random-init ViT = smoke test only) ==")
         print(format_frame(table))
+        print_pooled(result.pooled.get(experiment))
     db = result.tracking_uri.removeprefix("sqlite:///")
     print(f"\nMLflow store: {result.tracking_uri}")
     print(f"open the UI:  mlflow ui --backend-store-uri sqlite:///{db} --port 5000   (then http://127.0.0.1:5000)")

@@ -56,6 +56,7 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 def handle(args: argparse.Namespace) -> int:
     from medprobe.evaluation import evaluate_file
+    from medprobe.metrics.bootstrap import is_interval_key
 
     names = [p.strip() for p in args.protocols.split(",") if p.strip()]
     common = {"seeds": args.seeds, "bootstrap": args.bootstrap, "ordinal": args.ordinal}
@@ -65,7 +66,7 @@ def handle(args: argparse.Namespace) -> int:
     )
     for protocol, result in outcome.results.items():
         shown = ", ".join(f"{k} {v:.3f}" for k, v in result.metrics.items()
-                          if "/" not in k and not k.endswith(("_ci_low", "_ci_high", "_seed_std")))
+                          if "/" not in k and not is_interval_key(k) and not k.endswith("_seed_std"))
         print(f"{protocol}: {shown or 'no metrics'} (n_test {result.n_test})")
         for note in result.notes:
             print(f"  note: {note}")

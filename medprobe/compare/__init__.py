@@ -1,6 +1,7 @@
 """Cross-site comparison: tables over the runs of an experiment, the transfer matrix, figures and the HTML report."""
 
 from medprobe.compare.identity import identity_notes, model_labels
+from medprobe.compare.pooling import PooledEstimate, pool_sites, pooled_table
 from medprobe.compare.report import ComparisonFiles, write_report
 from medprobe.compare.table import HEADLINE_METRICS, protocol_runs, sites_side_by_side
 from medprobe.compare.transfer import matrix_tables, matrix_title, transfer_matrix, transfer_runs
@@ -8,10 +9,13 @@ from medprobe.compare.transfer import matrix_tables, matrix_title, transfer_matr
 __all__ = [
     "HEADLINE_METRICS",
     "ComparisonFiles",
+    "PooledEstimate",
     "identity_notes",
     "matrix_tables",
     "matrix_title",
     "model_labels",
+    "pool_sites",
+    "pooled_table",
     "protocol_runs",
     "sites_side_by_side",
     "transfer_matrix",

@@ -54,29 +54,61 @@ def _grid(table: pd.DataFrame, metric: str, title: str, xlabel: str = "", ylabel
     return _png(fig)
 
 
-def forest(runs: pd.DataFrame, metric: str, task: str, protocol: str) -> bytes | None:
-    """One row per site × model: the point estimate and, when logged, its 95 % confidence interval."""
+def forest(runs: pd.DataFrame, metric: str, task: str, protocol: str, pooled: pd.DataFrame | None = None
+           ) -> bytes | None:
+    """One row per site × model: the point estimate and, when logged, its 95 % confidence interval; under each
+    model's sites, when `pooled` (`medprobe.compare.pooling.pooled_table`) has it, the DerSimonian–Laird pooled
+    estimate as a diamond spanning its 95 % CI and a dashed line for the 95 % prediction interval."""
     rows = runs[(runs["task"] == task) & (runs["protocol"] == protocol)].dropna(subset=[metric]) \
         if metric in runs else runs.iloc[0:0]
     if rows.empty:
         return None
     rows = rows.sort_values(["model", "site"])
-    labels = [f"{r.model} @ {r.site}" for r in rows.itertuples()]
-    values = rows[metric].to_numpy(dtype=float)
     low_col, high_col = f"{metric}_ci_low", f"{metric}_ci_high"
-    fig = Figure(figsize=(6.5, 0.9 + 0.35 * len(rows)))
+    entries: list[tuple[str, float, float, float, bool]] = []  # label, value, low, high, pooled
+    for model, sites in rows.groupby("model", sort=True):
+        for r in sites.itertuples():
+            low = float(getattr(r, low_col)) if low_col in sites else np.nan
+            high = float(getattr(r, high_col)) if high_col in sites else np.nan
+            entries.append((f"{model} @ {r.site}", float(getattr(r, metric)), low, high, False))
+        estimate = _pooled_row(pooled, task, str(model), protocol, metric)
+        if estimate is not None:
+            entries.append((f"{model} · pooled (I² {estimate['i2']:.0%})", estimate["estimate"],
+                            estimate["ci_low"], estimate["ci_high"], True))
+            if np.isfinite(estimate["pi_low"]):  # three or more sites
+                entries.append(("  prediction interval", estimate["estimate"], estimate["pi_low"],
+                                estimate["pi_high"], True))
+    fig = Figure(figsize=(6.5, 0.9 + 0.35 * len(entries)))
     ax = fig.add_subplot()
-    positions = np.arange(len(rows))[::-1]
-    if low_col in rows and high_col in rows:
-        low, high = rows[low_col].to_numpy(dtype=float), rows[high_col].to_numpy(dtype=float)
-        ok = np.isfinite(low) & np.isfinite(high)
-        ax.hlines(positions[ok], low[ok], high[ok], color="0.4")
-    ax.plot(values, positions, "o", color="tab:blue")
-    ax.set_yticks(positions, labels)
+    for position, (label, value, low, high, is_pooled) in zip(range(len(entries) - 1, -1, -1), entries,
+                                                               strict=True):
+        if label.strip() == "prediction interval":
+            if np.isfinite(low) and np.isfinite(high):
+                ax.hlines(position, low, high, color="tab:red", linestyles="dashed")
+            continue
+        if np.isfinite(low) and np.isfinite(high):
+            if is_pooled:
+                ax.fill([low, value, high, value], [position, position + 0.3, position, position - 0.3],
+                        color="tab:red")
+            else:
+                ax.hlines(position, low, high, color="0.4")
+        if not is_pooled:
+            ax.plot(value, position, "o", color="tab:blue")
+    ax.set_yticks(range(len(entries) - 1, -1, -1), [label for label, *_ in entries])
     ax.set_xlabel(metric)
-    ax.set_title(f"{task} · {protocol}: {metric} across sites (95 % CI where logged)")
+    ax.set_title(f"{task} · {protocol}: {metric} by site, 95 % CI", fontsize=10)
     ax.grid(axis="x", alpha=0.3)
     return _png(fig)
+
+
+def _pooled_row(pooled: pd.DataFrame | None, task: str, model: str, protocol: str, metric: str
+                ) -> dict[str, float] | None:
+    if pooled is None or pooled.empty:
+        return None
+    match = pooled[(pooled["task"] == task) & (pooled["model"] == model) & (pooled["protocol"] == protocol)
+                   & (pooled["metric"] == metric) & (pooled["method"] == "dl")]
+    return None if match.empty else {k: float(match.iloc[0][k]) for k in ("estimate", "ci_low", "ci_high",
+                                                                             "pi_low", "pi_high", "i2")}
 
 
 def fewshot_curves(runs: pd.DataFrame, task: str, metric: str = "accuracy") -> bytes | None:

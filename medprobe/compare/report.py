@@ -1,4 +1,5 @@
-"""The comparison report: `comparison.csv`, `transfer.csv` (when sites scored each other's heads), one PNG per
+"""The comparison report: `comparison.csv`, `pooled.csv` (random-effects pooling across sites, columns in
+`medprobe.compare.pooling.POOLED_COLUMNS`), `transfer.csv` (when sites scored each other's heads), one PNG per
 figure and a self-contained `report.html`."""
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import pandas as pd
 
 from medprobe.compare import plots
 from medprobe.compare.identity import identity_notes
+from medprobe.compare.pooling import pooled_table
 from medprobe.compare.table import HEADLINE_METRICS, main_metric, sites_side_by_side
 from medprobe.compare.transfer import matrix_tables
 
@@ -23,6 +25,7 @@ class ComparisonFiles:
     html: Path
     figures: list[Path] = field(default_factory=list)
     transfer_csv: Path | None = None
+    pooled_csv: Path | None = None
 
 
 def write_report(runs: pd.DataFrame, experiment: str, out: Path, matrix: pd.DataFrame | None = None) -> ComparisonFiles:
@@ -30,6 +33,9 @@ def write_report(runs: pd.DataFrame, experiment: str, out: Path, matrix: pd.Data
     out.mkdir(parents=True, exist_ok=True)
     csv = out / "comparison.csv"
     runs.to_csv(csv, index=False)
+    pooled = pooled_table(runs, HEADLINE_METRICS)
+    pooled_csv = out / "pooled.csv"
+    pooled.to_csv(pooled_csv, index=False)
     sections: list[str] = []
     figures: list[Path] = []
     for (task, protocol), rows in runs.groupby(["task", "protocol"], sort=True):
@@ -37,7 +43,7 @@ def write_report(runs: pd.DataFrame, experiment: str, out: Path, matrix: pd.Data
         if metric is None:
             continue
         images = [("heatmap", plots.heatmap(runs, metric, task, protocol)),
-                  ("forest", plots.forest(runs, metric, task, protocol))]
+                  ("forest", plots.forest(runs, metric, task, protocol, pooled))]
         if protocol == "fewshot":
             images.append(("fewshot", plots.fewshot_curves(runs, task)))
         sections.append(f"<h2>{html.escape(task)} · {html.escape(protocol)} · {html.escape(metric)}</h2>"
@@ -57,11 +63,27 @@ def write_report(runs: pd.DataFrame, experiment: str, out: Path, matrix: pd.Data
         sites=html.escape(", ".join(sorted(runs["site"].unique()))),
         notes="".join(f"<p><b>Note:</b> {html.escape(note)}.</p>" for note in notes),
         table=table.to_html(float_format=lambda v: f"{v:.3f}", na_rep="–") if not table.empty else "",
+        pooled=_pooled_section(pooled),
         sections="\n".join(sections),
     )
     report = out / "report.html"
     report.write_text(page, encoding="utf-8")
-    return ComparisonFiles(csv, report, figures, transfer_csv)
+    return ComparisonFiles(csv, report, figures, transfer_csv, pooled_csv)
+
+
+def _pooled_section(pooled: pd.DataFrame) -> str:
+    shown = pooled[pooled["method"] == "dl"]
+    if shown.empty:
+        return ("<h2>Pooled across sites</h2><p>Nothing to pool: it needs two or more sites that logged a metric "
+                "with its bootstrap standard error.</p>")
+    columns = ["task", "model", "protocol", "metric", "sites", "estimate", "ci_low", "ci_high", "pi_low", "pi_high",
+               "tau2", "i2", "q_pvalue"]
+    return ("<h2>Pooled across sites (random effects)</h2><p>DerSimonian–Laird pooled estimate of each site's "
+            "held-out metric weighted by its bootstrap standard error, with its 95 % confidence interval, the 95 % "
+            "prediction interval for a new site, τ² (between-site variance, on the logit scale for AUROC and "
+            "accuracies), I² (share of the variation that is between sites) and Cochran's Q p-value. Paule–Mandel "
+            "rows are in pooled.csv.</p>"
+            + shown[columns].to_html(index=False, float_format=lambda v: f"{v:.3f}", na_rep="–"))
 
 
 def _transfer_section(out: Path, matrix: pd.DataFrame, figures: list[Path]) -> str:
@@ -105,6 +127,7 @@ tagged random-init is a control, not an evaluation of pretrained weights.</p>
 {notes}
 <h2>Sites side by side</h2>
 {table}
+{pooled}
 {sections}
 </body></html>
 """

@@ -14,7 +14,14 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from medprobe.compare import protocol_runs, sites_side_by_side, transfer_matrix, transfer_runs
+from medprobe.compare import (
+    HEADLINE_METRICS,
+    pooled_table,
+    protocol_runs,
+    sites_side_by_side,
+    transfer_matrix,
+    transfer_runs,
+)
 from medprobe.demo.synthetic import DemoSite, write_demo_dataset
 from medprobe.jobs import JobReport, run_job, run_transfer
 from medprobe.spec import load_spec
@@ -31,6 +38,7 @@ class DemoResult:
     reports: list[JobReport]
     tables: dict[str, pd.DataFrame]
     matrices: dict[str, pd.DataFrame]  # experiment → transfer matrix cells (`medprobe.compare.transfer_matrix`)
+    pooled: dict[str, pd.DataFrame] = field(default_factory=dict)  # experiment → `medprobe.compare.pooled_table`
     seconds: dict[str, float] = field(default_factory=lambda: defaultdict(float))
 
     @property
@@ -70,8 +78,9 @@ def run_demo(out: Path, n_subjects: int = 48, progress: bool = True,
     runs = {name: protocol_runs(store, name) for name in experiments}
     tables = {name: sites_side_by_side(frame) for name, frame in runs.items()}
     matrices = {name: transfer_matrix(frame, transfer_runs(store, name)) for name, frame in runs.items()}
+    pooled = {name: pooled_table(frame, HEADLINE_METRICS) for name, frame in runs.items()}
     seconds["compare"] = time.perf_counter() - started
-    return DemoResult(tracking_uri, experiments, reports, tables, matrices, seconds)
+    return DemoResult(tracking_uri, experiments, reports, tables, matrices, pooled, seconds)
 
 
 def _write_specs(out: Path, site: DemoSite) -> list[Path]:

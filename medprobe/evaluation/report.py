@@ -21,6 +21,7 @@ import pandas as pd
 from medprobe.embed.pseudonyms import pseudonym
 from medprobe.evaluation.suite import EvaluationResult
 from medprobe.metrics import plots
+from medprobe.metrics.bootstrap import is_interval_key
 
 PSEUDONYM = re.compile(r"^sub-[0-9a-f]{16}$")
 
@@ -61,7 +62,7 @@ def protocol_plots(out_dir: Path, protocol: str) -> list[Path]:
 def _summary(outcome: EvaluationResult) -> dict[str, Any]:
     protocols = {}
     for protocol, result in outcome.results.items():
-        point = {k: v for k, v in result.metrics.items() if not k.endswith(("_ci_low", "_ci_high"))}
+        point = {k: v for k, v in result.metrics.items() if not is_interval_key(k)}
         intervals = {
             k: [result.metrics[f"{k}_ci_low"], result.metrics[f"{k}_ci_high"]]
             for k in point if f"{k}_ci_low" in result.metrics

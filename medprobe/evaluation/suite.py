@@ -15,7 +15,9 @@ import numpy as np
 import pandas as pd
 
 from medprobe.errors import MedprobeError, ProbeError
+from medprobe.evaluation.degenerate import degenerate_embeddings_note
 from medprobe.evaluation.rows import TaskRows
+from medprobe.metrics.bootstrap import is_interval_key
 from medprobe.probes import ALL_PROTOCOLS, PROTOCOLS, ProtocolResult, evaluate_protocol
 from medprobe.probes.evaluate import NOT_APPLICABLE
 from medprobe.probes.options import ProtocolOptions, options_for
@@ -54,7 +56,7 @@ class EvaluationResult:
         rows = []
         for protocol, result in self.results.items():
             for name, value in result.metrics.items():
-                if name.endswith(("_ci_low", "_ci_high")):
+                if is_interval_key(name):
                     continue
                 rows.append({"protocol": protocol, "metric": name, "value": value,
                              "ci_low": result.metrics.get(f"{name}_ci_low", np.nan),
@@ -95,6 +97,9 @@ def evaluate_task(
     rows = TaskRows.of(table, target, task_type)
     outcome = EvaluationResult(rows=rows, frame=rows.frame(table))
     X_rows = np.asarray(X)[rows.usable]
+    degenerate = degenerate_embeddings_note(X_rows)
+    if degenerate:
+        rows.notes.append(degenerate)
     for protocol, given in chosen.items():
         options = options_for(protocol, given)
         if (protocol, task_type) in NOT_APPLICABLE:

@@ -15,6 +15,10 @@ import numpy as np
 import pandas as pd
 
 N_RESAMPLES = 1000
+#: Keys beside a metric that describe its uncertainty, not a metric of their own: `<name>_ci_low`,
+#: `<name>_ci_high` (the 95 % interval) and `<name>_se` (the bootstrap standard error, what pooling across sites
+#: weighs each site by).
+INTERVAL_SUFFIXES = ("_ci_low", "_ci_high", "_se")
 LEVEL = 0.95
 _CHUNK_ELEMENTS = 1 << 23  # weights held at once
 
@@ -38,14 +42,19 @@ def resample_weights(codes: np.ndarray, drawn: np.ndarray) -> np.ndarray:
     return counts.astype(np.float32)[codes]
 
 
+def is_interval_key(name: str) -> bool:
+    return name.endswith(INTERVAL_SUFFIXES)
+
+
 def bootstrap_intervals(
     scorer: Scorer,
     subjects: np.ndarray,
     n_resamples: int = N_RESAMPLES,
     seed: int = 0,
     level: float = LEVEL,
-) -> tuple[dict[str, tuple[float, float]], list[str]]:
-    """Percentile interval per metric that `scorer(W)` returns; notes for metrics undefined in many resamples."""
+) -> tuple[dict[str, tuple[float, float, float]], list[str]]:
+    """(low, high, standard error) per metric that `scorer(W)` returns: the percentile interval and the standard
+    deviation of the resampled values; notes for metrics undefined in many resamples."""
     if n_resamples < 1 or len(subjects) == 0:
         return {}, []
     codes, drawn = subject_resamples(subjects, n_resamples, seed)
@@ -67,16 +76,17 @@ def bootstrap_intervals(
         if len(finite) < n_resamples:
             notes.append(f"{name}: interval from the {len(finite)} of {n_resamples} resamples where it is defined")
         low, high = np.percentile(finite, [tail, 100 - tail])
-        intervals[name] = (float(low), float(high))
+        intervals[name] = (float(low), float(high), float(np.std(finite, ddof=1)))
     if sparse:
         notes.append(f"no bootstrap interval for {', '.join(sparse)}: undefined in most resamples")
     return intervals, notes
 
 
-def with_intervals(metrics: dict[str, float], intervals: dict[str, tuple[float, float]]) -> dict[str, float]:
-    """`metrics` plus `<name>_ci_low` / `<name>_ci_high` for every metric that has an interval."""
+def with_intervals(metrics: dict[str, float], intervals: dict[str, tuple[float, float, float]]
+                   ) -> dict[str, float]:
+    """`metrics` plus `<name>_ci_low`, `<name>_ci_high` and `<name>_se` for every metric that has an interval."""
     out = dict(metrics)
-    for name, (low, high) in intervals.items():
+    for name, (low, high, se) in intervals.items():
         if name in metrics:
-            out[f"{name}_ci_low"], out[f"{name}_ci_high"] = low, high
+            out[f"{name}_ci_low"], out[f"{name}_ci_high"], out[f"{name}_se"] = low, high, se
     return out

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from medprobe.errors import ProbeError
+from medprobe.metrics.bootstrap import is_interval_key
 from medprobe.probes import attentive, fewshot, knn, linear
 from medprobe.probes.inputs import ProbeInputs, prepare_inputs
 from medprobe.probes.options import ProtocolOptions, resolve_options
@@ -99,7 +100,7 @@ def _combine(results: list[ProtocolResult], seed: int) -> ProtocolResult:
     for name in shared:
         values = np.array([r.metrics[name] for r in results])
         metrics[name] = float(values.mean())
-        if not name.endswith(("_ci_low", "_ci_high")):
+        if not is_interval_key(name):
             metrics[f"{name}_seed_std"] = float(values.std(ddof=1))
     notes = list(dict.fromkeys(note for r in results for note in r.notes))
     notes.append(

@@ -34,6 +34,7 @@ from medprobe.probes.result import (
     score,
     tested_rows,
 )
+from medprobe.probes.selection import held_out_score
 from medprobe.probes.splits import Fold
 
 _CHUNK_ELEMENTS = 1 << 24  # similarity entries held at once: 64 MiB of float32, whatever the number of rows
@@ -149,7 +150,8 @@ class KNNProbe(ProbeEstimator):
 def run_knn(
     inputs: ProbeInputs, folds: list[Fold], classes: np.ndarray | None, options: dict, seed: int
 ) -> ProtocolResult:
-    """All k from one top-k search per fold; plain metric names at `primary_k`, `k{k}/...` for each k."""
+    """All k from one top-k search per fold; plain metric names at the headline k (chosen on the validation
+    split, else `primary_k`), `k{k}/...` for each k."""
     ks = int_list(options["k"], "k")
     primary = positive_int(options["primary_k"], "primary_k")
     temperature = options["temperature"]
@@ -165,6 +167,13 @@ def run_knn(
     if too_large:
         notes.append(f"k {', '.join(map(str, too_large))} skipped: more than the {n_fit} training rows")
     ks = sorted({k for k in ks if k <= n_fit} | {primary})
+    selection = options.get("selection", "primary_k")
+    validated = folds[0].val if len(folds) == 1 else np.empty(0)
+    if selection != "primary_k" and len(validated) and len(ks) > 1:
+        primary, selection_note = _select_k(inputs, folds[0], ks, classes, selection, temperature, options)
+        notes.append(selection_note)
+    else:
+        selection = "primary_k"
 
     task = inputs.task_type
     test = tested_rows(folds)
@@ -196,6 +205,7 @@ def run_knn(
         "k": primary,
         "ks": ",".join(map(str, ks)),
         "temperature": temperature,
+        "k_selection": selection if selection == "primary_k" else f"val {selection}",
     }
     if inputs.split is None:
         params["folds"] = len(folds)
@@ -207,6 +217,32 @@ def run_knn(
         n_test=len(test),
         notes=notes + metric_notes,
     )
+
+
+def _select_k(inputs: ProbeInputs, fold: Fold, ks: list[int], classes: np.ndarray | None, criterion: str,
+              temperature: float, options: dict) -> tuple[int, str]:
+    """The k with the best validation score of a probe fitted on the train rows alone (ties: the smaller k);
+    the test predictions then come from train + val as before."""
+    usable = [k for k in ks if k <= len(fold.train)]
+    if not usable:
+        return ks[0], f"k kept at {ks[0]}: too few train rows to score k on the validation split"
+    probe = KNNProbe(task=inputs.task_type, k=max(usable), temperature=temperature, device=options.get("device"))
+    probe.fit(inputs.X[fold.train], inputs.y[fold.train])
+    y_val = inputs.y[fold.val]
+    scores = []
+    for k, outputs in probe.predict_many(inputs.X[fold.val], usable).items():
+        if inputs.task_type == "classification":
+            assert classes is not None
+            scores.append((held_out_score(criterion, y_val, align_proba(outputs, probe.classes_, classes), classes), k))
+        else:
+            scores.append((-float(np.mean((outputs - y_val.astype(np.float64)) ** 2)), k))
+    finite = [(score, k) for score, k in scores if np.isfinite(score)]
+    if not finite:
+        return ks[0], f"k kept at {ks[0]}: validation {criterion} undefined for every k"
+    best = max(score for score, _ in finite)
+    chosen = min(k for score, k in finite if score >= best - 1e-12)
+    metric = criterion if inputs.task_type == "classification" else "mse"
+    return chosen, f"k = {chosen} chosen on the validation split by {metric} among {', '.join(map(str, usable))}"
 
 
 def _l2_normalise(features: torch.Tensor) -> torch.Tensor:

@@ -9,9 +9,12 @@ The regularisation is chosen on held-out data by a grid search, as in DINOv2's l
 (`dinov2/eval/log_regression.py`, C = 10^p for p in linspace(-6, 5, 45)): the default C grid spans the same eleven
 decades, one value per decade (`DEFAULT_C_GRID`: 1e-6 … 1e5); ridge, whose grid costs nothing extra, uses four
 values per decade over 1e-4 … 1e6 (`DEFAULT_ALPHA_GRID`). The held-out data is the validation split when there is
-one, else an inner cross-validation grouped by subject. The best C has the highest held-out *accuracy* (ties go to
-the stronger regularisation, DINOv2's first maximum over an increasing C); the best alpha the lowest held-out mean
-squared error (ties go to the larger alpha). The chosen model is then refitted on train + val.
+one, else an inner cross-validation grouped by subject. The best C has the best held-out `selection` score,
+computed on the held-out predictions of all inner folds pooled: log-loss by default (DINOv2 uses accuracy, which on
+small data ties over many C and then lands on the strongest regularisation, where every probability is ~0.5), or
+accuracy, balanced accuracy or AUROC; ties go to the stronger regularisation (DINOv2's first maximum over an
+increasing C). The best alpha has the lowest held-out mean squared error (ties go to the larger alpha). A choice
+on the edge of the grid is noted. The chosen model is then refitted on train + val.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from medprobe.probes.result import (
     score,
     tested_rows,
 )
+from medprobe.probes.selection import SELECTION_CRITERIA, held_out_score
 from medprobe.probes.splits import Fold, group_kfold
 
 DEFAULT_C_GRID = np.logspace(-6, 5, 12)
@@ -55,8 +59,11 @@ class LinearProbe(ProbeEstimator):
     `class_weight`: None, "balanced" (from the rows each fit sees) or a dict {class: weight} (classes not named
     weigh 1), as in scikit-learn. `task` makes it a classifier or a regressor (see `medprobe.probes.estimator`).
 
+    `selection`: the held-out criterion for C (see the module docstring); regression always uses MSE.
+
     Learned attributes: `mean_`, `scale_` (standardisation from the fitted rows; constant features get
-    scale 1), `grid_`, `search_scores_` (accuracy, or negative MSE, per grid value), `best_C_` or
+    scale 1), `grid_`, `search_scores_` (per grid value, higher is better: negative log-loss, accuracy, balanced
+    accuracy or AUROC; negative MSE for regression), `selection_metric_`, `best_C_` or
     `best_alpha_`, `coef_` (classes × features, or (1, features) for two classes, like scikit-learn) and
     `intercept_` (on standardised features), `classes_` (classification), `selection_` ("val" or "inner_cv"),
     `converged_`, `notes_`, `n_features_in_` (and `feature_names_in_` when fitted on a DataFrame).
@@ -72,6 +79,7 @@ class LinearProbe(ProbeEstimator):
         grid: Any = None,
         class_weight: str | None = field_default(LinearOptions, "class_weight"),
         inner_folds: int = field_default(LinearOptions, "inner_folds"),
+        selection: str = field_default(LinearOptions, "selection"),
         seed: int = 0,
         max_iter: int = 1000,
         device: str | None = None,
@@ -81,6 +89,7 @@ class LinearProbe(ProbeEstimator):
         self.grid = grid
         self.class_weight = class_weight
         self.inner_folds = inner_folds
+        self.selection = selection
         self.seed = seed
         self.max_iter = max_iter
         self.device = device
@@ -98,6 +107,9 @@ class LinearProbe(ProbeEstimator):
         if not (self.class_weight is None or isinstance(self.class_weight, Mapping) or self.class_weight == "balanced"):
             raise ProbeValueError(f"class_weight must be 'balanced', a dict or None, got {self.class_weight!r}")
         max_iter = check_positive_int(self.max_iter, "max_iter")
+        if self.selection not in SELECTION_CRITERIA:
+            raise ProbeValueError(f"selection must be one of {', '.join(SELECTION_CRITERIA)}, got {self.selection!r}")
+        self.selection_metric_ = self.selection if classification else "mse"
         X, y = validate_data(self, X, y, dtype=np.float64, y_numeric=not classification,
                              ensure_min_samples=2 if classification else 1)
         if classification:
@@ -134,6 +146,8 @@ class LinearProbe(ProbeEstimator):
         self.converged_ = True
         self.search_scores_, warm = self._search(X, y, splits, max_iter)
         best = self._pick(self.search_scores_) if splits else int(len(self.grid_) // 2)
+        if splits:
+            self._note_grid_edge(best)
         self.mean_, self.scale_ = _standardisation(X)
         Z = self._tensor(self._standardise(X))
         if classification:
@@ -207,38 +221,59 @@ class LinearProbe(ProbeEstimator):
     def _search(
         self, X: np.ndarray, y: np.ndarray, splits: list[tuple[np.ndarray, np.ndarray]], max_iter: int
     ) -> tuple[np.ndarray, list[LogisticSolution]]:
-        """Held-out accuracy (or negative MSE) per grid value, pooled over the held-out rows; and the first
-        split's solutions, to warm-start the final fit."""
+        """The held-out score per grid value (higher is better), on the held-out rows of all splits pooled; and
+        the first split's solutions, to warm-start the final fit."""
         if not splits:
             return np.full(len(self.grid_), np.nan), []
-        totals = np.zeros(len(self.grid_))
-        n_held_out = sum(len(held_out) for _, held_out in splits)
+        if self.task == "regression":
+            return self._search_ridge(X, y, splits), []
+        held_labels = np.concatenate([y[held_out] for _, held_out in splits])
+        proba = np.zeros((len(self.grid_), len(held_labels), len(self.classes_)))
         warm: list[LogisticSolution] = []
+        start = 0
         for fitted, held_out in splits:
-            mean, scale = _standardisation(X[fitted])
-            Z_fit, Z_held = self._tensor((X[fitted] - mean) / scale), self._tensor((X[held_out] - mean) / scale)
-            if self.task == "regression":
-                eigen = RidgeEigen.fit(Z_fit, self._tensor(y[fitted].astype(np.float64)))
-                predicted = Z_held @ eigen.coefficients(self._tensor(self.grid_)) + eigen.y_mean
-                residual = predicted - self._tensor(y[held_out].astype(np.float64))[:, None]
-                totals -= (residual**2).sum(dim=0).cpu().numpy()
-                continue
+            rows = slice(start, start + len(held_out))
+            start += len(held_out)
             fitted_classes = np.unique(y[fitted])
             if len(fitted_classes) < 2:  # an inner split with one class can only predict the one it has
-                totals += float((y[held_out] == fitted_classes[0]).sum())
+                proba[:, rows, np.searchsorted(self.classes_, fitted_classes[0])] = 1.0
                 continue
+            mean, scale = _standardisation(X[fitted])
+            Z_fit, Z_held = self._tensor((X[fitted] - mean) / scale), self._tensor((X[held_out] - mean) / scale)
             codes = torch.as_tensor(np.searchsorted(fitted_classes, y[fitted]), device=self.device_)
             path = logistic_path(Z_fit, codes, len(fitted_classes), self.grid_, self._sample_weight(y[fitted]),
                                  max_iter)
             if not warm and len(fitted_classes) == len(self.classes_):
                 warm = path
             for position, solution in enumerate(path):
-                predicted = fitted_classes[logistic_proba(Z_held, solution).argmax(dim=1).cpu().numpy()]
-                totals[position] += float((predicted == y[held_out]).sum())
-        return totals / n_held_out, warm
+                fold_proba = logistic_proba(Z_held, solution).cpu().numpy().astype(np.float64)
+                proba[position, rows] = align_proba(fold_proba, fitted_classes, self.classes_)
+        scores = [held_out_score(self.selection, held_labels, p, self.classes_) for p in proba]
+        return np.array(scores), warm
+
+    def _search_ridge(self, X: np.ndarray, y: np.ndarray, splits: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
+        """Negative held-out mean squared error per alpha."""
+        totals = np.zeros(len(self.grid_))
+        for fitted, held_out in splits:
+            mean, scale = _standardisation(X[fitted])
+            Z_fit, Z_held = self._tensor((X[fitted] - mean) / scale), self._tensor((X[held_out] - mean) / scale)
+            eigen = RidgeEigen.fit(Z_fit, self._tensor(y[fitted].astype(np.float64)))
+            predicted = Z_held @ eigen.coefficients(self._tensor(self.grid_)) + eigen.y_mean
+            residual = predicted - self._tensor(y[held_out].astype(np.float64))[:, None]
+            totals -= (residual**2).sum(dim=0).cpu().numpy()
+        return totals / sum(len(held_out) for _, held_out in splits)
+
+    def _note_grid_edge(self, best: int) -> None:
+        if len(self.grid_) < 3 or 0 < best < len(self.grid_) - 1:
+            return
+        name = "C" if self.task == "classification" else "alpha"
+        side = "lowest" if best == 0 else "highest"
+        self.notes_.append(f"{name} = {self.grid_[best]:g} is the {side} value of the grid (held-out "
+                           f"{self.selection_metric_}): the best {name} may lie beyond it; widen `grid`")
 
     def _pick(self, scores: np.ndarray) -> int:
-        best = np.flatnonzero(scores >= scores.max() - 1e-12)
+        finite = np.where(np.isfinite(scores), scores, -np.inf)
+        best = np.flatnonzero(finite >= finite.max() - 1e-12)
         return int(best[0] if self.task == "classification" else best[-1])
 
 
@@ -263,6 +298,7 @@ def run_linear(
             grid=options["grid"],
             class_weight=options["class_weight"],
             inner_folds=inner_folds,
+            selection=options["selection"],
             seed=seed,
             device=options.get("device"),
         )
@@ -291,6 +327,7 @@ def run_linear(
     params: dict[str, str | float | int] = {
         name: float(values[counts.argmax()]),  # the most frequent choice; the smaller on a tie
         "selection": probe.selection_,
+        "selection_metric": probe.selection_metric_,
         "class_weight": str(options["class_weight"]),
         "inner_folds": inner_folds,
         "grid": ",".join(f"{value:g}" for value in probe.grid_),

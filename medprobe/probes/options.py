@@ -36,19 +36,26 @@ class ProtocolOptions(StrictModel):
 
 
 class LinearOptions(ProtocolOptions):
-    """Logistic regression (ridge for regression) on standardised features; C (alpha) chosen by inner CV over
-    `grid` (None: the protocol's log-spaced default grid)."""
+    """Logistic regression (ridge for regression) on standardised features; C (alpha) chosen on held-out rows over
+    `grid` (None: the protocol's log-spaced default grid). `selection`: the held-out criterion that picks C —
+    log-loss by default, so the chosen head's probabilities mean something (accuracy alone ties across many C on
+    small data and the tie goes to the strongest regularisation, where every probability is ~0.5); regression
+    always picks alpha by mean squared error."""
 
     grid: list[Annotated[float, Field(gt=0)]] | None = Field(None, min_length=1)
+    selection: Literal["log_loss", "accuracy", "balanced_accuracy", "auroc"] = "log_loss"
     class_weight: Literal["balanced"] | None = None
     inner_folds: StrictInt = Field(3, ge=2, le=20)
 
 
 class KnnOptions(ProtocolOptions):
-    """DINO-style weighted k-NN on cosine similarity: every `k` is reported, `primary_k` is the headline."""
+    """DINO-style weighted k-NN on cosine similarity: every `k` is reported; the headline k is chosen on the
+    validation split by `selection` when the data has one (regression: by mean squared error), else `primary_k`.
+    `selection: primary_k` always uses `primary_k`."""
 
     k: IntList = Field(default_factory=lambda: [10, 20, 50, 100, 200])
     primary_k: StrictInt = Field(20, ge=1)
+    selection: Literal["log_loss", "accuracy", "balanced_accuracy", "auroc", "primary_k"] = "log_loss"
     temperature: float = Field(0.07, gt=0)
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
+import pytest
 from mlflow.tracking import MlflowClient
 
 from medprobe.cli.main import main
@@ -24,6 +25,8 @@ def _populate(uri: str) -> None:
                            "test/accuracy": base - 0.1}
                 if protocol == "fewshot":
                     metrics |= {f"test/shots{k}/accuracy_mean": base - 0.2 + 0.02 * k for k in (1, 2, 4)}
+                elif not (site == "site-c" and model == "handcrafted"):  # a site without a standard error
+                    metrics["test/auroc_se"] = 0.02 + 0.01 * site_index
                 store.log(run, metrics=metrics)
                 store.finish(run)
 
@@ -47,6 +50,7 @@ def test_compare_writes_csv_report_and_logs_a_comparison_run(tmp_path: Path, cap
     assert len(comparisons) == 1
     logged = {a.path for a in client.list_artifacts(comparisons[0].info.run_id, "comparison")}
     assert "comparison/report.html" in logged and "comparison/comparison.csv" in logged
+    assert "comparison/pooled.csv" in logged
     # The comparison run is not itself a row of the next comparison.
     assert main(["compare", "--experiment", "medprobe/cmp", "--tracking-uri", uri, "--out", str(out),
                  "--no-log"]) == 0
@@ -102,3 +106,26 @@ def test_matrix_grid_has_a_row_and_a_column_per_site(tmp_path: Path) -> None:
     grid = matrix_tables(matrix)[("handcrafted", "lesion", "auroc")]
     assert list(grid.index) == list(grid.columns) == ["site-a", "site-b", "site-c"]
     assert grid.loc["site-b", "site-a"] == 0.5 and pd.isna(grid.loc["site-a", "site-c"])
+
+
+def test_compare_pools_sites_with_a_random_effects_model_as_statsmodels_does(tmp_path: Path, capsys) -> None:
+    import numpy as np
+    from statsmodels.stats.meta_analysis import combine_effects
+
+    uri = f"sqlite:///{tmp_path / 'm.db'}"
+    _populate(uri)
+    out = tmp_path / "cmp"
+    assert main(["compare", "--experiment", "medprobe/cmp", "--tracking-uri", uri, "--out", str(out), "--no-log"]) == 0
+    printed = capsys.readouterr().out
+    assert "pooled across sites" in printed
+    pooled = pd.read_csv(out / "pooled.csv", keep_default_na=False)
+    dl = pooled[(pooled["metric"] == "auroc") & (pooled["method"] == "dl") & (pooled["protocol"] == "linear")]
+    dinov2, handcrafted = (dl[dl["model"].str.startswith(m)].iloc[0] for m in ("dinov2", "handcrafted"))
+    assert dinov2["sites"] == 3 and dinov2["left_out"] == ""
+    assert handcrafted["sites"] == 2 and handcrafted["left_out"] == "site-c"
+    auroc, se = np.array([0.6, 0.7, 0.8]), np.array([0.02, 0.03, 0.04])
+    logit, logit_se = np.log(auroc / (1 - auroc)), se / (auroc * (1 - auroc))
+    reference = combine_effects(logit, logit_se**2, method_re="dl", use_t=False)
+    assert dinov2["estimate"] == pytest.approx(1 / (1 + np.exp(-reference.mean_effect_re)))
+    assert dinov2["i2"] == pytest.approx(max(0.0, reference.i2))
+    assert "Pooled across sites (random effects)" in (out / "report.html").read_text()

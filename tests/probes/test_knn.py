@@ -117,3 +117,30 @@ def test_regression_protocol_predicts_a_smooth_target() -> None:
     result = evaluate_protocol("knn", {"k": [5], "primary_k": 5}, X, angle, "regression", subjects, None)
     assert result.metrics["r2"] > 0.95
     assert "k5/mae" in result.metrics
+
+
+def test_validation_split_chooses_k_by_log_loss_as_a_direct_loop_scores_it() -> None:
+    rng = np.random.default_rng(21)
+    n = 240
+    y = rng.integers(0, 2, size=n)
+    X = rng.normal(size=(n, 8)) + 0.8 * y[:, None]
+    split = np.array(["train"] * 140 + ["val"] * 50 + ["test"] * 50)
+    subjects = np.array([f"s{i}" for i in range(n)])
+    ks = [1, 5, 25, 100]
+    result = evaluate_protocol("knn", {"k": ks, "primary_k": 5, "bootstrap": 0}, X, y, "classification", subjects,
+                               split)
+    probe = KNNProbe(k=100).fit(X[:140], y[:140])
+    losses = {}
+    for k, proba in probe.predict_many(X[140:190], ks).items():
+        true = np.clip(proba[np.arange(50), y[140:190]], 1e-15, 1.0)
+        losses[k] = -np.log(true).mean()
+    expected = min(losses, key=lambda k: (losses[k], k))
+    assert result.params["k"] == expected and result.params["k_selection"] == "val log_loss"
+    assert losses[1] > losses[expected]  # one neighbour gives 0/1 probabilities: log-loss rules it out
+    assert result.metrics["accuracy"] == result.metrics[f"k{expected}/accuracy"]
+    fixed = evaluate_protocol("knn", {"k": ks, "primary_k": 5, "selection": "primary_k", "bootstrap": 0}, X, y,
+                              "classification", subjects, split)
+    assert fixed.params["k"] == 5 and fixed.params["k_selection"] == "primary_k"
+    cross_validated = evaluate_protocol("knn", {"k": ks, "primary_k": 5, "bootstrap": 0}, X, y, "classification",
+                                        subjects)
+    assert cross_validated.params["k"] == 5  # no validation split: primary_k

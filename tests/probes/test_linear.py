@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+from sklearn import metrics
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 from sklearn.linear_model import LogisticRegression, Ridge
@@ -25,7 +26,7 @@ def test_classifier_matches_logistic_regression_at_the_chosen_c() -> None:
     X64 = X.astype(np.float64)
     np.testing.assert_allclose(probe.mean_, X64.mean(axis=0))
     np.testing.assert_allclose(probe.scale_, X64.std(axis=0))
-    direct = LogisticRegression(C=probe.best_C_, max_iter=1000).fit((X64 - probe.mean_) / probe.scale_, y)
+    direct = LogisticRegression(C=probe.best_C_, tol=1e-10, max_iter=10000).fit((X64 - probe.mean_) / probe.scale_, y)
     X_new = rng.normal(size=(30, 6))
     expected = direct.predict_proba((X_new - probe.mean_) / probe.scale_)
     np.testing.assert_allclose(probe.predict_proba(X_new), expected, atol=1e-3)
@@ -48,8 +49,8 @@ def test_validation_rows_select_c_by_validation_accuracy() -> None:
     X, y = _blobs(rng, 90, 5, 2, shift=0.6)
     X_val, y_val = _blobs(rng, 40, 5, 2, shift=0.6)
     grid = [1e-3, 1e-1, 10.0]
-    probe = LinearProbe(grid=grid).fit(X, y, X_val=X_val, y_val=y_val)
-    assert probe.selection_ == "val"
+    probe = LinearProbe(grid=grid, selection="accuracy").fit(X, y, X_val=X_val, y_val=y_val)
+    assert probe.selection_ == "val" and probe.selection_metric_ == "accuracy"
 
     mean, std = X.astype(np.float64).mean(axis=0), X.astype(np.float64).std(axis=0)
     accuracies = [
@@ -59,6 +60,46 @@ def test_validation_rows_select_c_by_validation_accuracy() -> None:
     assert probe.best_C_ == grid[int(np.argmax(accuracies))]  # first maximum: the smallest C on a tie
     both = np.vstack([X, X_val]).astype(np.float64)
     np.testing.assert_allclose(probe.mean_, both.mean(axis=0))  # refitted on train + val
+
+
+@pytest.mark.parametrize("criterion", ["log_loss", "balanced_accuracy", "auroc"])
+def test_validation_rows_select_c_by_the_chosen_criterion_as_scikit_learn_scores_it(criterion: str) -> None:
+    rng = np.random.default_rng(12)
+    X_all, y_all = _blobs(rng, 150, 5, 3, shift=0.5)
+    X, y, X_val, y_val = X_all[:90], y_all[:90], X_all[90:], y_all[90:]
+    grid = [1e-4, 1e-2, 1.0, 100.0]
+    probe = LinearProbe(grid=grid, selection=criterion).fit(X, y, X_val=X_val, y_val=y_val)
+    mean, std = X.astype(np.float64).mean(axis=0), X.astype(np.float64).std(axis=0)
+    expected = []
+    for c in grid:
+        fitted = LogisticRegression(C=c, tol=1e-10, max_iter=10000).fit((X - mean) / std, y)
+        proba = fitted.predict_proba((X_val - mean) / std)
+        expected.append({"log_loss": -metrics.log_loss(y_val, proba, labels=[0, 1, 2]),
+                         "balanced_accuracy": metrics.balanced_accuracy_score(y_val, proba.argmax(axis=1)),
+                         "auroc": metrics.roc_auc_score(y_val, proba, multi_class="ovr")}[criterion])
+    np.testing.assert_allclose(probe.search_scores_, expected, rtol=2e-3, atol=2e-3)
+    assert probe.best_C_ == grid[int(np.argmax(expected))]
+    assert probe.selection_metric_ == criterion
+
+
+def test_log_loss_keeps_probabilities_where_accuracy_ties_land_on_the_strongest_regularisation() -> None:
+    """Small, well separated data: every C classifies the validation rows perfectly, so accuracy ties and picks
+    the smallest C (probabilities ~0.5); log-loss picks a C whose probabilities say how sure the head is."""
+    rng = np.random.default_rng(13)
+    y = y_val = np.array([0, 1] * 10)
+    centres = np.array([[-3.0, 0, 0, 0], [3.0, 0, 0, 0]])
+    X, X_val = centres[y] + rng.normal(size=(20, 4)), centres[y_val] + rng.normal(size=(20, 4))
+    by_accuracy = LinearProbe(selection="accuracy").fit(X, y, X_val=X_val, y_val=y_val)
+    by_log_loss = LinearProbe().fit(X, y, X_val=X_val, y_val=y_val)
+    assert by_accuracy.best_C_ == 1e-6 and any("lowest value of the grid" in n for n in by_accuracy.notes_)
+    assert abs(by_accuracy.predict_proba(X_val)[:, 1] - 0.5).max() < 0.01
+    assert by_log_loss.best_C_ > 1e-3
+    assert metrics.log_loss(y_val, by_log_loss.predict_proba(X_val)) < 0.3
+
+
+def test_unknown_selection_is_refused() -> None:
+    with pytest.raises(ProbeError, match="selection must be one of"):
+        LinearProbe(selection="f1").fit(np.random.default_rng(5).normal(size=(6, 2)), np.array([0, 1] * 3))
 
 
 def test_constant_feature_standardises_to_zero_not_nan() -> None:

@@ -1,0 +1,137 @@
+"""Random-effects meta-analysis of one metric across sites: the pooled estimate a consortium can cite.
+
+Sites are not exchangeable samples of one population, so each site's estimate y_i (with its bootstrap standard
+error s_i, logged as `test/<metric>_se`) is modelled as y_i ~ N(θ_i, s_i²), θ_i ~ N(μ, τ²):
+
+- Cochran's Q = Σ w_i (y_i − ȳ_FE)² with w_i = 1/s_i², on k − 1 degrees of freedom; I² = max(0, (Q − (k−1)) / Q).
+- τ² by DerSimonian–Laird (moments: max(0, (Q − (k−1)) / (Σw − Σw²/Σw))) or Paule–Mandel (τ² such that the
+  generalised Q with weights 1/(s_i² + τ²) equals k − 1).
+- μ̂ = Σ w*_i y_i / Σ w*_i with w*_i = 1/(s_i² + τ²); 95 % CI μ̂ ± z·SE(μ̂) with SE = (Σ w*)^−½.
+- 95 % prediction interval for a new site (Higgins, Thompson & Spiegelhalter 2009): μ̂ ± t_{k−2}·√(τ² + SE²),
+  for k ≥ 3 sites.
+
+AUROC (and other metrics bounded by 0 and 1 that are proportions: accuracy, balanced accuracy) is pooled on the
+logit scale, its standard error carried over by the delta method (s / (p(1 − p))), and the results transformed
+back. The statistics equal `statsmodels.stats.meta_analysis.combine_effects` (method_re "dl" / "pm", normal
+intervals) on the same inputs, except that statsmodels leaves a negative DerSimonian–Laird τ² (and I²) as
+computed where the method truncates them at 0 (then the estimate is the fixed-effect one);
+tests/compare/test_pooling.py checks both.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+from scipy import optimize, stats
+
+Method = Literal["dl", "pm"]
+#: Metrics pooled on the logit scale (proportions in (0, 1)).
+LOGIT_METRICS = frozenset({"auroc", "accuracy", "balanced_accuracy", "sensitivity", "specificity", "auprc"})
+_EDGE = 1e-6
+
+
+@dataclass(frozen=True)
+class PooledEstimate:
+    method: Method
+    scale: Literal["logit", "identity"]
+    sites: int
+    estimate: float
+    ci_low: float
+    ci_high: float
+    pi_low: float  # NaN with fewer than 3 sites
+    pi_high: float
+    tau2: float  # on the pooling scale
+    i2: float
+    q: float
+    q_pvalue: float
+
+
+def pool_sites(estimates: np.ndarray, standard_errors: np.ndarray, method: Method = "dl", logit: bool = False,
+               level: float = 0.95) -> PooledEstimate:
+    """The random-effects pooled estimate of k ≥ 2 site estimates with positive standard errors."""
+    y = np.asarray(estimates, dtype=np.float64)
+    se = np.asarray(standard_errors, dtype=np.float64)
+    if len(y) < 2 or len(se) != len(y):
+        raise ValueError(f"pooling needs two or more sites with one standard error each, got {len(y)}, {len(se)}")
+    if not (np.all(np.isfinite(y)) and np.all(np.isfinite(se)) and np.all(se > 0)):
+        raise ValueError("every site needs a finite estimate and a positive, finite standard error")
+    if logit:
+        p = np.clip(y, _EDGE, 1 - _EDGE)
+        y, se = np.log(p / (1 - p)), se / (p * (1 - p))
+    variance = se**2
+    k = len(y)
+    w = 1 / variance
+    fixed = float(np.sum(w * y) / np.sum(w))
+    q = float(np.sum(w * (y - fixed) ** 2))
+    tau2 = _tau2_dl(w, q, k) if method == "dl" else _tau2_pm(y, variance, q, k)
+    w_star = 1 / (variance + tau2)
+    mu = float(np.sum(w_star * y) / np.sum(w_star))
+    se_mu = math.sqrt(1 / float(np.sum(w_star)))
+    z = float(stats.norm.ppf(0.5 + level / 2))
+    ci = (mu - z * se_mu, mu + z * se_mu)
+    if k >= 3:
+        half = float(stats.t.ppf(0.5 + level / 2, k - 2)) * math.sqrt(tau2 + se_mu**2)
+        pi = (mu - half, mu + half)
+    else:
+        pi = (math.nan, math.nan)
+    back = _expit if logit else float
+    return PooledEstimate(
+        method=method, scale="logit" if logit else "identity", sites=k, estimate=back(mu),
+        ci_low=back(ci[0]), ci_high=back(ci[1]), pi_low=back(pi[0]), pi_high=back(pi[1]), tau2=tau2,
+        i2=max(0.0, (q - (k - 1)) / q) if q > 0 else 0.0, q=q, q_pvalue=float(stats.chi2.sf(q, k - 1)),
+    )
+
+
+def _tau2_dl(w: np.ndarray, q: float, k: int) -> float:
+    return max(0.0, (q - (k - 1)) / float(np.sum(w) - np.sum(w**2) / np.sum(w)))
+
+
+def _tau2_pm(y: np.ndarray, variance: np.ndarray, q: float, k: int) -> float:
+    """The root of the generalised Q(τ²) = k − 1 (Q decreases in τ²); 0 when Q(0) is already below it."""
+    if q <= k - 1:
+        return 0.0
+
+    def excess(tau2: float) -> float:
+        w = 1 / (variance + tau2)
+        mu = np.sum(w * y) / np.sum(w)
+        return float(np.sum(w * (y - mu) ** 2)) - (k - 1)
+
+    upper = max(float(np.var(y, ddof=1)), 1e-12)
+    while excess(upper) > 0:
+        upper *= 2
+    return float(optimize.brentq(excess, 0.0, upper, xtol=1e-14, rtol=1e-12))
+
+
+def _expit(value: float) -> float:
+    return float("nan") if math.isnan(value) else 1 / (1 + math.exp(-value))
+
+
+#: The columns of `pooled.csv`: the pooled estimate per task × model × protocol × metric × method.
+POOLED_COLUMNS = ("task", "model", "protocol", "metric", "method", "scale", "sites", "estimate", "ci_low", "ci_high",
+                  "pi_low", "pi_high", "tau2", "i2", "q", "q_pvalue", "left_out")
+
+
+def pooled_table(runs: pd.DataFrame, metrics: tuple[str, ...], methods: tuple[Method, ...] = ("dl", "pm")
+                 ) -> pd.DataFrame:
+    """Pool every `metric` that two or more sites logged with its standard error (`<metric>_se`), per task ×
+    model × protocol and method; `left_out` names the sites without a standard error (no bootstrap, an older run)."""
+    rows = []
+    for (task, model, protocol), group in runs.groupby(["task", "model", "protocol"], sort=True):
+        for metric in metrics:
+            se_column = f"{metric}_se"
+            if metric not in group or se_column not in group:
+                continue
+            usable = group[np.isfinite(group[metric].to_numpy(float)) & (group[se_column].to_numpy(float) > 0)]
+            if usable["site"].nunique() < 2 or len(usable) != usable["site"].nunique():
+                continue
+            left_out = sorted(set(group["site"]) - set(usable["site"]))
+            for method in methods:
+                pooled = pool_sites(usable[metric].to_numpy(float), usable[se_column].to_numpy(float), method,
+                                    logit=metric in LOGIT_METRICS)
+                rows.append({"task": task, "model": model, "protocol": protocol, "metric": metric,
+                             **asdict(pooled), "left_out": ";".join(left_out)})
+    return pd.DataFrame(rows, columns=list(POOLED_COLUMNS))
