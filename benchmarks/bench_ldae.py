@@ -58,11 +58,12 @@ def main() -> None:
     parser.add_argument("--reuse", action="store_true", help="continue a pretraining run already in --out")
     parser.add_argument("--timing-volumes", type=int, default=4)
     args = parser.parse_args()
-    torch.set_num_threads(max(1, torch.get_num_threads()))
 
     subjects = args.subjects or (24 if args.quick else 80)
     study = write_phantom_study(args.out / "study", n_subjects=subjects)
-    manifest = held_out_manifest(study.table, args.out / "study")
+    table = study.table
+    held = table[table["subject_id"].isin(held_out_subjects(table))]
+    manifest = held_out_manifest(table, held, args.out / "study")
     run = args.out / "ldae"
     steps = {"stage1_steps": 120, "stage2_steps": 200, "batch_size": 4} if args.quick else {}
     started = time.monotonic()
@@ -72,7 +73,6 @@ def main() -> None:
     print(f"\npretrained {summary.preset!r} on {summary.volumes_train} volumes in {train_minutes:.1f} min "
           f"({', '.join(f'stage {s.stage}: {s.steps_run} steps' for s in summary.stages)})")
 
-    table = study.table
     paths = [str(args.out / "study" / p) for p in table["path"]]
     probes = {label: probe(table, embed_images(paths, encoder, modality="mri"))
               for label, encoder in (("(a) pretrained", load_encoder("ldae", run)),
@@ -80,10 +80,10 @@ def main() -> None:
                                      ("(c) handcrafted", load_encoder("handcrafted")))}
     model = load_trained_model(run)
     chain = preprocess_chain(model.config)
-    volumes = {p: load_volume(chain, args.out / "study" / p) for p in table["path"]}
-    held = table[table["subject_id"].isin(held_out_subjects(table))]
+    timed = list(table["path"][: args.timing_volumes])
+    volumes = {p: load_volume(chain, args.out / "study" / p) for p in {*held["path"], *timed}}
     interp = interpolation_scores(model, held, volumes)
-    timing = embedding_times(model, [volumes[p] for p in table["path"][: args.timing_volumes]])
+    timing = embedding_times(model, [volumes[p] for p in timed])
     recon = summary.reconstruction
 
     rows = [["disease AUROC", *(fmt(probes[k]["disease"]) for k in probes), PAPER["disease AUROC"]],
@@ -108,10 +108,9 @@ def main() -> None:
     verdict(probes)
 
 
-def held_out_manifest(table: pd.DataFrame, folder: Path) -> Path:
-    """The study's manifest with split=test on the held-out subjects (pretraining never sees them)."""
-    held = held_out_subjects(table)
-    marked = table.assign(split=np.where(table["subject_id"].isin(held), "test", "train"))
+def held_out_manifest(table: pd.DataFrame, held: pd.DataFrame, folder: Path) -> Path:
+    """The study's manifest with split=test on the held-out rows (pretraining never sees them)."""
+    marked = table.assign(split=np.where(table.index.isin(held.index), "test", "train"))
     path = folder / "pretrain_manifest.csv"
     marked.to_csv(path, index=False)
     return path

@@ -57,11 +57,12 @@ def handle(args: argparse.Namespace) -> int:
     for note in identity_notes(runs, transfers):
         print(f"note: {note}")
     print(format_frame(sites_side_by_side(runs)))
-    print_pooled(pooled_table(runs, HEADLINE_METRICS))
+    pooled = pooled_table(runs, HEADLINE_METRICS)
+    print_pooled(pooled)
     matrix = transfer_matrix(runs, transfers)
     print_matrices(matrix)
     if args.out:
-        files = write_report(runs, args.experiment, Path(args.out), matrix)
+        files = write_report(runs, args.experiment, Path(args.out), matrix, pooled)
         transfer = f", {files.transfer_csv} ({len(matrix)} cells)" if files.transfer_csv else ""
         print(f"wrote {files.csv} ({len(runs)} rows){transfer}, {files.html} and {len(files.figures)} figure(s)")
         if not args.no_log:

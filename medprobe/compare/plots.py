@@ -65,36 +65,33 @@ def forest(runs: pd.DataFrame, metric: str, task: str, protocol: str, pooled: pd
         return None
     rows = rows.sort_values(["model", "site"])
     low_col, high_col = f"{metric}_ci_low", f"{metric}_ci_high"
-    entries: list[tuple[str, float, float, float, bool]] = []  # label, value, low, high, pooled
+    entries: list[tuple[str, str, float, float, float]] = []  # kind (site, pooled, prediction), label, value, CI
     for model, sites in rows.groupby("model", sort=True):
         for r in sites.itertuples():
             low = float(getattr(r, low_col)) if low_col in sites else np.nan
             high = float(getattr(r, high_col)) if high_col in sites else np.nan
-            entries.append((f"{model} @ {r.site}", float(getattr(r, metric)), low, high, False))
+            entries.append(("site", f"{model} @ {r.site}", float(getattr(r, metric)), low, high))
         estimate = _pooled_row(pooled, task, str(model), protocol, metric)
         if estimate is not None:
-            entries.append((f"{model} · pooled (I² {estimate['i2']:.0%})", estimate["estimate"],
-                            estimate["ci_low"], estimate["ci_high"], True))
+            entries.append(("pooled", f"{model} · pooled (I² {estimate['i2']:.0%})", estimate["estimate"],
+                            estimate["ci_low"], estimate["ci_high"]))
             if np.isfinite(estimate["pi_low"]):  # three or more sites
-                entries.append(("  prediction interval", estimate["estimate"], estimate["pi_low"],
-                                estimate["pi_high"], True))
+                entries.append(("prediction", "  prediction interval", estimate["estimate"], estimate["pi_low"],
+                                estimate["pi_high"]))
     fig = Figure(figsize=(6.5, 0.9 + 0.35 * len(entries)))
     ax = fig.add_subplot()
-    for position, (label, value, low, high, is_pooled) in zip(range(len(entries) - 1, -1, -1), entries,
-                                                               strict=True):
-        if label.strip() == "prediction interval":
-            if np.isfinite(low) and np.isfinite(high):
-                ax.hlines(position, low, high, color="tab:red", linestyles="dashed")
-            continue
-        if np.isfinite(low) and np.isfinite(high):
-            if is_pooled:
-                ax.fill([low, value, high, value], [position, position + 0.3, position, position - 0.3],
-                        color="tab:red")
-            else:
+    positions = range(len(entries) - 1, -1, -1)
+    for position, (kind, _, value, low, high) in zip(positions, entries, strict=True):
+        interval = np.isfinite(low) and np.isfinite(high)
+        if kind == "site":
+            if interval:
                 ax.hlines(position, low, high, color="0.4")
-        if not is_pooled:
             ax.plot(value, position, "o", color="tab:blue")
-    ax.set_yticks(range(len(entries) - 1, -1, -1), [label for label, *_ in entries])
+        elif kind == "pooled":
+            ax.fill([low, value, high, value], [position, position + 0.3, position, position - 0.3], color="tab:red")
+        else:
+            ax.hlines(position, low, high, color="tab:red", linestyles="dashed")
+    ax.set_yticks(positions, [label for _, label, *_ in entries])
     ax.set_xlabel(metric)
     ax.set_title(f"{task} · {protocol}: {metric} by site, 95 % CI", fontsize=10)
     ax.grid(axis="x", alpha=0.3)

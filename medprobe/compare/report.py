@@ -28,12 +28,15 @@ class ComparisonFiles:
     pooled_csv: Path | None = None
 
 
-def write_report(runs: pd.DataFrame, experiment: str, out: Path, matrix: pd.DataFrame | None = None) -> ComparisonFiles:
-    """`matrix`: the transfer matrix's cells (`medprobe.compare.transfer.transfer_matrix`), if any."""
+def write_report(runs: pd.DataFrame, experiment: str, out: Path, matrix: pd.DataFrame | None = None,
+                 pooled: pd.DataFrame | None = None) -> ComparisonFiles:
+    """`matrix`: the transfer matrix's cells (`medprobe.compare.transfer.transfer_matrix`), if any; `pooled`: the
+    runs' `pooled_table` when the caller has it already (else it is computed here)."""
     out.mkdir(parents=True, exist_ok=True)
     csv = out / "comparison.csv"
     runs.to_csv(csv, index=False)
-    pooled = pooled_table(runs, HEADLINE_METRICS)
+    if pooled is None:
+        pooled = pooled_table(runs, HEADLINE_METRICS)
     pooled_csv = out / "pooled.csv"
     pooled.to_csv(pooled_csv, index=False)
     sections: list[str] = []

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 from scipy.ndimage import gaussian_filter
 
-from medprobe.demo.synthetic import ellipsoid_radius
+from medprobe.demo.synthetic import ellipsoid_radius, nifti_in_mm
 from medprobe.errors import MedprobeError
 
 AGE_RANGE = (55.0, 85.0)
@@ -178,8 +178,4 @@ def _grid(shape: tuple[int, int, int], voxel_mm: float, shift_mm: np.ndarray) ->
 def _nifti(volume: np.ndarray, voxel_mm: float) -> nib.Nifti1Image:
     affine = np.diag([voxel_mm, voxel_mm, voxel_mm, 1.0])
     affine[:3, 3] = -voxel_mm * (np.asarray(volume.shape) - 1) / 2.0
-    image = nib.Nifti1Image(volume, affine)
-    image.set_qform(affine, code=1)
-    image.set_sform(affine, code=1)
-    image.header.set_xyzt_units("mm", "sec")
-    return image
+    return nifti_in_mm(volume, affine, b"medprobe phantom study")

@@ -208,11 +208,16 @@ def mri_image(volume_ras: np.ndarray, axcodes: str) -> nib.Nifti1Image:
     transform = ornt_transform(axcodes2ornt("RAS"), axcodes2ornt(tuple(axcodes)))
     data = apply_orientation(volume_ras, transform)
     affine = ras_affine @ inv_ornt_aff(transform, volume_ras.shape)
-    image = nib.Nifti1Image(np.ascontiguousarray(data), affine)
+    return nifti_in_mm(np.ascontiguousarray(data), affine, b"medprobe synthetic demo")
+
+
+def nifti_in_mm(data: np.ndarray, affine: np.ndarray, description: bytes) -> nib.Nifti1Image:
+    """A NIfTI image whose qform and sform both hold `affine` (scanner coordinates, millimetres)."""
+    image = nib.Nifti1Image(data, affine)
     image.set_qform(affine, code=1)
     image.set_sform(affine, code=1)
     image.header.set_xyzt_units("mm", "sec")
-    image.header["descrip"] = b"medprobe synthetic demo"
+    image.header["descrip"] = description
     return image
 
 

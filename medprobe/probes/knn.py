@@ -168,8 +168,7 @@ def run_knn(
         notes.append(f"k {', '.join(map(str, too_large))} skipped: more than the {n_fit} training rows")
     ks = sorted({k for k in ks if k <= n_fit} | {primary})
     selection = options.get("selection", "primary_k")
-    validated = folds[0].val if len(folds) == 1 else np.empty(0)
-    if selection != "primary_k" and len(validated) and len(ks) > 1:
+    if selection != "primary_k" and len(folds[0].val) and len(ks) > 1:  # a validation split: one fold
         primary, selection_note = _select_k(inputs, folds[0], ks, classes, selection, temperature, options)
         notes.append(selection_note)
     else:
@@ -231,11 +230,9 @@ def _select_k(inputs: ProbeInputs, fold: Fold, ks: list[int], classes: np.ndarra
     y_val = inputs.y[fold.val]
     scores = []
     for k, outputs in probe.predict_many(inputs.X[fold.val], usable).items():
-        if inputs.task_type == "classification":
-            assert classes is not None
-            scores.append((held_out_score(criterion, y_val, align_proba(outputs, probe.classes_, classes), classes), k))
-        else:
-            scores.append((-float(np.mean((outputs - y_val.astype(np.float64)) ** 2)), k))
+        if classes is not None:
+            outputs = align_proba(outputs, probe.classes_, classes)
+        scores.append((held_out_score(criterion, y_val, outputs, classes), k))
     finite = [(score, k) for score, k in scores if np.isfinite(score)]
     if not finite:
         return ks[0], f"k kept at {ks[0]}: validation {criterion} undefined for every k"

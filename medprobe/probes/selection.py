@@ -14,9 +14,12 @@ SELECTION_CRITERIA = ("log_loss", "accuracy", "balanced_accuracy", "auroc")
 PROBABILITY_FLOOR = 1e-15
 
 
-def held_out_score(criterion: str, y: np.ndarray, proba: np.ndarray, classes: np.ndarray) -> float:
+def held_out_score(criterion: str, y: np.ndarray, proba: np.ndarray, classes: np.ndarray | None) -> float:
     """The selection score of held-out probabilities (columns in `classes` order); higher is better, NaN where
-    undefined (AUROC with one class held out)."""
+    undefined (AUROC with one class held out). Regression (`classes` None, `proba` the predicted values): the
+    negative mean squared error, whatever the criterion."""
+    if classes is None:
+        return -float(np.mean((np.asarray(proba, dtype=np.float64) - np.asarray(y, dtype=np.float64)) ** 2))
     if criterion == "log_loss":
         true = proba[np.arange(len(y)), np.searchsorted(classes, y)]
         return float(np.log(np.clip(true, PROBABILITY_FLOOR, 1.0)).mean())
