@@ -11,7 +11,7 @@ from medprobe.lazy_exports import lazy_getattr
 
 __version__ = "0.1.0"
 
-_API = ("compare", "embed_images", "evaluate", "load_encoder", "read_table")
+_API = ("compare", "compare_models", "embed_images", "evaluate", "load_encoder", "read_table")
 
 __all__ = ["__version__", *_API]
 

@@ -4,7 +4,9 @@
 - `embed_images(images, encoder, modality=...)`: vectors for files (any format the readers take) or arrays,
   through the same preprocessing chain as a site job;
 - `read_table(path)`: an embedding table written by `medprobe run` or `medprobe embed`;
-- `evaluate(table, target, ...)`: `medprobe.evaluation.evaluate_task`, the one evaluation function;
+- `evaluate(table, target, ...)`: `medprobe.evaluation.evaluate_task`, the one evaluation function, with the
+  spec's `analysis` (subgroups, label efficiency);
+- `compare_models(evaluations, baselines)`: the paired model comparisons a site job writes to paired.csv;
 - `compare(experiment, tracking_uri)`: the sites-side-by-side table of `medprobe compare`.
 
 Nothing here changes global state: no torch seed, no environment variable, no matplotlib backend.
@@ -21,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from medprobe.errors import MedprobeError
+from medprobe.evaluation.options import AnalysisOptions
 from medprobe.evaluation.suite import EvaluationResult, ProtocolOptionsIn, evaluate_task
 from medprobe.preprocess.options import Modality, Preprocessing, PreprocessOptions
 from medprobe.probes.evaluate import PROTOCOLS
@@ -72,22 +75,41 @@ def read_table(path: str | os.PathLike[str]) -> tuple[pd.DataFrame, np.ndarray, 
 
 def evaluate(table: pd.DataFrame | str | os.PathLike[str], target: str, task_type: str = "classification",
              protocols: ProtocolOptionsIn = PROTOCOLS, embeddings: np.ndarray | None = None, seed: int = 0,
-             out_dir: str | os.PathLike[str] | None = None) -> EvaluationResult:
+             out_dir: str | os.PathLike[str] | None = None,
+             analysis: AnalysisOptions | Mapping[str, Any] | None = None) -> EvaluationResult:
     """Every protocol on an embedding table for the label column `target`: a table file, or a frame with its
     `embeddings` (rows matching). With `out_dir`, the report (metrics.json, predictions, plots) is written there.
-    `result.summary()` is one row per protocol and metric with its 95 % interval."""
+    `result.summary()` is one row per protocol and metric with its 95 % interval. `analysis` (the spec's
+    `analysis:` section, e.g. `{"subgroups": {"columns": ["sex"]}, "label_efficiency": {}}`) adds
+    `result.subgroups` and `result.label_efficiency`; `compare_models` compares two evaluations pairwise."""
     if isinstance(table, pd.DataFrame):
         if embeddings is None:
             raise MedprobeError("evaluate: give `embeddings` (one row per table row) with a DataFrame")
         frame, X = table, np.asarray(embeddings)
     else:
         frame, X, _ = read_table(table)
-    result = evaluate_task(frame, X, target, task_type, protocols, seed)
+    options = analysis if isinstance(analysis, AnalysisOptions | None) else AnalysisOptions.model_validate(analysis)
+    result = evaluate_task(frame, X, target, task_type, protocols, seed, analysis=options)
     if out_dir is not None:
         from medprobe.evaluation.report import write_report
 
         write_report(result, Path(out_dir))
     return result
+
+
+def compare_models(evaluations: Mapping[str, EvaluationResult], baselines: Sequence[str] = (),
+                   every_pair: bool = False, n_resamples: int = 1000, seed: int = 0) -> pd.DataFrame:
+    """Paired comparisons of models evaluated on the same table rows (model → `evaluate(...)` result, one task):
+    each model against each of `baselines`, or every pair; the columns of `paired.csv`, as a site job writes it."""
+    from medprobe.evaluation.paired import compare_evaluations, comparison_pairs
+
+    tasks = {result.target for result in evaluations.values()}
+    if len(tasks) > 1:
+        raise MedprobeError(f"compare_models: the evaluations are of different targets {sorted(tasks)}")
+    pairs = comparison_pairs(list(evaluations), list(baselines), every_pair)
+    if not pairs:
+        raise MedprobeError("compare_models: name a baseline among the models, or pass every_pair=True")
+    return compare_evaluations({tasks.pop(): dict(evaluations)}, pairs, n_resamples, seed).table
 
 
 def compare(experiment: str, tracking_uri: str) -> pd.DataFrame:

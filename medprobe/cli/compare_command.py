@@ -22,7 +22,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     compare.add_argument("--experiment", required=True, help="MLflow experiment name, e.g. medprobe/demo-brain-mri")
     compare.add_argument("--tracking-uri", default=None, help="MLflow URI (default: $MLFLOW_TRACKING_URI)")
     compare.add_argument("--out", default=None,
-                         help="folder for comparison.csv, pooled.csv, transfer.csv, report.html and the figures (PNG)")
+                         help="folder for comparison.csv, pooled.csv, paired.csv, subgroups.csv, subgroup_gaps.csv, "
+                              "label_efficiency.csv, transfer.csv, report.html and the figures (PNG)")
     compare.add_argument("--no-log", action="store_true",
                          help="do not log the comparison as a run of the experiment (it is logged by default "
                               "when --out is given)")
@@ -34,6 +35,7 @@ def handle(args: argparse.Namespace) -> int:
     from medprobe.compare import (
         HEADLINE_METRICS,
         identity_notes,
+        paired_runs,
         pooled_table,
         protocol_runs,
         sites_side_by_side,
@@ -59,10 +61,12 @@ def handle(args: argparse.Namespace) -> int:
     print(format_frame(sites_side_by_side(runs)))
     pooled = pooled_table(runs, HEADLINE_METRICS)
     print_pooled(pooled)
+    paired = paired_runs(store, args.experiment)
+    print_paired(paired)
     matrix = transfer_matrix(runs, transfers)
     print_matrices(matrix)
     if args.out:
-        files = write_report(runs, args.experiment, Path(args.out), matrix, pooled)
+        files = write_report(runs, args.experiment, Path(args.out), matrix, pooled, paired)
         transfer = f", {files.transfer_csv} ({len(matrix)} cells)" if files.transfer_csv else ""
         print(f"wrote {files.csv} ({len(runs)} rows){transfer}, {files.html} and {len(files.figures)} figure(s)")
         if not args.no_log:
@@ -81,6 +85,19 @@ def print_pooled(pooled: pd.DataFrame | None) -> None:
     print(format_frame(shown.set_index(["task", "model", "protocol", "metric"])[columns]))
 
 
+def print_paired(paired: pd.DataFrame | None) -> None:
+    """The paired comparisons of AUROC (classification) and MAE (regression); paired.csv has every metric."""
+    from medprobe.compare.report import PAIRED_SHOWN
+
+    shown = paired[paired["metric"].isin(PAIRED_SHOWN)] if paired is not None else None
+    if shown is None or shown.empty:
+        return
+    print("\n== model vs baseline, paired on the same test subjects (difference model − baseline; "
+          "p_holm: Holm across the rows of a metric) ==")
+    columns = ["difference", "ci_low", "ci_high", "p_value", "p_holm", "delong_p", "favours"]
+    print(format_frame(shown.set_index(["site", "task", "protocol", "model", "baseline", "metric"])[columns]))
+
+
 def print_matrices(matrix: pd.DataFrame) -> None:
     """Each train site × test site grid under its title."""
     from medprobe.compare import matrix_tables, matrix_title
@@ -97,7 +114,7 @@ def _log_comparison(uri: str, experiment: str, files: ComparisonFiles, n_runs: i
     runs = RunRecorder(uri, experiment)
     run = runs.start_run("comparison", {naming.RUN_KIND: "comparison"})
     runs.log(run, metrics={"compare/protocol_runs": n_runs})
-    extra = [p for p in (files.transfer_csv, files.pooled_csv) if p is not None]
+    extra = [p for p in (files.transfer_csv, files.pooled_csv, *files.tables) if p is not None]
     for path in (files.csv, *extra, files.html, *files.figures):
         runs.log_file(run, path, "comparison")
     runs.finish(run)

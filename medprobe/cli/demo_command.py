@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from medprobe.cli.compare_command import print_matrices, print_pooled
+from medprobe.cli.compare_command import print_matrices, print_paired, print_pooled
 from medprobe.cli.exit_codes import EXIT_SKIPPED
 from medprobe.cli.formatting import format_frame
 from medprobe.errors import MedprobeError
@@ -30,11 +30,12 @@ def handle(args: argparse.Namespace) -> int:
         print(f"\n== {experiment}: sites side by side (test metrics; random-init ViT = smoke test only) ==")
         print(format_frame(table))
         print_pooled(result.pooled.get(experiment))
+        print_paired(result.paired.get(experiment))
     db = result.tracking_uri.removeprefix("sqlite:///")
     print(f"\nMLflow store: {result.tracking_uri}")
     print(f"open the UI:  mlflow ui --backend-store-uri sqlite:///{db} --port 5000   (then http://127.0.0.1:5000)")
     print(f"compare:      medprobe compare --experiment {result.experiments[0]} --tracking-uri {result.tracking_uri}")
-    stages = {"generate", "load", "embed", "probe", "log", "transfer", "compare"}
+    stages = {"generate", "load", "embed", "probe", "paired", "log", "transfer", "compare"}
     total = sum(v for k, v in result.seconds.items() if k in stages)
     shares = ", ".join(f"{k} {v:.1f}s" for k, v in result.seconds.items())
     print(f"time:         {total:.1f}s ({shares})")

@@ -14,6 +14,7 @@ from medprobe.probes.options import ProtocolOptions
 
 if TYPE_CHECKING:
     from medprobe.evaluation import EvaluationResult
+    from medprobe.evaluation.options import AnalysisOptions
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -51,6 +52,13 @@ def register(commands: argparse._SubParsersAction) -> None:
                           help="model label for the runs (default: the table's metadata, else the file name)")
     evaluate.add_argument("--no-track", dest="track", action="store_false",
                           help="write the files only; log nothing to MLflow")
+    evaluate.add_argument("--subgroups", default="", metavar="COL[,COL]",
+                          help="table columns to score each group of (subgroups.csv, subgroup_gaps.csv)")
+    evaluate.add_argument("--bins", action="append", default=[], metavar="COL=E0,E1,...",
+                          help="a numeric column cut at these edges into subgroups (repeatable), e.g. age=0,40,65,120")
+    evaluate.add_argument("--label-efficiency", action="store_true",
+                          help="refit the linear probe on 1, 2, 5, 10, 25, 50, 100 %% of the training subjects "
+                               "(label_efficiency.csv)")
     evaluate.set_defaults(handler=handle)
 
 
@@ -63,6 +71,7 @@ def handle(args: argparse.Namespace) -> int:
     outcome = evaluate_file(
         args.embeddings, args.target, args.out, task_type=args.task,
         protocols={protocol: common for protocol in names}, seed=args.seed, device=args.device,
+        analysis=_analysis(args),
     )
     for protocol, result in outcome.results.items():
         shown = ", ".join(f"{k} {v:.3f}" for k, v in result.metrics.items()
@@ -76,6 +85,33 @@ def handle(args: argparse.Namespace) -> int:
     if args.track and outcome.results:
         _track(args, outcome)
     return EXIT_SKIPPED if outcome.failures else EXIT_OK
+
+
+def _analysis(args: argparse.Namespace) -> AnalysisOptions | None:
+    """The subgroup and label-efficiency options the flags ask for; None when they ask for neither."""
+    from pydantic import ValidationError
+
+    from medprobe.errors import MedprobeError
+    from medprobe.evaluation.options import AnalysisOptions, LabelEfficiencyOptions, SubgroupOptions
+    from medprobe.options import format_validation_error
+
+    columns = [c.strip() for c in args.subgroups.split(",") if c.strip()]
+    bins = {}
+    for item in args.bins:
+        column, _, edges = item.partition("=")
+        try:
+            bins[column.strip()] = [float(e) for e in edges.split(",")]
+        except ValueError:
+            raise MedprobeError(f"--bins {item!r}: write COLUMN=EDGE,EDGE,... with numbers, e.g. age=0,40,65,120"
+                                ) from None
+    if not (columns or bins or args.label_efficiency):
+        return None
+    try:
+        subgroups = SubgroupOptions(columns=columns, bins=bins, bootstrap=args.bootstrap) if columns or bins else None
+    except ValidationError as exc:
+        raise MedprobeError(f"--subgroups/--bins: {format_validation_error(exc)}") from None
+    return AnalysisOptions(subgroups=subgroups,
+                           label_efficiency=LabelEfficiencyOptions() if args.label_efficiency else None)
 
 
 def _track(args: argparse.Namespace, outcome: EvaluationResult) -> None:

@@ -1,5 +1,6 @@
 """Cross-site comparison: tables over the runs of an experiment, the transfer matrix, figures and the HTML report."""
 
+from medprobe.compare.analyses import curve_table, paired_runs, subgroup_tables
 from medprobe.compare.identity import identity_notes, model_labels
 from medprobe.compare.pooling import PooledEstimate, pool_sites, pooled_table
 from medprobe.compare.report import ComparisonFiles, write_report
@@ -10,14 +11,17 @@ __all__ = [
     "HEADLINE_METRICS",
     "ComparisonFiles",
     "PooledEstimate",
+    "curve_table",
     "identity_notes",
     "matrix_tables",
     "matrix_title",
     "model_labels",
+    "paired_runs",
     "pool_sites",
     "pooled_table",
     "protocol_runs",
     "sites_side_by_side",
+    "subgroup_tables",
     "transfer_matrix",
     "transfer_runs",
     "write_report",

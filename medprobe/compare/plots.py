@@ -1,5 +1,5 @@
 """Figures for the cross-site report: heatmaps (site × model, train × test site), a forest plot across sites,
-few-shot curves."""
+few-shot curves, subgroup values with their intervals."""
 
 from __future__ import annotations
 
@@ -51,7 +51,7 @@ def _grid(table: pd.DataFrame, metric: str, title: str, xlabel: str = "", ylabel
             ax.add_patch(Rectangle((i - 0.5, i - 0.5), 1, 1, fill=False, edgecolor="white", linewidth=2))
     fig.colorbar(image, ax=ax, label=metric)
     ax.set_title(title)
-    return _png(fig)
+    return figure_png(fig)
 
 
 def forest(runs: pd.DataFrame, metric: str, task: str, protocol: str, pooled: pd.DataFrame | None = None
@@ -95,7 +95,7 @@ def forest(runs: pd.DataFrame, metric: str, task: str, protocol: str, pooled: pd
     ax.set_xlabel(metric)
     ax.set_title(f"{task} · {protocol}: {metric} by site, 95 % CI", fontsize=10)
     ax.grid(axis="x", alpha=0.3)
-    return _png(fig)
+    return figure_png(fig)
 
 
 def _pooled_row(pooled: pd.DataFrame | None, task: str, model: str, protocol: str, metric: str
@@ -126,10 +126,39 @@ def fewshot_curves(runs: pd.DataFrame, task: str, metric: str = "accuracy") -> b
     ax.set_title(f"{task}: few-shot")
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3)
-    return _png(fig)
+    return figure_png(fig)
 
 
-def _png(fig: Figure) -> bytes:
+def subgroup_plot(groups: pd.DataFrame, title: str) -> bytes | None:
+    """Each group's value with its 95 % interval, one row per group and one colour per site × model (the rows of
+    `medprobe.compare.analyses.subgroup_tables` for one task, protocol, attribute and metric)."""
+    rows = groups.dropna(subset=["value"])
+    if rows.empty:
+        return None
+    names = sorted(rows["group"].astype(str).unique())
+    series = list(dict.fromkeys(zip(rows["site"], rows["model"], strict=True)))
+    fig = Figure(figsize=(6.5, 1.4 + 0.45 * len(names) * max(1, len(series)) ** 0.5))
+    ax = fig.add_subplot()
+    offsets = np.linspace(-0.25, 0.25, len(series)) if len(series) > 1 else np.zeros(1)
+    for offset, (site, model) in zip(offsets, series, strict=True):
+        part = rows[(rows["site"] == site) & (rows["model"] == model)]
+        y = np.array([names.index(str(g)) for g in part["group"]]) + offset
+        value = part["value"].to_numpy(float)
+        low, high = part["ci_low"].to_numpy(float), part["ci_high"].to_numpy(float)
+        error = np.vstack([np.nan_to_num(value - low), np.nan_to_num(high - value)])
+        label = model if site == "all" else f"{model} @ {site}"
+        ax.errorbar(value, y, xerr=error, fmt="o", capsize=3, label=label)
+    ax.set_yticks(range(len(names)), names)
+    ax.invert_yaxis()
+    ax.set_xlabel(str(rows["metric"].iloc[0]))
+    ax.set_title(title)
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3, axis="x")
+    return figure_png(fig)
+
+
+def figure_png(fig: Figure) -> bytes:
+    """Any figure of the report (some are drawn by `medprobe.metrics.plots`) as PNG bytes."""
     buffer = io.BytesIO()
     fig.tight_layout()
     fig.savefig(buffer, format="png", dpi=110)

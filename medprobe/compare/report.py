@@ -1,5 +1,8 @@
 """The comparison report: `comparison.csv`, `pooled.csv` (random-effects pooling across sites, columns in
-`medprobe.compare.pooling.POOLED_COLUMNS`), `transfer.csv` (when sites scored each other's heads), one PNG per
+`medprobe.compare.pooling.POOLED_COLUMNS`), `paired.csv` (`site` then `medprobe.evaluation.paired.PAIRED_COLUMNS`),
+`subgroups.csv` and `subgroup_gaps.csv` (site, model, task, protocol, then the columns of
+`medprobe.evaluation.subgroups`; the site is an attribute too), `label_efficiency.csv`
+(`medprobe.compare.analyses.CURVE_COLUMNS`), `transfer.csv` (when sites scored each other's heads), one PNG per
 figure and a self-contained `report.html`."""
 
 from __future__ import annotations
@@ -13,10 +16,15 @@ from pathlib import Path
 import pandas as pd
 
 from medprobe.compare import plots
+from medprobe.compare.analyses import curve_table, subgroup_tables
 from medprobe.compare.identity import identity_notes
 from medprobe.compare.pooling import pooled_table
-from medprobe.compare.table import HEADLINE_METRICS, main_metric, sites_side_by_side
+from medprobe.compare.table import HEADLINE_METRICS, MAIN_METRICS, main_metric, sites_side_by_side, without_analyses
 from medprobe.compare.transfer import matrix_tables
+from medprobe.metrics.plots import label_efficiency_figure
+
+#: The paired rows the HTML shows (one metric per task type); paired.csv has all.
+PAIRED_SHOWN = ("auroc", "mae")
 
 
 @dataclass
@@ -26,15 +34,19 @@ class ComparisonFiles:
     figures: list[Path] = field(default_factory=list)
     transfer_csv: Path | None = None
     pooled_csv: Path | None = None
+    tables: list[Path] = field(default_factory=list)  # paired, subgroups, subgroup gaps, label efficiency
+
+
 
 
 def write_report(runs: pd.DataFrame, experiment: str, out: Path, matrix: pd.DataFrame | None = None,
-                 pooled: pd.DataFrame | None = None) -> ComparisonFiles:
+                 pooled: pd.DataFrame | None = None, paired: pd.DataFrame | None = None) -> ComparisonFiles:
     """`matrix`: the transfer matrix's cells (`medprobe.compare.transfer.transfer_matrix`), if any; `pooled`: the
-    runs' `pooled_table` when the caller has it already (else it is computed here)."""
+    runs' `pooled_table` when the caller has it already (else it is computed here); `paired`: the experiment's
+    `medprobe.compare.analyses.paired_runs`, if any."""
     out.mkdir(parents=True, exist_ok=True)
     csv = out / "comparison.csv"
-    runs.to_csv(csv, index=False)
+    without_analyses(runs).to_csv(csv, index=False)
     if pooled is None:
         pooled = pooled_table(runs, HEADLINE_METRICS)
     pooled_csv = out / "pooled.csv"
@@ -57,6 +69,12 @@ def write_report(runs: pd.DataFrame, experiment: str, out: Path, matrix: pd.Data
         transfer_csv = out / "transfer.csv"
         matrix.to_csv(transfer_csv, index=False)
         sections.append(_transfer_section(out, matrix, figures))
+    groups, gaps = subgroup_tables(runs, HEADLINE_METRICS)
+    curves = curve_table(runs)
+    tables = _write_tables(out, {"paired.csv": paired, "subgroups.csv": groups, "subgroup_gaps.csv": gaps,
+                                 "label_efficiency.csv": curves})
+    analyses = [_paired_section(paired), _subgroup_section(out, groups, gaps, figures),
+                _curve_section(out, curves, figures)]
     table = sites_side_by_side(runs, HEADLINE_METRICS)
     notes = identity_notes(runs, *([matrix] if matrix is not None else []))
     page = _PAGE.format(
@@ -67,11 +85,77 @@ def write_report(runs: pd.DataFrame, experiment: str, out: Path, matrix: pd.Data
         notes="".join(f"<p><b>Note:</b> {html.escape(note)}.</p>" for note in notes),
         table=table.to_html(float_format=lambda v: f"{v:.3f}", na_rep="–") if not table.empty else "",
         pooled=_pooled_section(pooled),
-        sections="\n".join(sections),
+        sections="\n".join([*sections, *analyses]),
     )
     report = out / "report.html"
     report.write_text(page, encoding="utf-8")
-    return ComparisonFiles(csv, report, figures, transfer_csv, pooled_csv)
+    return ComparisonFiles(csv, report, figures, transfer_csv, pooled_csv, tables)
+
+
+def _write_tables(out: Path, tables: dict[str, pd.DataFrame | None]) -> list[Path]:
+    """Each non-empty table as a CSV; a stale file of an empty one is removed."""
+    written = []
+    for name, table in tables.items():
+        path = out / name
+        path.unlink(missing_ok=True)
+        if table is not None and not table.empty:
+            table.to_csv(path, index=False)
+            written.append(path)
+    return written
+
+
+def _paired_section(paired: pd.DataFrame | None) -> str:
+    if paired is None or paired.empty:
+        return ("<h2>Model vs model (paired)</h2><p>No paired comparisons: a site job compares its models when it "
+                "runs two or more, with a baseline among them (analysis.paired).</p>")
+    shown = paired[paired["metric"].isin(PAIRED_SHOWN)]
+    shown = shown if not shown.empty else paired
+    columns = ["site", "task", "protocol", "model", "baseline", "metric", "model_value", "baseline_value",
+               "difference", "ci_low", "ci_high", "p_value", "p_holm", "delong_p", "favours"]
+    return ("<h2>Model vs model (paired, same test subjects)</h2><p>Difference model − baseline on the test samples "
+            "both scored, with a paired subject-bootstrap 95 % interval and two-sided p-value; DeLong's test for "
+            "binary AUROC. p_holm: Holm-corrected across every row of the metric in this report; favours: the "
+            "side the corrected test supports at 5 %. Other metrics are in paired.csv.</p>"
+            + shown[columns].to_html(index=False, float_format=lambda v: f"{v:.3g}", na_rep="–"))
+
+
+def _subgroup_section(out: Path, groups: pd.DataFrame, gaps: pd.DataFrame, figures: list[Path]) -> str:
+    blocks = []
+    for (task, protocol, attribute), rows in groups.groupby(["task", "protocol", "attribute"], sort=True):
+        metric = main_metric(rows.pivot_table(index="group", columns="metric", values="value", aggfunc="first"))
+        if metric is None:
+            continue
+        title = f"{task} · {protocol} · {attribute} · {metric}"
+        png = plots.subgroup_plot(rows[rows["metric"] == metric], title)
+        blocks.append(f"<h3>{html.escape(title)}</h3>"
+                      + _figures(out, [(_file_name(task, protocol, f"subgroups_{attribute}"), title, png)], figures))
+    if not blocks:
+        return ""
+    columns = ["site", "model", "task", "protocol", "attribute", "metric", "best_group", "worst_group", "gap",
+               "gap_ci_low", "gap_ci_high"]
+    return ("<h2>Subgroups</h2><p>Each group's held-out value with its 95 % subject-bootstrap interval (attribute "
+            "<i>site</i>: each site's value). The gap is best − worst group (worst − best for errors); within a "
+            "site its interval is bootstrapped, across sites it is a normal interval from the sites' standard "
+            "errors. Groups too small to score are listed in the sites' runs.</p>"
+            + gaps[columns].to_html(index=False, float_format=lambda v: f"{v:.3f}", na_rep="–") + "".join(blocks))
+
+
+def _curve_section(out: Path, curves: pd.DataFrame, figures: list[Path]) -> str:
+    blocks = []
+    for (task, model, protocol), rows in curves.groupby(["task", "model", "protocol"], sort=True):
+        metric = next((m for m in MAIN_METRICS if m in set(rows["metric"])), None)
+        if metric is None:
+            continue
+        title = f"{task} · {model} · {metric}"
+        figure = label_efficiency_figure(rows[rows["metric"] == metric], title, series="site")
+        png = plots.figure_png(figure) if figure is not None else None
+        blocks.append(_figures(out, [(_file_name(task, model, f"label_efficiency_{protocol}"), title, png)],
+                               figures))
+    if not blocks:
+        return ""
+    return ("<h2>Label efficiency</h2><p>The linear probe refitted on a share of each site's training subjects "
+            "(stratified, repeated draws): the mean over draws with a 95 % subject-bootstrap interval of the test "
+            "set. Values per share are in label_efficiency.csv.</p>" + "".join(blocks))
 
 
 def _pooled_section(pooled: pd.DataFrame) -> str:

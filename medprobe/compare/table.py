@@ -19,10 +19,11 @@ MAIN_METRICS = ("auroc", "balanced_accuracy", "accuracy", "mae", "r2")
 
 
 def protocol_runs(store: TrackingStore, experiment: str) -> pd.DataFrame:
-    """One row per finished protocol run with its key tags, the model's identity and `test/*` metrics (prefix
-    dropped). `model` is the display label (`medprobe.compare.identity`): the model key, qualified when runs of
-    that key measured different models (fingerprints); `model_key`, `fingerprint`, `weights` and `architecture`
-    hold the tags."""
+    """One row per finished protocol run with its key tags, the model's identity, `test/*` metrics (prefix
+    dropped) and the analyses' metrics (`subgroup/...`, `subgroup_gap/...`, `label_efficiency/...`, full names;
+    `medprobe.compare.analyses` reads them). `model` is the display label (`medprobe.compare.identity`): the model
+    key, qualified when runs of that key measured different models (fingerprints); `model_key`, `fingerprint`,
+    `weights` and `architecture` hold the tags."""
     rows = []
     for run in store.results(experiment_id(store, experiment), f"tags.`{naming.RUN_KIND}` = 'protocol'"):
         tags = run.data.tags
@@ -33,7 +34,8 @@ def protocol_runs(store: TrackingStore, experiment: str) -> pd.DataFrame:
             **identity_of(tags),
             "start_time": run.info.start_time,
         }
-        rows.append(row | held_out_metrics(run))
+        analyses = {k: v for k, v in run.data.metrics.items() if k.startswith(naming.ANALYSIS_PREFIXES)}
+        rows.append(row | held_out_metrics(run) | analyses)
     if not rows:
         return pd.DataFrame(columns=list(COLUMNS))
     frame = pd.DataFrame(rows).sort_values("start_time", kind="stable")
@@ -52,6 +54,11 @@ def experiment_id(store: TrackingStore, experiment: str) -> str:
 def held_out_metrics(run: Run) -> dict[str, float]:
     """The run's `test/*` metrics without the prefix."""
     return {k.removeprefix("test/"): v for k, v in run.data.metrics.items() if k.startswith("test/")}
+
+
+def without_analyses(runs: pd.DataFrame) -> pd.DataFrame:
+    """`runs` without the analyses' columns: `comparison.csv`, one column per held-out metric."""
+    return runs[[c for c in runs.columns if not str(c).startswith(naming.ANALYSIS_PREFIXES)]]
 
 
 def main_metric(rows: pd.DataFrame) -> str | None:

@@ -16,6 +16,7 @@ import yaml
 
 from medprobe.compare import (
     HEADLINE_METRICS,
+    paired_runs,
     pooled_table,
     protocol_runs,
     sites_side_by_side,
@@ -28,6 +29,8 @@ from medprobe.spec import load_spec
 from medprobe.tracking import TrackingStore
 
 MRI_PIPELINE = "demo-brain-mri"
+#: Age groups of the demo's subgroup analysis (years; left-closed).
+AGE_BINS = (20, 45, 65, 120)
 FUNDUS_PIPELINE = "demo-fundus"
 
 
@@ -39,6 +42,7 @@ class DemoResult:
     tables: dict[str, pd.DataFrame]
     matrices: dict[str, pd.DataFrame]  # experiment → transfer matrix cells (`medprobe.compare.transfer_matrix`)
     pooled: dict[str, pd.DataFrame] = field(default_factory=dict)  # experiment → `medprobe.compare.pooled_table`
+    paired: dict[str, pd.DataFrame] = field(default_factory=dict)  # experiment → `medprobe.compare.paired_runs`
     seconds: dict[str, float] = field(default_factory=lambda: defaultdict(float))
 
     @property
@@ -79,8 +83,9 @@ def run_demo(out: Path, n_subjects: int = 48, progress: bool = True,
     tables = {name: sites_side_by_side(frame) for name, frame in runs.items()}
     matrices = {name: transfer_matrix(frame, transfer_runs(store, name)) for name, frame in runs.items()}
     pooled = {name: pooled_table(frame, HEADLINE_METRICS) for name, frame in runs.items()}
+    paired = {name: paired_runs(store, name) for name in experiments}
     seconds["compare"] = time.perf_counter() - started
-    return DemoResult(tracking_uri, experiments, reports, tables, matrices, pooled, seconds)
+    return DemoResult(tracking_uri, experiments, reports, tables, matrices, pooled, paired, seconds)
 
 
 def _write_specs(out: Path, site: DemoSite) -> list[Path]:
@@ -93,12 +98,14 @@ def _write_specs(out: Path, site: DemoSite) -> list[Path]:
 
     mri_tasks = [("lesion", "lesion", "classification"), ("age", "age", "regression")]
     tracking = f"sqlite:///{rel(out / 'mlflow.db')}"
+    mri_subgroups = {"columns": ["sex"], "bins": {"age": list(AGE_BINS)}}
     specs = {
         f"{site.name}-brain-mri.yaml": demo_spec(MRI_PIPELINE, site.name, rel(site.mri_manifest), "mri", mri_tasks,
-                                                 tracking, rel(out / "work" / site.name / MRI_PIPELINE)),
+                                                 tracking, rel(out / "work" / site.name / MRI_PIPELINE),
+                                                 mri_subgroups),
         f"{site.name}-fundus.yaml": demo_spec(FUNDUS_PIPELINE, site.name, rel(site.fundus_manifest), "fundus",
                                               [("lesion", "lesion", "classification")], tracking,
-                                              rel(out / "work" / site.name / FUNDUS_PIPELINE)),
+                                              rel(out / "work" / site.name / FUNDUS_PIPELINE), {"columns": ["sex"]}),
     }
     paths = []
     for name, spec in specs.items():
@@ -109,8 +116,9 @@ def _write_specs(out: Path, site: DemoSite) -> list[Path]:
 
 
 def demo_spec(pipeline: str, site: str, manifest: str, modality: str, tasks: list[tuple[str, str, str]],
-              tracking_uri: str, workdir: str) -> dict[str, Any]:
-    """The demo's job spec: a random-init DINOv2 ViT-S/14 (bf16, fast on CPU) and the handcrafted baseline."""
+              tracking_uri: str, workdir: str, subgroups: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The demo's job spec: a random-init DINOv2 ViT-S/14 (bf16, fast on CPU) and the handcrafted baseline, compared
+    pairwise, with `subgroups` and the linear probe's label-efficiency curve (three draws per share)."""
     return {
         "name": pipeline,
         "site": site,
@@ -125,6 +133,7 @@ def demo_spec(pipeline: str, site: str, manifest: str, modality: str, tasks: lis
         ],
         "tasks": [{"name": n, "target": t, "type": kind} for n, t, kind in tasks],
         "protocols": {"linear": {}, "knn": {"k": [5, 10, 20], "primary_k": 10}, "fewshot": {"shots": [1, 2, 4]}},
+        "analysis": {"subgroups": subgroups, "label_efficiency": {"repeats": 3}} if subgroups else {},
         "tracking": {"uri": tracking_uri},
         "workdir": workdir,
     }

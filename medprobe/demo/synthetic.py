@@ -5,6 +5,7 @@ are gzipped NIfTI with proper qform/sform, fundus photographs are 8-bit PNG, and
 manifest. The data are built so that the things ``medprobe`` is meant to reveal are present and known:
 
 * a continuous target (``age``) with a clearly visible correlate (ventricles grow with age);
+* a ``sex`` column that nothing in the images depends on, for the subgroup analysis;
 * a binary target (``lesion``) a 2D model can see in the central axial slices;
 * repeat sessions of some subjects, so a split that is not per subject leaks;
 * a site shift: the second site differs in intensity scale, offset, noise and bias field, stores its
@@ -272,6 +273,12 @@ class _Subject:
     ages: tuple[float, ...]
     seed: int  # root of this subject's random streams, drawn from the site stream
 
+    @property
+    def sex(self) -> str:
+        """"F" or "M", independent of the labels and the images: a subgroup on which no model should differ. Drawn
+        from a stream of its own so the rest of the dataset is the same with or without it."""
+        return "F" if np.random.default_rng([self.seed, 0x5E8]).random() < 0.5 else "M"
+
 
 def _write_site(
     root: Path, name: str, style: SiteStyle, n_subjects: int, rng: np.random.Generator
@@ -296,6 +303,7 @@ def _write_site(
                     "split": subject.split,
                     "lesion": subject.lesion,
                     "age": round(age, 1),
+                    "sex": subject.sex,
                 }
             )
         rel = f"sub-{subject.number:04d}.png"
@@ -307,6 +315,7 @@ def _write_site(
                 "subject_id": subject.subject_id,
                 "split": subject.split,
                 "lesion": subject.fundus_lesion,
+                "sex": subject.sex,
             }
         )
 

@@ -1,4 +1,6 @@
-"""Write an evaluation: `metrics.json`, `predictions/<protocol>.parquet` and `plots/<protocol>_*.png`.
+"""Write an evaluation: `metrics.json`, `predictions/<protocol>.parquet`, `plots/<protocol>_*.png` and, when the
+evaluation ran them, `subgroups.csv` and `subgroup_gaps.csv` (a `protocol` column first, then the columns of
+`medprobe.evaluation.subgroups`) and `label_efficiency.csv` (`medprobe.evaluation.label_efficiency`) with its plot.
 
 Subject ids in the predictions are medprobe pseudonyms: ids that already look like one (`sub-` + 16 hex digits)
 are kept, any other id is replaced by the job's own pseudonym formula (`medprobe.embed.pseudonyms.pseudonym`) with a
@@ -24,6 +26,7 @@ from medprobe.metrics import plots
 from medprobe.metrics.bootstrap import is_interval_key
 
 PSEUDONYM = re.compile(r"^sub-[0-9a-f]{16}$")
+ANALYSIS_FILES = ("subgroups.csv", "subgroup_gaps.csv", "label_efficiency.csv")
 
 
 def pseudonymise(subjects: pd.Series, salt: bytes | None = None) -> pd.Series:
@@ -49,6 +52,7 @@ def write_report(outcome: EvaluationResult, out_dir: Path, salt: bytes | None = 
             _predictions(result.predictions, frame, salt).to_parquet(path, index=False)
             outcome.written.append(path)
         outcome.written.extend(_plots(protocol, result, out_dir / "plots", outcome.task_type))
+    outcome.written.extend(_analysis_files(outcome, out_dir))
     path = out_dir / "metrics.json"
     path.write_text(json.dumps(_summary(outcome), indent=2, allow_nan=False) + "\n")
     outcome.written.insert(0, path)
@@ -75,6 +79,33 @@ def _summary(outcome: EvaluationResult) -> dict[str, Any]:
         "target": outcome.target, "task": outcome.task_type, "n_rows": outcome.n_rows,
         "protocols": protocols, "failed": outcome.failures,
     }
+
+
+def analysis_files(out_dir: Path) -> list[Path]:
+    """The analysis tables `write_report` wrote into `out_dir`."""
+    return [path for name in ANALYSIS_FILES if (path := Path(out_dir) / name).is_file()]
+
+
+def _analysis_files(outcome: EvaluationResult, out_dir: Path) -> list[Path]:
+    written = []
+    for name, kind in (("subgroups.csv", "groups"), ("subgroup_gaps.csv", "gaps")):
+        path = out_dir / name
+        path.unlink(missing_ok=True)  # a re-run without subgroups must not leave the last run's table behind
+        frames = [getattr(result, kind).assign(protocol=protocol) for protocol, result in outcome.subgroups.items()]
+        if frames:
+            table = pd.concat(frames, ignore_index=True)
+            table[["protocol", *table.columns.drop("protocol")]].to_csv(path, index=False)
+            written.append(path)
+    path, plot = out_dir / "label_efficiency.csv", out_dir / "plots" / "linear_label_efficiency.png"
+    path.unlink(missing_ok=True)
+    plot.unlink(missing_ok=True)
+    curve = outcome.label_efficiency
+    if curve is not None and not curve.frame.empty:
+        curve.frame.to_csv(path, index=False)
+        written.append(path)
+        if plots.label_efficiency_plot(plot, curve.frame, f"{outcome.target}: linear probe label efficiency"):
+            written.append(plot)
+    return written
 
 
 def _finite(metrics: dict[str, float]) -> dict[str, float | None]:

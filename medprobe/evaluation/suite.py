@@ -16,7 +16,11 @@ import pandas as pd
 
 from medprobe.errors import MedprobeError, ProbeError
 from medprobe.evaluation.degenerate import degenerate_embeddings_note
+from medprobe.evaluation.label_efficiency import LabelEfficiency, label_efficiency
+from medprobe.evaluation.options import AnalysisOptions
 from medprobe.evaluation.rows import TaskRows
+from medprobe.evaluation.scorers import PREDICTION_PROTOCOLS
+from medprobe.evaluation.subgroups import SubgroupResult, subgroup_metrics
 from medprobe.metrics.bootstrap import is_interval_key
 from medprobe.probes import ALL_PROTOCOLS, PROTOCOLS, ProtocolResult, evaluate_protocol
 from medprobe.probes.evaluate import NOT_APPLICABLE
@@ -36,6 +40,8 @@ class EvaluationResult:
     results: dict[str, ProtocolResult] = field(default_factory=dict)
     failures: dict[str, str] = field(default_factory=dict)
     not_applicable: dict[str, str] = field(default_factory=dict)  # protocols this task type has no use for
+    subgroups: dict[str, SubgroupResult] = field(default_factory=dict)  # per protocol, with `analysis.subgroups`
+    label_efficiency: LabelEfficiency | None = None  # the linear probe's curve, with `analysis.label_efficiency`
     written: list[Path] = field(default_factory=list)
 
     @property
@@ -66,9 +72,15 @@ class EvaluationResult:
         return pd.DataFrame(rows)
 
     def notes(self, protocol: str) -> list[str]:
-        """What the rows left out, then what the protocol noted."""
+        """What the rows left out, then what the protocol and the analyses of it noted."""
         result = self.results.get(protocol)
-        return [*self.rows.notes, *(result.notes if result else [])]
+        return [*self.rows.notes, *(result.notes if result else []), *self.analysis_notes(protocol)]
+
+    def analysis_notes(self, protocol: str) -> list[str]:
+        """What the subgroups and (linear) the label-efficiency curve of `protocol` noted."""
+        subgroups = self.subgroups.get(protocol)
+        curve = self.label_efficiency if protocol == "linear" else None
+        return [*(subgroups.notes if subgroups else []), *(curve.notes if curve else [])]
 
 
 def evaluate_task(
@@ -80,6 +92,7 @@ def evaluate_task(
     seed: int = 0,
     tokens: np.ndarray | None = None,
     device: str | None = None,
+    analysis: AnalysisOptions | None = None,
 ) -> EvaluationResult:
     """Evaluate `X` (one row per row of `table`) for the label column `target` with each protocol.
 
@@ -87,6 +100,9 @@ def evaluate_task(
     of option values, or None for the defaults). `table` needs `subject_id` and `target`; see `TaskRows` for
     which rows are used and how they split. `tokens` (rows matching `table`) feed the attentive protocol. A
     protocol that cannot run on this data is recorded in `failures` with the reason; the others still run.
+    `analysis` adds each protocol's subgroup metrics (`analysis.subgroups`, columns of `table`) and the linear
+    probe's label-efficiency curve (`analysis.label_efficiency`); paired comparisons need two models, so the
+    caller that has them runs `medprobe.evaluation.paired`.
     """
     chosen = dict(protocols) if isinstance(protocols, Mapping) else dict.fromkeys(protocols)
     unknown = [p for p in chosen if p not in ALL_PROTOCOLS]
@@ -118,7 +134,25 @@ def evaluate_task(
             )
         except ProbeError as error:
             outcome.failures[protocol] = str(error)
+    if analysis is not None:
+        _analyse(outcome, analysis, X_rows, seed)
     return outcome
+
+
+def _analyse(outcome: EvaluationResult, analysis: AnalysisOptions, X_rows: np.ndarray, seed: int) -> None:
+    """Subgroups of every protocol whose predictions its metrics score; the linear probe's label-efficiency
+    curve."""
+    if analysis.subgroups is not None and analysis.subgroups.attributes:
+        for protocol, result in outcome.results.items():
+            if protocol in PREDICTION_PROTOCOLS and not result.predictions.empty:
+                outcome.subgroups[protocol] = subgroup_metrics(result.predictions, outcome.frame, outcome.task_type,
+                                                               analysis.subgroups, seed)
+    curve = analysis.label_efficiency
+    if curve is not None and "linear" in outcome.results:
+        rows = outcome.rows
+        outcome.label_efficiency = label_efficiency(
+            X_rows, rows.labels, rows.subjects, rows.split, rows.task_type, outcome.options["linear"],
+            curve.fractions, curve.repeats, seed)
 
 
 def evaluate_and_write(

@@ -7,7 +7,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from medprobe.evaluation.report import protocol_plots
+from medprobe.evaluation.report import analysis_files, protocol_plots
+from medprobe.evaluation.run_metrics import analysis_run_values
 from medprobe.evaluation.suite import EvaluationResult
 from medprobe.tracking import naming
 from medprobe.tracking.recorder import RunRecorder
@@ -37,11 +38,16 @@ def log_evaluation(runs: RunRecorder, outcome: EvaluationResult, metadata: dict[
     for protocol, result in outcome.results.items():
         child = runs.start_run(naming.protocol_run_name(site, model, outcome.target, protocol),
                                {**tags, naming.PROTOCOL: protocol, naming.RUN_KIND: "protocol"}, parent)
-        runs.log_result(child, result, outcome.rows.notes, outcome.rows.sample_ids)
+        runs.log_result(child, result, [*outcome.rows.notes, *outcome.analysis_notes(protocol)],
+                        outcome.rows.sample_ids)
+        metrics, params = analysis_run_values(outcome, protocol)
+        if metrics or params:
+            runs.log(child, metrics=metrics, params=params)
         for plot in protocol_plots(out_dir, protocol):
             runs.log_file(child, plot, "plots")
         runs.finish(child)
-    if (out_dir / "metrics.json").is_file():
-        runs.log_file(parent, out_dir / "metrics.json")
+    for path in [out_dir / "metrics.json", *analysis_files(out_dir)]:
+        if path.is_file():
+            runs.log_file(parent, path)
     runs.finish(parent, failed=bool(outcome.failures) and not outcome.results)
     return parent

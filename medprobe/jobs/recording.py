@@ -3,7 +3,7 @@ heads included), and the runs of the transfer step."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -79,9 +79,11 @@ class JobRecorder:
 
     def log_protocol(self, job: JobRun, model: str, task: TaskSpec, protocol: str, result: ProtocolResult,
                      label_notes: Sequence[str], sample_ids: np.ndarray, head: Sequence[Path] = (),
-                     plots: Sequence[Path] = ()) -> str:
+                     plots: Sequence[Path] = (),
+                     analysis: tuple[Mapping[str, float], Mapping[str, str]] = ({}, {})) -> str:
         """One child run of `job`, finished once all its files are logged; `head` names the files of the probe
-        head it publishes (linear only), `plots` the protocol's figures."""
+        head it publishes (linear only), `plots` the protocol's figures, `analysis` the (metrics, params) of its
+        subgroups and label-efficiency curve (`medprobe.evaluation.run_metrics`)."""
         name = naming.protocol_run_name(self.spec.site, model, task.name, protocol)
         run_id = self.runs.start_run(name, {**job.tags, naming.PROTOCOL: protocol, naming.RUN_KIND: "protocol"},
                                      parent=job.run_id)
@@ -92,6 +94,9 @@ class JobRecorder:
         for plot in plots:
             self.runs.log_file(run_id, plot, "plots")
         self.runs.log_result(run_id, result, label_notes, sample_ids)
+        metrics, params = analysis
+        if metrics or params:
+            self.runs.log(run_id, metrics=metrics, params=params)
         self.runs.finish(run_id, failed=not result.metrics)
         return run_id
 
@@ -120,11 +125,12 @@ class JobRecorder:
         }
         return tags
 
-    def finish_job_run(self, job: JobRun, skipped: Sequence[Skipped], metrics_file: Path | None = None) -> None:
-        """The job run's own files (metrics.json of the evaluation with its intervals, what was skipped), then
-        the run is finished."""
-        if metrics_file is not None and metrics_file.is_file():
-            self.runs.log_file(job.run_id, metrics_file)
+    def finish_job_run(self, job: JobRun, skipped: Sequence[Skipped], files: Sequence[Path] = ()) -> None:
+        """The job run's own files (the evaluation's metrics.json with its intervals, its subgroup and
+        label-efficiency tables; what was skipped), then the run is finished."""
+        for path in files:
+            if path.is_file():
+                self.runs.log_file(job.run_id, path)
         if skipped:
             rows = [{"sample_id": s.sample_id, "reason": s.reason} for s in skipped]
             self.runs.log_json(job.run_id, {"skipped": rows}, "quarantine.json")
@@ -140,4 +146,9 @@ def public_words(spec: PipelineSpec, manifest: pd.DataFrame) -> list[str]:
     for task in spec.tasks:
         if task.type == "classification" and task.target in manifest.columns:
             words += manifest[task.target].dropna().astype(str).unique().tolist()[:1000]
+    subgroups = spec.analysis.subgroups
+    if subgroups is not None:  # group names are logged as parameters and key segments
+        words += subgroups.attributes
+        words += [v for c in subgroups.columns if c in manifest.columns
+                  for v in manifest[c].dropna().astype(str).unique().tolist()[:1000]]
     return words

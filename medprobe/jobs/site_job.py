@@ -18,9 +18,12 @@ import pandas as pd
 from medprobe import __version__
 from medprobe.embed import EmbedResult, EmbedSettings, embed_manifest, resolve_device, site_salt
 from medprobe.errors import ProbeError
-from medprobe.evaluation import TaskRows, evaluate_task, write_report
-from medprobe.evaluation.report import protocol_plots
+from medprobe.evaluation import EvaluationResult, TaskRows, evaluate_task, write_report
+from medprobe.evaluation.paired import PairedComparison
+from medprobe.evaluation.report import analysis_files, protocol_plots
+from medprobe.evaluation.run_metrics import analysis_run_values
 from medprobe.jobs.datasets import site_rows
+from medprobe.jobs.paired_step import paired_step
 from medprobe.jobs.recording import JobRecorder
 from medprobe.jobs.transfer_step import TransferOutcome, offline_message, transfer_step
 from medprobe.jobs.workdir_lock import hold_workdir
@@ -61,6 +64,7 @@ class JobReport:
     offline_reason: str | None = None
     transfers: list[TransferOutcome] = field(default_factory=list)
     transfer_notes: list[str] = field(default_factory=list)
+    paired: PairedComparison = field(default_factory=lambda: PairedComparison(pd.DataFrame()))
     failed_runs: list[str] = field(default_factory=list)  # runs logged as FAILED (no usable result)
 
     @property
@@ -88,7 +92,7 @@ def run_job(spec: PipelineSpec, progress: bool = True, say: Callable[[str], None
     `medprobe sync` later."""
     workdir = spec.workdir
     workdir.mkdir(parents=True, exist_ok=True)
-    manifest = site_rows(load_manifest(spec.data.manifest, [t.target for t in spec.tasks]), spec.site,
+    manifest = site_rows(load_manifest(spec.data.manifest, spec.manifest_columns), spec.site,
                          spec.data.manifest)
     with hold_workdir(workdir):
         with JobRecorder(spec, manifest, offline=offline) as recorder:
@@ -108,6 +112,7 @@ def _embed_and_evaluate(spec: PipelineSpec, manifest: pd.DataFrame, recorder: Jo
     salt = site_salt(spec.workdir)
     quarantine: list[dict[str, str]] = []
     tables: list[tuple[FeatureSpace, EmbedResult]] = []
+    evaluations: dict[str, dict[str, EvaluationResult]] = defaultdict(dict)
     for model_spec in spec.models:
         encoder = _build_encoder(model_spec, say)
         chain = PreprocessChain(spec.data, encoder.preprocessing)
@@ -123,8 +128,12 @@ def _embed_and_evaluate(spec: PipelineSpec, manifest: pd.DataFrame, recorder: Jo
         space = FeatureSpace.of_encoder(model_spec.key, encoder, chain.describe())
         X = embedded.embeddings() if len(embedded) else np.zeros((0, 0))  # read once for every task
         for task in spec.tasks:
-            _evaluate_task(spec, space, task, embedded, X, recorder, report, say, salt)
+            evaluations[task.name][space.model] = _evaluate_task(spec, space, task, embedded, X, recorder, report,
+                                                                 say, salt)
         tables.append((space, embedded))
+    started = time.perf_counter()
+    report.paired = paired_step(spec, [space for space, _ in tables], evaluations, recorder, say)
+    report.seconds["paired"] += time.perf_counter() - started
     _transfer(spec, tables, recorder, report, say)
     return quarantine
 
@@ -143,7 +152,7 @@ def _embed(spec: PipelineSpec, model_spec: ModelSpec, encoder: Encoder, chain: P
     settings = EmbedSettings(
         site=spec.site,
         salt=salt,
-        label_columns=tuple(dict.fromkeys(t.target for t in spec.tasks)),
+        label_columns=tuple(spec.manifest_columns),
         modality=spec.data.modality,
         batch_size=model_spec.batch_size,
         precision=model_spec.precision,
@@ -167,13 +176,14 @@ def _precision_note(embedded: EmbedResult) -> str:
 
 def _evaluate_task(spec: PipelineSpec, space: FeatureSpace, task: TaskSpec, embedded: EmbedResult,
                    embeddings: np.ndarray, recorder: JobRecorder, report: JobReport, say: Callable[[str], None],
-                   salt: bytes) -> None:
-    """Every protocol on the rows labelled for `task` (`evaluate_task`, as `medprobe evaluate` runs it), the linear
-    head published, and the runs logged; `embeddings` are the table's vectors, all rows."""
+                   salt: bytes) -> EvaluationResult:
+    """Every protocol on the rows labelled for `task` (`evaluate_task`, as `medprobe evaluate` runs it) with the
+    spec's subgroups and label-efficiency curve, the linear head published, and the runs logged; `embeddings` are
+    the table's vectors, all rows."""
     started = time.perf_counter()
     tokens = embedded.tokens() if spec.protocols.attentive is not None and len(embedded) else None
     evaluation = evaluate_task(embedded.frame, embeddings, task.target, task.type, spec.protocols.enabled(),
-                               spec.seed, tokens=tokens)
+                               spec.seed, tokens=tokens, analysis=spec.analysis)
     rows = evaluation.rows
     heads: dict[str, list[Path]] = {}
     linear = spec.protocols.linear
@@ -199,13 +209,16 @@ def _evaluate_task(spec: PipelineSpec, space: FeatureSpace, task: TaskSpec, embe
             say(f"  SKIPPED {message}")
             result = ProtocolResult(metrics={}, predictions=pd.DataFrame(), params={}, n_train=0, n_test=0,
                                     notes=[reason])
-        run_ids[protocol] = recorder.log_protocol(job_run, space.model, task, protocol, result, rows.notes,
+        run_ids[protocol] = recorder.log_protocol(job_run, space.model, task, protocol, result,
+                                                  [*rows.notes, *evaluation.analysis_notes(protocol)],
                                                   rows.sample_ids, heads.get(protocol, []),
-                                                  protocol_plots(folder, protocol))
+                                                  protocol_plots(folder, protocol),
+                                                  analysis_run_values(evaluation, protocol))
         report.outcomes.append(ProtocolOutcome(space.model, task.name, protocol, result.metrics,
-                                               rows.notes + result.notes, run_ids[protocol]))
-    recorder.finish_job_run(job_run, embedded.skipped, folder / "metrics.json")
+                                               evaluation.notes(protocol), run_ids[protocol]))
+    recorder.finish_job_run(job_run, embedded.skipped, [folder / "metrics.json", *analysis_files(folder)])
     report.seconds["log"] += time.perf_counter() - started
+    return evaluation
 
 
 def _publish_head(spec: PipelineSpec, space: FeatureSpace, task: TaskSpec, X: np.ndarray, rows: TaskRows,

@@ -46,6 +46,20 @@ def is_interval_key(name: str) -> bool:
     return name.endswith(INTERVAL_SUFFIXES)
 
 
+def bootstrap_values(scorer: Scorer, subjects: np.ndarray, n_resamples: int = N_RESAMPLES, seed: int = 0
+                     ) -> dict[str, np.ndarray]:
+    """Every value `scorer(W)` returns, for each of `n_resamples` subject resamples: name → (n_resamples,). The
+    resamples depend only on `subjects` (their order of first appearance) and `seed`, so two scorers on the same rows
+    see the same resamples: what a paired comparison needs."""
+    codes, drawn = subject_resamples(subjects, n_resamples, seed)
+    chunk = max(1, _CHUNK_ELEMENTS // max(len(codes), 1))
+    parts: dict[str, list[np.ndarray]] = {}
+    for start in range(0, n_resamples, chunk):
+        for name, values in scorer(resample_weights(codes, drawn[start : start + chunk])).items():
+            parts.setdefault(name, []).append(values)
+    return {name: np.concatenate(chunks) for name, chunks in parts.items()}
+
+
 def bootstrap_intervals(
     scorer: Scorer,
     subjects: np.ndarray,
@@ -57,29 +71,28 @@ def bootstrap_intervals(
     deviation of the resampled values; notes for metrics undefined in many resamples."""
     if n_resamples < 1 or len(subjects) == 0:
         return {}, []
-    codes, drawn = subject_resamples(subjects, n_resamples, seed)
-    if drawn.shape[1] < 2:
+    if len(np.unique(np.asarray(subjects).astype(str))) < 2:
         return {}, ["a single test subject: no bootstrap confidence intervals"]
-    chunk = max(1, _CHUNK_ELEMENTS // max(len(codes), 1))
-    parts: dict[str, list[np.ndarray]] = {}
-    for start in range(0, n_resamples, chunk):
-        for name, values in scorer(resample_weights(codes, drawn[start : start + chunk])).items():
-            parts.setdefault(name, []).append(values)
     intervals, notes, sparse = {}, [], []
-    tail = 100 * (1 - level) / 2
-    for name, chunks in parts.items():
-        values = np.concatenate(chunks)
+    for name, values in bootstrap_values(scorer, subjects, n_resamples, seed).items():
         finite = values[np.isfinite(values)]
         if len(finite) < 0.5 * n_resamples:
             sparse.append(name)
             continue
         if len(finite) < n_resamples:
             notes.append(f"{name}: interval from the {len(finite)} of {n_resamples} resamples where it is defined")
-        low, high = np.percentile(finite, [tail, 100 - tail])
-        intervals[name] = (float(low), float(high), float(np.std(finite, ddof=1)))
+        low, high = percentile_interval(finite, level)
+        intervals[name] = (low, high, float(np.std(finite, ddof=1)))
     if sparse:
         notes.append(f"no bootstrap interval for {', '.join(sparse)}: undefined in most resamples")
     return intervals, notes
+
+
+def percentile_interval(values: np.ndarray, level: float = LEVEL) -> tuple[float, float]:
+    """The percentile bootstrap interval of the resampled `values` (finite ones)."""
+    tail = 100 * (1 - level) / 2
+    low, high = np.percentile(values, [tail, 100 - tail])
+    return float(low), float(high)
 
 
 def with_intervals(metrics: dict[str, float], intervals: dict[str, tuple[float, float, float]]

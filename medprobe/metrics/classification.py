@@ -37,8 +37,10 @@ def classification_scores(
     ordinal: bool = False,
     threshold: float = THRESHOLD,
     class_names: list[str] | None = None,
+    calibration: bool = True,
 ) -> dict[str, np.ndarray]:
-    """Every metric for each column of weights `W` (n, B); `codes` from `encode_labels`. Values are (B,) arrays."""
+    """Every metric for each column of weights `W` (n, B); `codes` from `encode_labels`. Values are (B,) arrays.
+    `calibration=False` leaves out the ECE, the costliest of them, for callers that do not report it."""
     C, B = n_classes, W.shape[1]
     names = class_names or [str(c) for c in range(C)]
     predicted = proba.argmax(axis=1)
@@ -73,7 +75,9 @@ def classification_scores(
             true_negatives = negatives - (predicted_count[:, :C] - tp[:, :C])
             out["sensitivity"] = _nanmean(recall[:, :C])
             out["specificity"] = _nanmean(np.where(negatives > 0, true_negatives / negatives, np.nan))
-        out["ece"] = weighted.expected_calibration_error(W, proba.max(axis=1), (predicted == codes).astype(np.float64))
+        if calibration:
+            out["ece"] = weighted.expected_calibration_error(W, proba.max(axis=1),
+                                                             (predicted == codes).astype(np.float64))
 
     if C == 2:
         positive = codes == 1

@@ -1,4 +1,5 @@
-"""Plots of pooled predictions: ROC curves, confusion matrix, reliability diagram, metric against shots (PNG)."""
+"""Plots of pooled predictions: ROC curves, confusion matrix, reliability diagram, metric against shots and against
+the share of training subjects (PNG)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from sklearn.metrics import roc_curve
@@ -97,6 +99,32 @@ def shots_plot(path: Path, metrics: Mapping[str, float], title: str) -> bool:
         _finish(axes, "shots per class (subjects)", "accuracy", title, legend=True, square=False)
         figure.savefig(path, dpi=100, bbox_inches="tight")
     return drawn
+
+
+def label_efficiency_plot(path: Path, curve: pd.DataFrame, title: str, series: str = "metric") -> bool:
+    """`label_efficiency_figure` written to `path`; False (nothing written) if there is nothing to draw."""
+    figure = label_efficiency_figure(curve, title, series)
+    if figure is not None:
+        figure.savefig(path, dpi=100, bbox_inches="tight")
+    return figure is not None
+
+
+def label_efficiency_figure(curve: pd.DataFrame, title: str, series: str = "metric") -> Figure | None:
+    """Value (with its interval) against the percentage of training subjects, one line per value of `series` (a
+    metric, or a site in `medprobe compare`), on a log axis."""
+    curve = curve.dropna(subset=["value"])
+    if curve.empty:
+        return None
+    figure = Figure(figsize=(5.5, 4))
+    axes = figure.add_subplot()
+    for name, line in curve.sort_values("percent").groupby(series, sort=True):
+        axes.plot(line["percent"], line["value"], marker="o", label=str(name))
+        axes.fill_between(line["percent"], line["ci_low"], line["ci_high"], alpha=0.2)
+    percents = sorted(curve["percent"].unique())
+    axes.set_xscale("log")
+    axes.set_xticks(percents, [f"{p:g}" for p in percents])
+    _finish(axes, "training subjects (%)", "held-out value", title, legend=True, square=False)
+    return figure
 
 
 def _finish(axes: Axes, xlabel: str, ylabel: str, title: str, legend: bool, square: bool = True) -> None:

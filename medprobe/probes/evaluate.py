@@ -86,7 +86,7 @@ def evaluate_protocol(
 
 def _run(runner: Runner, inputs: ProbeInputs, options: dict, seed: int) -> ProtocolResult:
     folds, fold_notes = make_folds(inputs, options["folds"], seed)
-    classes, class_notes = _training_classes(inputs, folds)
+    classes, class_notes = training_classes(inputs, folds)
     result = runner(inputs, folds, classes, options, seed)
     result.notes = [*fold_notes, *class_notes, *result.notes]
     return result
@@ -114,7 +114,7 @@ def _combine(results: list[ProtocolResult], seed: int) -> ProtocolResult:
     return ProtocolResult(metrics, first.predictions, params, first.n_train, first.n_test, notes)
 
 
-def _training_classes(inputs: ProbeInputs, folds: list[Fold]) -> tuple[np.ndarray | None, list[str]]:
+def training_classes(inputs: ProbeInputs, folds: list[Fold]) -> tuple[np.ndarray | None, list[str]]:
     """The classes a probe can predict; every fold must train on at least two of them."""
     if inputs.task_type != "classification":
         return None, []

@@ -10,8 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
+from medprobe.evaluation.options import AnalysisOptions
 from medprobe.options import StrictModel
 from medprobe.preprocess.options import PreprocessOptions
 from medprobe.probes.options import ProtocolsOptions
@@ -63,6 +64,7 @@ class PipelineSpec(StrictModel):
     models: list[ModelSpec] = Field(min_length=1)
     tasks: list[TaskSpec] = Field(min_length=1)
     protocols: ProtocolsOptions
+    analysis: AnalysisOptions = AnalysisOptions()
     tracking: TrackingOptions = TrackingOptions()
     workdir: Path = Path("medprobe-work")
     seed: int = 0
@@ -79,6 +81,21 @@ class PipelineSpec(StrictModel):
     def _unique_tasks(cls, value: list[TaskSpec]) -> list[TaskSpec]:
         _require_unique([t.name for t in value], "task")
         return value
+
+    @model_validator(mode="after")
+    def _known_baselines(self) -> PipelineSpec:
+        keys = [m.key for m in self.models]
+        unknown = [b for b in self.analysis.paired.baselines or [] if b not in keys]
+        if unknown:
+            raise ValueError(f"analysis.paired.baselines names {unknown}, which are not models of this spec "
+                             f"(models: {', '.join(keys)})")
+        return self
+
+    @property
+    def manifest_columns(self) -> list[str]:
+        """The manifest columns the job reads besides path and subject: task targets, then subgroup attributes."""
+        subgroups = self.analysis.subgroups
+        return list(dict.fromkeys([*(t.target for t in self.tasks), *(subgroups.attributes if subgroups else [])]))
 
     @property
     def experiment_name(self) -> str:

@@ -13,6 +13,8 @@ embeddings in a top-level run named `train_site → site · model · task · tra
 
 from __future__ import annotations
 
+import re
+
 TAG_PREFIX = "medprobe."
 SITE = "medprobe.site"
 MODEL = "medprobe.model"
@@ -33,6 +35,8 @@ TRAIN_SITE = "medprobe.train_site"
 #: On a linear protocol run: the artifact folder of the probe head it published.
 HEAD = "medprobe.head"
 HEAD_RUN_UID = "medprobe.head_run_uid"
+#: On a paired-comparison run (`medprobe.jobs.paired_step`): the model the run's model was compared with.
+BASELINE = "medprobe.baseline"
 #: Identity of a run across the offline bundle and the server: what makes `medprobe sync` idempotent.
 RUN_UID = "medprobe.run_uid"
 #: Identity of a job (experiment, site, pipeline, workdir; hashed) and of one attempt at it: a re-run closes the runs
@@ -62,6 +66,30 @@ def protocol_run_name(site: str, model: str, task: str, protocol: str) -> str:
 
 def transfer_run_name(train_site: str, site: str, model: str, task: str) -> str:
     return f"{train_site} → {job_run_name(site, model, task)} · transfer"
+
+
+#: A protocol run's analyses (`medprobe.evaluation.run_metrics`): subgroup metrics, subgroup gaps, the linear
+#: probe's label-efficiency curve.
+SUBGROUP_PREFIX = "subgroup/"
+GAP_PREFIX = "subgroup_gap/"
+LABEL_EFFICIENCY_PREFIX = "label_efficiency/"
+ANALYSIS_PREFIXES = (SUBGROUP_PREFIX, GAP_PREFIX, LABEL_EFFICIENCY_PREFIX)
+
+
+def percent_key(percent: float) -> str:
+    """The label-efficiency key segment of a share of training subjects: `pct_2.5`."""
+    return f"pct_{percent:g}"
+
+
+def paired_run_name(site: str, model: str, baseline: str, task: str, protocol: str) -> str:
+    return f"{job_run_name(site, f'{model} vs {baseline}', task)} · {protocol}"
+
+
+def key_part(text: str) -> str:
+    """`text` as one segment of an MLflow metric or parameter key: letters, digits, `_ - .` and spaces are kept,
+    anything else becomes `_` (a subgroup value such as "Siemens/Skyra" or "≥60" stays one readable segment)."""
+    part = re.sub(r"[^\w.\- ]", "_", str(text), flags=re.ASCII).strip()
+    return part if part.strip(".") else f"_{part}"
 
 
 def test_metric(name: str) -> str:

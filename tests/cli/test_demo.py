@@ -66,6 +66,55 @@ def test_demo_end_to_end(demo: tuple[Path, subprocess.CompletedProcess[str]], tm
     assert (tmp_path / "cmp" / "transfer.csv").read_text().count("\n") == 2 * 2 * 4 + 1
 
 
+def test_demo_compares_models_pairwise_pools_sites_and_logs_subgroups_and_curves(
+        demo: tuple[Path, subprocess.CompletedProcess[str]], tmp_path: Path) -> None:
+    """The random-init DINOv2 against the handcrafted baseline on each site's test subjects, the sites pooled with
+    I², every linear run's label-efficiency curve and subgroups (here all too small: 10 subjects a site), and the
+    comparison report's sections."""
+    out, done = demo
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "pooled across sites" in done.stdout and "i2" in done.stdout
+    assert "model vs baseline, paired" in done.stdout
+    paired_lines = [line for line in done.stdout.splitlines() if "dinov2_vits14 handcrafted" in line]
+    assert paired_lines, done.stdout[-3000:]
+
+    client = MlflowClient(f"sqlite:///{out / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("medprobe/demo-brain-mri").experiment_id
+    paired = client.search_runs([experiment], "tags.`medprobe.run_kind` = 'paired'")
+    assert {(r.data.tags["medprobe.site"], r.data.tags["medprobe.task"], r.data.tags["medprobe.protocol"],
+             r.data.tags["medprobe.model"], r.data.tags["medprobe.baseline"]) for r in paired} == {
+        (site, task, protocol, "dinov2_vits14", "handcrafted") for site in ("site-a", "site-b")
+        for task in ("lesion", "age") for protocol in ("linear", "knn")}  # few-shot: means over episodes
+    lesion = next(r for r in paired if r.data.tags["medprobe.task"] == "lesion")
+    assert {"paired/auroc/difference", "paired/auroc/ci_low", "paired/auroc/p_value", "paired/auroc/delong_p",
+            "paired/auroc/p_holm"} <= set(lesion.data.metrics)
+
+    linear = client.search_runs([experiment], "tags.`medprobe.run_kind` = 'protocol' and "
+                                              "tags.`medprobe.protocol` = 'linear'")
+    for run in linear:
+        metrics, params = run.data.metrics, run.data.params
+        assert any(k.startswith("label_efficiency/pct_100/") for k in metrics)
+        assert any(k.startswith("subgroup/sex/") and k.endswith("/n_subjects") for k in metrics)
+        assert "subgroup/age/too_small" in params or any(k.startswith("subgroup/age/") for k in metrics)
+
+    compare = subprocess.run(
+        [sys.executable, "-m", "medprobe.cli.main", "compare", "--experiment", "medprobe/demo-brain-mri",
+         "--tracking-uri", f"sqlite:///{out / 'mlflow.db'}", "--out", str(tmp_path / "cmp"), "--no-log"],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert compare.returncode == 0, compare.stderr[-2000:]
+    report = (tmp_path / "cmp" / "report.html").read_text(encoding="utf-8")
+    for section in ("Pooled across sites", "Model vs model", "Subgroups", "Label efficiency"):
+        assert section in report
+    import pandas as pd
+
+    assert len(pd.read_csv(tmp_path / "cmp" / "paired.csv")) >= 2 * 2 * 2
+    groups = pd.read_csv(tmp_path / "cmp" / "subgroups.csv")
+    assert set(groups.loc[groups["attribute"] == "site", "group"]) == {"site-a", "site-b"}
+    curves = pd.read_csv(tmp_path / "cmp" / "label_efficiency.csv")
+    assert set(curves["site"]) == {"site-a", "site-b"} and 100 in set(curves["percent"])
+
+
 def test_readme_python_example_runs_on_the_demo_folder(demo: tuple[Path, subprocess.CompletedProcess[str]]) -> None:
     """The README's "Python API" block, as written, from the folder that holds `medprobe-demo`."""
     out, done = demo

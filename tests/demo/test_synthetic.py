@@ -53,8 +53,8 @@ def test_layout_and_manifest_columns(dataset: DemoDataset) -> None:
         assert site.mri_manifest == dataset.root / site.name / "mri" / "manifest.csv"
         assert site.fundus_manifest == dataset.root / site.name / "fundus" / "manifest.csv"
         mri, fundus = pd.read_csv(site.mri_manifest), pd.read_csv(site.fundus_manifest)
-        assert list(mri.columns) == ["path", "subject_id", "split", "lesion", "age"]
-        assert list(fundus.columns) == ["path", "subject_id", "split", "lesion"]
+        assert list(mri.columns) == ["path", "subject_id", "split", "lesion", "age", "sex"]
+        assert list(fundus.columns) == ["path", "subject_id", "split", "lesion", "sex"]
         assert fundus.subject_id.nunique() == len(fundus) == N_SUBJECTS
         assert mri.subject_id.nunique() == N_SUBJECTS
         for frame, folder, pattern in (

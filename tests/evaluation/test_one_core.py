@@ -92,3 +92,61 @@ def test_cli_defaults_are_the_option_models_defaults() -> None:
     for model in OPTION_MODELS.values():  # every protocol shares the common defaults, written once
         for option in ProtocolOptions.model_fields:
             assert field_default(model, option) == field_default(ProtocolOptions, option)
+
+
+def test_paired_subgroups_and_curve_are_the_same_through_run_evaluate_and_the_api(volume_dataset, write_spec,
+                                                                                   tmp_path: Path) -> None:
+    """A site job with two models, subgroups and a label-efficiency curve writes paired.csv, subgroups.csv and
+    label_efficiency.csv; `medprobe evaluate --subgroups --bins --label-efficiency` on the job's table and
+    `medprobe.evaluate(..., analysis=...)` + `medprobe.compare_models` give the same numbers, and the job logs them
+    to MLflow under `subgroup/`, `subgroup_gap/`, `label_efficiency/` and paired runs."""
+    manifest = volume_dataset(n=24, split=False)
+    frame = pd.read_csv(manifest)
+    frame["sex"] = np.where(np.arange(len(frame)) % 3 == 0, "F", "M")
+    frame.to_csv(manifest, index=False)
+    protocols = {"linear": {"bootstrap": 50}, "knn": {"k": [3], "primary_k": 3, "bootstrap": 50}}
+    analysis = {"paired": {"baselines": ["handcrafted"], "bootstrap": 50},
+                "subgroups": {"columns": ["sex"], "bins": {"age": [40, 50, 70]}, "min_subjects": 3, "bootstrap": 50},
+                "label_efficiency": {"fractions": [0.25, 1.0], "repeats": 2}}
+    models = [{"name": "handcrafted"}, {"name": "handcrafted", "alias": "coarse", "options": {"bins": 8}}]
+    spec = write_spec(manifest, protocols=protocols, analysis=analysis, models=models)
+    assert main(["run", str(spec), "--no-progress"]) == 0
+    work = tmp_path / "work" / "evaluation"
+    paired = pd.read_csv(work / "paired.csv").fillna({"favours": ""})
+    assert set(zip(paired["model"], paired["baseline"], strict=True)) == {("coarse", "handcrafted")}
+    assert set(paired["protocol"]) == {"linear", "knn"} and paired["p_holm"].notna().all()
+
+    table = tmp_path / "work" / "embeddings" / "coarse.parquet"
+    out = tmp_path / "evaluated"
+    assert main(["evaluate", "--embeddings", str(table), "--target", "label", "--protocols", "linear,knn",
+                 "--bootstrap", "50", "--subgroups", "sex", "--bins", "age=40,50,70", "--label-efficiency",
+                 "--out", str(out), "--no-track"]) == 0
+    job = work / "coarse" / "lesion"
+    from_evaluate = pd.read_csv(out / "subgroups.csv")
+    assert set(from_evaluate["attribute"]) == {"sex", "age"}
+    # evaluate takes the linear/k-NN defaults but for --bootstrap; the spec set k: compare the linear rows
+    from_run = pd.read_csv(job / "subgroups.csv")
+    pd.testing.assert_frame_equal(from_run[from_run["protocol"] == "linear"].reset_index(drop=True),
+                                  from_evaluate[from_evaluate["protocol"] == "linear"].reset_index(drop=True))
+    assert (pd.read_csv(job / "label_efficiency.csv")["percent"].unique() == [25, 100]).all()
+
+    results = {model: medprobe.evaluate(tmp_path / "work" / "embeddings" / f"{model}.parquet", "label",
+                                        protocols=protocols, analysis=analysis)
+               for model in ("handcrafted", "coarse")}
+    api_paired = medprobe.compare_models(results, baselines=["handcrafted"], n_resamples=50)
+    pd.testing.assert_frame_equal(api_paired.drop(columns="task"), paired.drop(columns="task"), check_dtype=False)
+    pd.testing.assert_frame_equal(results["coarse"].subgroups["linear"].groups,
+                                  from_run[from_run["protocol"] == "linear"].drop(columns="protocol")
+                                  .reset_index(drop=True), check_dtype=False)
+
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("medprobe/unit").experiment_id
+    linear = client.search_runs([experiment], "tags.`medprobe.protocol` = 'linear' and tags.`medprobe.model` = "
+                                              "'coarse' and tags.`medprobe.run_kind` = 'protocol'")
+    metrics = linear[0].data.metrics
+    assert "label_efficiency/pct_25/auroc" in metrics and "label_efficiency/pct_100/n_subjects" in metrics
+    assert any(k.startswith("subgroup/sex/F/") for k in metrics)
+    assert any(k.startswith("subgroup_gap/") for k in metrics) or "subgroup/age/too_small" in linear[0].data.params
+    assert len(client.search_runs([experiment], "tags.`medprobe.run_kind` = 'paired'")) == 2
