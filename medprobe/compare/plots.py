@@ -20,18 +20,18 @@ def heatmap(runs: pd.DataFrame, metric: str, task: str, protocol: str) -> bytes 
     if metric not in rows or rows[metric].isna().all():
         return None
     table = rows.pivot_table(index="model", columns="site", values=metric, aggfunc="last")
-    return _grid(table, metric, f"{task} · {protocol} · {metric}")
+    return grid_png(table, metric, f"{task} · {protocol} · {metric}")
 
 
 def transfer_heatmap(grid: pd.DataFrame, metric: str, title: str) -> bytes:
     """A train site × test site grid (`medprobe.compare.transfer.matrix_tables`); empty cells stay blank, the
     diagonal (each site's own probe) is outlined."""
-    return _grid(grid, metric, title, xlabel="test site", ylabel="train site (head)", outline_diagonal=True)
+    return grid_png(grid, metric, title, xlabel="test site", ylabel="train site (head)", outline_diagonal=True)
 
 
-def _grid(table: pd.DataFrame, metric: str, title: str, xlabel: str = "", ylabel: str = "",
-          outline_diagonal: bool = False) -> bytes:
-    """An annotated heatmap of a numeric table."""
+def grid_png(table: pd.DataFrame, metric: str, title: str, xlabel: str = "", ylabel: str = "",
+             outline_diagonal: bool = False) -> bytes:
+    """An annotated heatmap of a numeric table (a site × model grid, a transfer matrix, a model × model CKA)."""
     fig = Figure(figsize=(1.6 + 1.1 * table.shape[1], 1.2 + 0.5 * table.shape[0]))
     ax = fig.add_subplot()
     values = table.to_numpy(dtype=float)

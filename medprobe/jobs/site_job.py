@@ -23,6 +23,7 @@ from medprobe.evaluation.paired import PairedComparison
 from medprobe.evaluation.report import analysis_files, protocol_plots
 from medprobe.evaluation.run_metrics import analysis_run_values
 from medprobe.jobs.datasets import site_rows
+from medprobe.jobs.diagnostics_step import diagnostics_step
 from medprobe.jobs.paired_step import paired_step
 from medprobe.jobs.recording import JobRecorder
 from medprobe.jobs.transfer_step import TransferOutcome, offline_message, transfer_step
@@ -65,6 +66,7 @@ class JobReport:
     transfers: list[TransferOutcome] = field(default_factory=list)
     transfer_notes: list[str] = field(default_factory=list)
     paired: PairedComparison = field(default_factory=lambda: PairedComparison(pd.DataFrame()))
+    diagnostics: pd.DataFrame = field(default_factory=pd.DataFrame)  # per model (`medprobe.jobs.diagnostics_step`)
     failed_runs: list[str] = field(default_factory=list)  # runs logged as FAILED (no usable result)
 
     @property
@@ -134,6 +136,9 @@ def _embed_and_evaluate(spec: PipelineSpec, manifest: pd.DataFrame, recorder: Jo
     started = time.perf_counter()
     report.paired = paired_step(spec, [space for space, _ in tables], evaluations, recorder, say)
     report.seconds["paired"] += time.perf_counter() - started
+    started = time.perf_counter()
+    report.diagnostics = diagnostics_step(spec, tables, recorder, say)
+    report.seconds["diagnostics"] += time.perf_counter() - started
     _transfer(spec, tables, recorder, report, say)
     return quarantine
 

@@ -1,6 +1,16 @@
 """Model zoo: frozen encoders behind one protocol, built by name from a registry, described by cards."""
 
-from medprobe.models import dinov2, handcrafted, ldae, monai3d, retfound  # noqa: F401 - importing registers the builders
+from medprobe.models import (  # noqa: F401 - importing registers the builders
+    biomedclip,
+    dinobloom,
+    dinov2,
+    dinov3,
+    handcrafted,
+    hf_zoo,
+    ldae,
+    monai3d,
+    retfound,
+)
 from medprobe.models.cards import ModelCard
 from medprobe.models.encoder import Encoder
 from medprobe.models.registry import available_models, load_encoder, model_card, register_model

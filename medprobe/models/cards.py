@@ -34,6 +34,11 @@ class ModelCard:
     licence: str = "unknown"
     citation: str = ""
     summary: str = ""
+    #: Where `medprobe models fetch` gets the upstream files, on a connected machine: `{hub: "<org>/<name>",
+    #: revision: "<branch, tag or commit>", files: [<file names>]}` for a Hugging Face hub repository (files left out:
+    #: the whole snapshot), or `{url: "https://...", file: "<name to save as>"}` for one upstream file. Empty: the
+    #: weights are not downloadable (gated, or there are none).
+    fetch: dict[str, Any] = field(default_factory=dict)
 
 
 def zoo_dirs() -> list[Traversable]:

@@ -14,10 +14,9 @@ from typing import Any
 import torch
 from timm.models.vision_transformer import VisionTransformer
 
-from medprobe.errors import MedprobeError
 from medprobe.models.cards import load_card
 from medprobe.models.registry import register_model
-from medprobe.models.vit_encoder import ViTEncoder, create_vit
+from medprobe.models.vit_encoder import ViTEncoder, check_vit_options, create_vit
 from medprobe.models.vit_position import grid_side, resample_pos_embed
 from medprobe.models.weights import load_strict, read_checkpoint
 
@@ -46,13 +45,7 @@ def build_dinov2(name: str, weights: Path | None, pooling: str = "cls", input_si
                  seed: int = 0, **unknown: Any) -> ViTEncoder:
     """Default embedding: the final-norm CLS token (what upstream's forward returns); `cls+mean` appends the
     mean patch token, as DINOv2's linear evaluation does."""
-    if unknown:
-        raise MedprobeError(f"model '{name}': unknown option(s) {sorted(unknown)}; known: pooling, input_size, seed")
-    if pooling not in POOLING:
-        raise MedprobeError(f"model '{name}': pooling must be one of {tuple(POOLING)}, got {pooling!r}")
-    input_size = int(input_size)
-    if input_size <= 0 or input_size % PATCH:
-        raise MedprobeError(f"model '{name}': input_size must be a multiple of the patch size 14, got {input_size}")
+    input_size = check_vit_options(name, pooling, POOLING, input_size, PATCH, unknown)
     module = create_vit(TIMM_NAMES[name], for_loading=weights is not None, seed=seed, num_classes=0,
                         img_size=input_size)
     sha = None

@@ -20,11 +20,10 @@ from typing import Any
 import torch
 from timm.models.vision_transformer import VisionTransformer
 
-from medprobe.errors import MedprobeError
 from medprobe.models.cards import load_card
 from medprobe.models.dinov2 import fit_pos_embed
 from medprobe.models.registry import register_model
-from medprobe.models.vit_encoder import ViTEncoder, create_vit
+from medprobe.models.vit_encoder import ViTEncoder, check_vit_options, create_vit
 from medprobe.models.weights import load_strict, read_checkpoint
 
 MAE_TIMM = "vit_large_patch16_224"
@@ -42,7 +41,7 @@ DEFAULT_SIZE = 224
 @register_model("retfound_mae")
 def build_retfound_mae(name: str, weights: Path | None, pooling: str = "mean", input_size: int = DEFAULT_SIZE,
                        seed: int = 0, **unknown: Any) -> ViTEncoder:
-    input_size = _check_options(name, unknown, pooling, MAE_POOLING, input_size, patch=16)
+    input_size = check_vit_options(name, pooling, MAE_POOLING, input_size, 16, unknown)
     module = create_vit(MAE_TIMM, for_loading=weights is not None, seed=seed, num_classes=0, img_size=input_size,
                         global_pool="avg" if pooling == "mean" else "token")
     sha = None
@@ -56,7 +55,7 @@ def build_retfound_mae(name: str, weights: Path | None, pooling: str = "mean", i
 @register_model("retfound_dinov2")
 def build_retfound_dinov2(name: str, weights: Path | None, input_size: int = DEFAULT_SIZE, seed: int = 0,
                           **unknown: Any) -> ViTEncoder:
-    input_size = _check_options(name, unknown, "cls", {"cls": ""}, input_size, patch=14)
+    input_size = check_vit_options(name, "cls", {"cls": ""}, input_size, 14, unknown)
     module = create_vit(DINOV2_TIMM, for_loading=weights is not None, seed=seed, num_classes=0, img_size=input_size)
     sha = None
     if weights is not None:
@@ -96,16 +95,3 @@ def dinov2_teacher_to_timm(state: dict[str, Any], module: VisionTransformer) -> 
     state = {k.replace(".mlp.w12.", ".mlp.fc1.").replace(".mlp.w3.", ".mlp.fc2."): v
              for k, v in state.items() if k != "mask_token"}
     return fit_pos_embed(state, module, POS_METHOD)
-
-
-def _check_options(name: str, unknown: dict[str, Any], pooling: str, allowed: dict[str, str], input_size: int,
-                   patch: int) -> int:
-    if unknown:
-        known = "pooling, input_size, seed" if len(allowed) > 1 else "input_size, seed"
-        raise MedprobeError(f"model '{name}': unknown option(s) {sorted(unknown)}; known: {known}")
-    if pooling not in allowed:
-        raise MedprobeError(f"model '{name}': pooling must be one of {tuple(allowed)}, got {pooling!r}")
-    size = int(input_size)
-    if size <= 0 or size % patch:
-        raise MedprobeError(f"model '{name}': input_size must be a multiple of the patch size {patch}, got {size}")
-    return size

@@ -6,6 +6,7 @@ from typing import Any
 
 import timm
 import torch
+from timm.models.eva import Eva
 from timm.models.vision_transformer import VisionTransformer
 
 from medprobe.errors import MedprobeError
@@ -22,9 +23,9 @@ class ViTEncoder(TorchEncoder):
     (see `vit_position.py`); inputs of another size are refused rather than silently re-interpolated.
     """
 
-    module: VisionTransformer
+    module: VisionTransformer | Eva
 
-    def __init__(self, name: str, module: VisionTransformer, timm_name: str, *, pooling: str, embedding: str,
+    def __init__(self, name: str, module: VisionTransformer | Eva, timm_name: str, *, pooling: str, embedding: str,
                  pos_method: str, input_size: int, weights_sha256: str | None, seed: int) -> None:
         super().__init__(module)
         self.name = name
@@ -43,8 +44,13 @@ class ViTEncoder(TorchEncoder):
             self.options["init_seed"] = seed
 
     @property
+    def position(self) -> str:
+        """How the network knows where a patch is, as the architecture string records it."""
+        return f"pos_embed:{self.pos_method}"
+
+    @property
     def architecture(self) -> str:
-        return f"timm:{self.timm_name}/pos_embed:{self.pos_method}/{self.embedding}"
+        return f"timm:{self.timm_name}/{self.position}/{self.embedding}"
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         return self._pool(self._features(x))
@@ -68,6 +74,21 @@ class ViTEncoder(TorchEncoder):
             return self.module.forward_head(features)  # timm's own pooling and fc_norm: exactly module(x)
         patches = features[:, self.module.num_prefix_tokens :]
         return torch.cat([features[:, 0], patches.mean(dim=1)], dim=1)
+
+
+def check_vit_options(name: str, pooling: str, poolings: dict[str, str], input_size: Any, patch: int,
+                      unknown: dict[str, Any]) -> int:
+    """The options every ViT entry takes (pooling, input_size, seed; pooling only where there is a choice): refuse
+    unknown ones, an unknown pooling and an input size that is no multiple of the patch; return the input size."""
+    if unknown:
+        known = "pooling, input_size, seed" if len(poolings) > 1 else "input_size, seed"
+        raise MedprobeError(f"model '{name}': unknown option(s) {sorted(unknown)}; known: {known}")
+    if pooling not in poolings:
+        raise MedprobeError(f"model '{name}': pooling must be one of {tuple(poolings)}, got {pooling!r}")
+    size = int(input_size)
+    if size <= 0 or size % patch:
+        raise MedprobeError(f"model '{name}': input_size must be a multiple of the patch size {patch}, got {size}")
+    return size
 
 
 def create_vit(timm_name: str, *, for_loading: bool, seed: int, **kwargs: Any) -> VisionTransformer:

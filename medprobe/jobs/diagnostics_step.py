@@ -1,0 +1,88 @@
+"""The embedding diagnostics of a site job: what each model's embedding space looks like at this site, and how
+alike the models' spaces are (`medprobe.evaluation.diagnostics`).
+
+Written to `workdir/diagnostics/` (`diagnostics.csv`, `cka.csv`, `cka.png`, `<model>_projection.png`) and logged as
+one run per job, `site · diagnostics`, tagged `medprobe.run_kind` = `diagnostics`, with metrics
+`<model>/diagnostics/<name>` and `cka/<model>/<other model>`. The projections show only where the site's samples
+fall, coloured by label and subgroup: no image, identifier or file name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from medprobe.compare.plots import grid_png
+from medprobe.embed import EmbedResult
+from medprobe.evaluation.diagnostics import cka_matrix, embedding_diagnostics, projection_colours, projection_figure
+from medprobe.jobs.recording import JobRecorder
+from medprobe.spec import PipelineSpec
+from medprobe.tracking import naming
+from medprobe.transfer import FeatureSpace
+
+
+def diagnostics_step(spec: PipelineSpec, tables: list[tuple[FeatureSpace, EmbedResult]], recorder: JobRecorder,
+                     say: Callable[[str], None]) -> pd.DataFrame:
+    """One row per model: its diagnostics. Models with no embedded sample are left out."""
+    folder = spec.workdir / "diagnostics"
+    folder.mkdir(parents=True, exist_ok=True)
+    for stale in folder.glob("*"):  # a re-run with other models must not leave the last run's figures behind
+        stale.unlink()
+    labels = {t.target: t.type for t in spec.tasks}
+    rows, files, vectors = [], [], {}
+    for space, embedded in tables:
+        if len(embedded) == 0:
+            continue
+        X = embedded.embeddings()
+        diagnostics = embedding_diagnostics(X)
+        rows.append({"model": space.model, **{k.removeprefix("diagnostics/"): v
+                                              for k, v in diagnostics.metrics().items()}})
+        say(f"  diagnostics {space.model}: effective rank {diagnostics.effective_rank:.1f} of {diagnostics.dim}, "
+            f"first component {diagnostics.variance_top.get(1, np.nan):.0%} of the variance"
+            + (" — degenerate" if diagnostics.degenerate else ""))
+        figure = projection_figure(X, projection_colours(embedded.frame, labels, spec.analysis.subgroups),
+                                   f"{spec.site} · {space.model}: t-SNE of {len(X)} embeddings", seed=spec.seed)
+        if figure is not None:
+            path = folder / f"{space.model}_projection.png"
+            figure.savefig(path, dpi=90, bbox_inches="tight")
+            files.append(path)
+        vectors[space.model] = pd.DataFrame(X, index=embedded.frame["sample_id"].astype(str))
+    table = pd.DataFrame(rows)
+    if table.empty:
+        return table
+    table.to_csv(folder / "diagnostics.csv", index=False)
+    files.insert(0, folder / "diagnostics.csv")
+    cka = _cka(vectors, folder, files)
+    _log(spec, table, cka, files, recorder)
+    return table
+
+
+def _cka(vectors: dict[str, pd.DataFrame], folder: Path, files: list[Path]) -> pd.DataFrame:
+    """Linear CKA on the samples every model embedded (the models may have skipped different files)."""
+    if len(vectors) < 2:
+        return pd.DataFrame()
+    shared = sorted(set.intersection(*(set(v.index) for v in vectors.values())))
+    if len(shared) < 3:
+        return pd.DataFrame()
+    matrix = cka_matrix({model: v.loc[shared].to_numpy() for model, v in vectors.items()})
+    matrix.to_csv(folder / "cka.csv")
+    (folder / "cka.png").write_bytes(grid_png(matrix, "linear CKA", f"linear CKA on {len(shared)} samples"))
+    files += [folder / "cka.csv", folder / "cka.png"]
+    return matrix
+
+
+def _log(spec: PipelineSpec, table: pd.DataFrame, cka: pd.DataFrame, files: list[Path],
+         recorder: JobRecorder) -> None:
+    metrics = {f"{row['model']}/diagnostics/{name}": float(value) for row in table.to_dict("records")
+               for name, value in row.items() if name != "model" and np.isfinite(value)}
+    metrics |= {f"cka/{a}/{b}": float(cka.loc[a, b]) for a in cka.index for b in cka.columns
+                if a != b and np.isfinite(cka.loc[a, b])}
+    tags = {naming.SITE: spec.site, naming.PIPELINE: spec.name, naming.RUN_KIND: "diagnostics"}
+    run = recorder.runs.start_run(f"{spec.site} · diagnostics", tags)
+    recorder.runs.log(run, metrics=metrics)
+    for path in files:
+        recorder.runs.log_file(run, path, "diagnostics")
+    recorder.runs.finish(run)
