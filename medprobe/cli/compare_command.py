@@ -38,6 +38,7 @@ def handle(args: argparse.Namespace) -> int:
         paired_runs,
         pooled_table,
         protocol_runs,
+        robustness_ranking,
         sites_side_by_side,
         transfer_matrix,
         transfer_runs,
@@ -63,6 +64,7 @@ def handle(args: argparse.Namespace) -> int:
     print_pooled(pooled)
     paired = paired_runs(store, args.experiment)
     print_paired(paired)
+    print_robustness_ranking(robustness_ranking(runs))
     matrix = transfer_matrix(runs, transfers)
     print_matrices(matrix)
     if args.out:
@@ -96,6 +98,13 @@ def print_paired(paired: pd.DataFrame | None) -> None:
           "p_holm: Holm across the rows of a metric) ==")
     columns = ["difference", "ci_low", "ci_high", "p_value", "p_holm", "delong_p", "favours"]
     print(format_frame(shown.set_index(["site", "task", "protocol", "model", "baseline", "metric"])[columns]))
+
+
+def print_robustness_ranking(ranking: pd.DataFrame) -> None:
+    if ranking.empty:
+        return
+    print("\n== robustness: clean accuracy and mean relative drop under the artefacts (mean over sites) ==")
+    print(format_frame(ranking.set_index(["task", "model"])))
 
 
 def print_matrices(matrix: pd.DataFrame) -> None:

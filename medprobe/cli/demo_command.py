@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from medprobe.cli.compare_command import print_matrices, print_paired, print_pooled
+from medprobe.cli.compare_command import print_matrices, print_paired, print_pooled, print_robustness_ranking
 from medprobe.cli.exit_codes import EXIT_SKIPPED
 from medprobe.cli.formatting import format_frame
 from medprobe.errors import MedprobeError
@@ -16,26 +16,34 @@ def register(commands: argparse._SubParsersAction) -> None:
     demo.add_argument("--out", default="medprobe-demo", help="output folder (default: ./medprobe-demo)")
     demo.add_argument("--subjects", type=int, default=48, help="subjects per site (default 48)")
     demo.add_argument("--no-progress", action="store_true", help="no progress bars")
+    demo.add_argument("--robustness", action="store_true",
+                      help="also run the robustness protocol: every modality's artefact suite at five severities "
+                           "on the test split (a few minutes more)")
 
     demo.set_defaults(handler=handle)
 
 
 def handle(args: argparse.Namespace) -> int:
+    import pandas as pd
+
     from medprobe.demo.runner import run_demo
 
     if args.subjects < 8:
         raise MedprobeError(f"--subjects must be at least 8 (got {args.subjects})")
-    result = run_demo(Path(args.out), n_subjects=args.subjects, progress=not args.no_progress)
+    result = run_demo(Path(args.out), n_subjects=args.subjects, progress=not args.no_progress,
+                      robustness=args.robustness)
     for experiment, table in result.tables.items():
         print(f"\n== {experiment}: sites side by side (test metrics; random-init ViT = smoke test only) ==")
         print(format_frame(table))
         print_pooled(result.pooled.get(experiment))
         print_paired(result.paired.get(experiment))
+        print_robustness_ranking(result.robustness.get(experiment, pd.DataFrame()))
     db = result.tracking_uri.removeprefix("sqlite:///")
     print(f"\nMLflow store: {result.tracking_uri}")
     print(f"open the UI:  mlflow ui --backend-store-uri sqlite:///{db} --port 5000   (then http://127.0.0.1:5000)")
     print(f"compare:      medprobe compare --experiment {result.experiments[0]} --tracking-uri {result.tracking_uri}")
-    stages = {"generate", "load", "embed", "probe", "paired", "log", "transfer", "compare"}
+    stages = {"generate", "load", "embed", "probe", "robustness", "paired", "diagnostics", "log", "transfer",
+              "compare"}
     total = sum(v for k, v in result.seconds.items() if k in stages)
     shares = ", ".join(f"{k} {v:.1f}s" for k, v in result.seconds.items())
     print(f"time:         {total:.1f}s ({shares})")

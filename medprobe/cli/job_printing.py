@@ -11,6 +11,7 @@ from medprobe.cli.formatting import aligned
 
 if TYPE_CHECKING:  # the job machinery imports torch; keep `medprobe --help` fast
     from medprobe.jobs import JobReport, ProtocolOutcome, TransferOutcome
+    from medprobe.robustness.scoring import RobustnessResult
 
 #: The metrics a job's tables show, per task type, when present; every metric is in results.json and MLflow.
 HEADLINE = {"classification": ("auroc", "balanced_accuracy", "accuracy"), "regression": ("mae", "r2")}
@@ -38,13 +39,31 @@ def print_outcomes(outcomes: list[ProtocolOutcome]) -> None:
     if not outcomes:
         return
     for task in dict.fromkeys(o.task for o in outcomes):
-        rows = [o for o in outcomes if o.task == task]
+        rows = [o for o in outcomes if o.task == task and o.protocol != "robustness"]  # its own table
         names = headline_metrics([o.metrics for o in rows])
         print(f"\n{task} (test metrics, 95 % subject-bootstrap intervals)")
         table = [[o.model, o.protocol, *(with_interval(o.metrics, n) for n in names)] if o.metrics
                  else [o.model, o.protocol, "skipped", *([""] * (len(names) - 1))] for o in rows]
         print(aligned(["model", "protocol", *names], table, right_numbers=False))
     print_notes({f"{o.model}/{o.task}/{o.protocol}": o.notes for o in outcomes})
+
+
+def print_robustness(results: Sequence[tuple[str, str, RobustnessResult]]) -> None:
+    """Per model and task: the headline metric clean and under each artefact at the summary severity, with the
+    median embedding cosine to the clean one, and the ranking number."""
+    for model, task, result in results:
+        table = result.table[result.table["metric"] == result.headline]
+        clean = table[table["severity"] == 0]["value"]
+        shown = table[table["severity"] == result.summary_severity]
+        if shown.empty:
+            continue
+        print(f"\nrobustness · {model} · {task}: {result.headline} under each artefact at severity "
+              f"{result.summary_severity} (clean {clean.iloc[0]:.3f}; mean relative drop {result.summary:+.1%})")
+        rows = [[str(r["artefact"]), with_interval({"v": r["value"], "v_ci_low": r["ci_low"],
+                                                     "v_ci_high": r["ci_high"]}, "v"),
+                 f"{r['drop']:+.1%}", f"{r['cosine_median']:.4f}", f"{r['cosine_p05']:.4f}"]
+                for r in shown.to_dict("records")]
+        print(aligned(["artefact", result.headline, "drop", "cosine median", "cosine p05"], rows, right_numbers=False))
 
 
 def print_transfers(outcomes: list[TransferOutcome]) -> None:

@@ -6,7 +6,7 @@ import argparse
 from typing import TYPE_CHECKING
 
 from medprobe.cli.exit_codes import EXIT_BUNDLE_ONLY, EXIT_OK, EXIT_SKIPPED
-from medprobe.cli.job_printing import print_outcomes, print_tracking, print_transfers
+from medprobe.cli.job_printing import print_outcomes, print_robustness, print_tracking, print_transfers
 
 if TYPE_CHECKING:  # the job machinery imports torch; keep `medprobe --help` fast
     from medprobe.jobs import JobReport
@@ -39,6 +39,7 @@ def handle(args: argparse.Namespace) -> int:
     print(f"medprobe run: pipeline '{spec.name}', site '{spec.site}'")
     report = run_job(spec, progress=not args.no_progress, offline=args.offline)
     print_outcomes(report.outcomes)
+    print_robustness(report.robustness)
     print_transfers(report.transfers)
     return _finish(report)
 

@@ -1,6 +1,6 @@
 """Cross-site comparison: tables over the runs of an experiment, the transfer matrix, figures and the HTML report."""
 
-from medprobe.compare.analyses import curve_table, paired_runs, subgroup_tables
+from medprobe.compare.analyses import curve_table, paired_runs, robustness_ranking, robustness_table, subgroup_tables
 from medprobe.compare.identity import identity_notes, model_labels
 from medprobe.compare.pooling import PooledEstimate, pool_sites, pooled_table
 from medprobe.compare.report import ComparisonFiles, write_report
@@ -20,6 +20,8 @@ __all__ = [
     "pool_sites",
     "pooled_table",
     "protocol_runs",
+    "robustness_ranking",
+    "robustness_table",
     "sites_side_by_side",
     "subgroup_tables",
     "transfer_matrix",

@@ -7,6 +7,8 @@ itself being one more attribute) and label-efficiency curves.
   metric as a group of the model × task × protocol, and the gap between the best and the worst site with a 95 %
   normal interval from the two sites' bootstrap standard errors (the sites are independent samples).
 - `curve_table`: the label-efficiency points of every linear run.
+- `robustness_table` and `robustness_ranking`: every site's robustness runs (metric against severity per
+  artefact), and per model the clean accuracy beside the mean relative drop under the artefacts, each ranked.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from medprobe.compare.table import KEY_COLUMNS, experiment_id
+from medprobe.compare.table import KEY_COLUMNS, experiment_id, main_metric
 from medprobe.evaluation.paired import PAIRED_COLUMNS, holm_corrected
 from medprobe.evaluation.scorers import LOWER_IS_BETTER
 from medprobe.evaluation.subgroups import GAP_COLUMNS, GROUP_COLUMNS, SCORED
@@ -24,6 +26,10 @@ from medprobe.tracking import TrackingStore, naming
 
 SITE_ATTRIBUTE = "site"
 CURVE_COLUMNS = (*KEY_COLUMNS, "percent", "n_subjects", "metric", "value", "ci_low", "ci_high")
+ROBUSTNESS_COLUMNS = ("site", "model", "task", "artefact", "severity", "metric", "value", "ci_low", "ci_high", "drop",
+                      "cosine_median", "cosine_p05")
+RANKING_COLUMNS = ("task", "model", "sites", "metric", "clean", "mean_relative_drop", "accuracy_rank",
+                   "robustness_rank")
 _Z95 = 1.959963984540054
 
 
@@ -141,3 +147,62 @@ def _interval(record: dict, name: str) -> dict[str, float]:
 
 def _finite(value: object) -> bool:
     return isinstance(value, int | float | np.number) and math.isfinite(float(value))
+
+
+def robustness_table(runs: pd.DataFrame) -> pd.DataFrame:
+    """`ROBUSTNESS_COLUMNS`: every site's robustness run, one row per artefact × severity × metric (severity 0:
+    the clean-trained head on clean embeddings)."""
+    rows: dict[tuple, dict[str, object]] = {}
+    for record in runs[runs["protocol"] == "robustness"].to_dict("records"):
+        key = {c: record[c] for c in ("site", "model", "task")}
+        for name, value in record.items():
+            if not (isinstance(name, str) and name.startswith(naming.ROBUSTNESS_PREFIX) and _finite(value)):
+                continue
+            parts = name.removeprefix(naming.ROBUSTNESS_PREFIX).split("/")
+            if len(parts) != 3:
+                continue  # the summary number: `robustness_ranking`
+            artefact, severity, measure = parts
+            if measure in ("cosine_median", "cosine_p05"):
+                continue  # read with each metric below
+            metric, column = _robustness_measure(measure)
+            entry = rows.setdefault((*key.values(), artefact, severity, metric), {
+                **key, "artefact": artefact, "severity": int(severity.removeprefix("s")), "metric": metric,
+                "cosine_median": record.get(f"{naming.ROBUSTNESS_PREFIX}{artefact}/{severity}/cosine_median"),
+                "cosine_p05": record.get(f"{naming.ROBUSTNESS_PREFIX}{artefact}/{severity}/cosine_p05")})
+            entry[column] = value
+    frame = pd.DataFrame(list(rows.values())).reindex(columns=list(ROBUSTNESS_COLUMNS))
+    return frame.sort_values(["task", "model", "site", "artefact", "severity", "metric"]).reset_index(drop=True)
+
+
+def robustness_ranking(runs: pd.DataFrame) -> pd.DataFrame:
+    """Per task × model: the clean linear-probe headline metric and the robustness summary (mean relative drop over
+    the artefacts at the summary severity), each the mean over the sites that logged it, with both ranks."""
+    summary = f"{naming.ROBUSTNESS_PREFIX}summary_drop"
+    if summary not in runs:
+        return pd.DataFrame(columns=list(RANKING_COLUMNS))
+    rows = []
+    for (task, model), group in runs.groupby(["task", "model"], sort=True):
+        drops = group.loc[group["protocol"] == "robustness", summary].dropna()
+        if drops.empty:
+            continue
+        linear = group[group["protocol"] == "linear"]
+        metric = main_metric(linear) or ""
+        clean = float(linear[metric].mean()) if metric else np.nan
+        rows.append({"task": task, "model": model, "sites": len(drops), "metric": metric, "clean": clean,
+                     "mean_relative_drop": float(drops.mean())})
+    frame = pd.DataFrame(rows).reindex(columns=list(RANKING_COLUMNS))
+    if frame.empty:
+        return frame
+    lower = frame["metric"].isin(LOWER_IS_BETTER)
+    frame["accuracy_rank"] = frame.assign(_key=np.where(lower, frame["clean"], -frame["clean"])).groupby(
+        "task")["_key"].rank(method="min")
+    frame["robustness_rank"] = frame.groupby("task")["mean_relative_drop"].rank(method="min")
+    return frame.sort_values(["task", "robustness_rank"]).reset_index(drop=True)
+
+
+def _robustness_measure(measure: str) -> tuple[str, str]:
+    """`auroc_ci_low` → ("auroc", "ci_low"); `auroc` → ("auroc", "value")."""
+    for suffix in ("_ci_low", "_ci_high", "_drop"):
+        if measure.endswith(suffix):
+            return measure.removesuffix(suffix), suffix.removeprefix("_")
+    return measure, "value"

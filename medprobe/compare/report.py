@@ -2,7 +2,8 @@
 `medprobe.compare.pooling.POOLED_COLUMNS`), `paired.csv` (`site` then `medprobe.evaluation.paired.PAIRED_COLUMNS`),
 `subgroups.csv` and `subgroup_gaps.csv` (site, model, task, protocol, then the columns of
 `medprobe.evaluation.subgroups`; the site is an attribute too), `label_efficiency.csv`
-(`medprobe.compare.analyses.CURVE_COLUMNS`), `transfer.csv` (when sites scored each other's heads), one PNG per
+(`medprobe.compare.analyses.CURVE_COLUMNS`), `robustness.csv` and `robustness_ranking.csv` (`ROBUSTNESS_COLUMNS`,
+`RANKING_COLUMNS` there), `transfer.csv` (when sites scored each other's heads), one PNG per
 figure and a self-contained `report.html`."""
 
 from __future__ import annotations
@@ -16,12 +17,12 @@ from pathlib import Path
 import pandas as pd
 
 from medprobe.compare import plots
-from medprobe.compare.analyses import curve_table, subgroup_tables
+from medprobe.compare.analyses import curve_table, robustness_ranking, robustness_table, subgroup_tables
 from medprobe.compare.identity import identity_notes
 from medprobe.compare.pooling import pooled_table
 from medprobe.compare.table import HEADLINE_METRICS, MAIN_METRICS, main_metric, sites_side_by_side, without_analyses
 from medprobe.compare.transfer import matrix_tables
-from medprobe.metrics.plots import label_efficiency_figure
+from medprobe.metrics.plots import label_efficiency_figure, robustness_figure
 
 #: The paired rows the HTML shows (one metric per task type); paired.csv has all.
 PAIRED_SHOWN = ("auroc", "mae")
@@ -71,10 +72,12 @@ def write_report(runs: pd.DataFrame, experiment: str, out: Path, matrix: pd.Data
         sections.append(_transfer_section(out, matrix, figures))
     groups, gaps = subgroup_tables(runs, HEADLINE_METRICS)
     curves = curve_table(runs)
+    robustness, ranking = robustness_table(runs), robustness_ranking(runs)
     tables = _write_tables(out, {"paired.csv": paired, "subgroups.csv": groups, "subgroup_gaps.csv": gaps,
-                                 "label_efficiency.csv": curves})
+                                 "label_efficiency.csv": curves, "robustness.csv": robustness,
+                                 "robustness_ranking.csv": ranking})
     analyses = [_paired_section(paired), _subgroup_section(out, groups, gaps, figures),
-                _curve_section(out, curves, figures)]
+                _curve_section(out, curves, figures), _robustness_section(out, robustness, ranking, figures)]
     table = sites_side_by_side(runs, HEADLINE_METRICS)
     notes = identity_notes(runs, *([matrix] if matrix is not None else []))
     page = _PAGE.format(
@@ -171,6 +174,28 @@ def _pooled_section(pooled: pd.DataFrame) -> str:
             "accuracies), I² (share of the variation that is between sites) and Cochran's Q p-value. Paule–Mandel "
             "rows are in pooled.csv.</p>"
             + shown[columns].to_html(index=False, float_format=lambda v: f"{v:.3f}", na_rep="–"))
+
+
+def _robustness_section(out: Path, table: pd.DataFrame, ranking: pd.DataFrame, figures: list[Path]) -> str:
+    if table.empty:
+        return ""
+    blocks = []
+    lines = table.assign(line=table["model"] + " @ " + table["site"])
+    for (task, artefact), rows in lines[lines["severity"] > 0].groupby(["task", "artefact"], sort=True):
+        metric = next((m for m in MAIN_METRICS if m in set(rows["metric"])), None)
+        if metric is None:
+            continue
+        clean = lines[(lines["task"] == task) & (lines["severity"] == 0)]
+        title = f"{task} · {artefact} · {metric}"
+        figure = robustness_figure(pd.concat([clean, rows]), metric, title, series="line")
+        png = plots.figure_png(figure) if figure is not None else None
+        blocks.append(_figures(out, [(_file_name(task, artefact, "robustness"), title, png)], figures))
+    return ("<h2>Robustness to acquisition artefacts</h2><p>Each site's test split embedded again under each "
+            "artefact and severity (0: clean) and scored by the site's clean-trained linear probe head, with 95 % "
+            "subject-bootstrap intervals; the ranking puts each model's clean accuracy beside its mean relative "
+            "drop under the artefacts at the summary severity (mean over sites; rank 1 = most accurate, least "
+            "degraded). Embedding cosines to the clean embeddings are in robustness.csv.</p>"
+            + ranking.to_html(index=False, float_format=lambda v: f"{v:.3f}", na_rep="–") + "".join(blocks))
 
 
 def _transfer_section(out: Path, matrix: pd.DataFrame, figures: list[Path]) -> str:

@@ -19,6 +19,7 @@ from medprobe.compare import (
     paired_runs,
     pooled_table,
     protocol_runs,
+    robustness_ranking,
     sites_side_by_side,
     transfer_matrix,
     transfer_runs,
@@ -43,6 +44,7 @@ class DemoResult:
     matrices: dict[str, pd.DataFrame]  # experiment → transfer matrix cells (`medprobe.compare.transfer_matrix`)
     pooled: dict[str, pd.DataFrame] = field(default_factory=dict)  # experiment → `medprobe.compare.pooled_table`
     paired: dict[str, pd.DataFrame] = field(default_factory=dict)  # experiment → `medprobe.compare.paired_runs`
+    robustness: dict[str, pd.DataFrame] = field(default_factory=dict)  # experiment → `robustness_ranking`
     seconds: dict[str, float] = field(default_factory=lambda: defaultdict(float))
 
     @property
@@ -50,8 +52,10 @@ class DemoResult:
         return max((r.exit_code for r in self.reports), default=0)
 
 
-def run_demo(out: Path, n_subjects: int = 48, progress: bool = True,
-             say: Callable[[str], None] = print) -> DemoResult:
+def run_demo(out: Path, n_subjects: int = 48, progress: bool = True, say: Callable[[str], None] = print,
+             robustness: bool = False) -> DemoResult:
+    """`robustness` adds the robustness protocol (each modality's whole artefact suite, five severities) to every
+    job."""
     out = out.resolve()
     started = time.perf_counter()
     say(f"writing a synthetic two-site dataset to {out / 'data'}")
@@ -62,7 +66,7 @@ def run_demo(out: Path, n_subjects: int = 48, progress: bool = True,
     reports = []
     first_site_specs = []
     for site in dataset.sites:
-        for spec_path in _write_specs(out, site):
+        for spec_path in _write_specs(out, site, robustness):
             say(f"running {spec_path.name}")
             spec = load_spec(spec_path, environ={})
             report = run_job(spec, progress=progress, say=say)
@@ -84,11 +88,12 @@ def run_demo(out: Path, n_subjects: int = 48, progress: bool = True,
     matrices = {name: transfer_matrix(frame, transfer_runs(store, name)) for name, frame in runs.items()}
     pooled = {name: pooled_table(frame, HEADLINE_METRICS) for name, frame in runs.items()}
     paired = {name: paired_runs(store, name) for name in experiments}
+    rankings = {name: robustness_ranking(frame) for name, frame in runs.items()}
     seconds["compare"] = time.perf_counter() - started
-    return DemoResult(tracking_uri, experiments, reports, tables, matrices, pooled, paired, seconds)
+    return DemoResult(tracking_uri, experiments, reports, tables, matrices, pooled, paired, rankings, seconds)
 
 
-def _write_specs(out: Path, site: DemoSite) -> list[Path]:
+def _write_specs(out: Path, site: DemoSite, robustness: bool) -> list[Path]:
     """Specs with paths relative to their own folder, so the demo folder can be moved or mounted elsewhere."""
     folder = out / "pipelines"
     folder.mkdir(parents=True, exist_ok=True)
@@ -102,10 +107,11 @@ def _write_specs(out: Path, site: DemoSite) -> list[Path]:
     specs = {
         f"{site.name}-brain-mri.yaml": demo_spec(MRI_PIPELINE, site.name, rel(site.mri_manifest), "mri", mri_tasks,
                                                  tracking, rel(out / "work" / site.name / MRI_PIPELINE),
-                                                 mri_subgroups),
+                                                 mri_subgroups, robustness),
         f"{site.name}-fundus.yaml": demo_spec(FUNDUS_PIPELINE, site.name, rel(site.fundus_manifest), "fundus",
                                               [("lesion", "lesion", "classification")], tracking,
-                                              rel(out / "work" / site.name / FUNDUS_PIPELINE), {"columns": ["sex"]}),
+                                              rel(out / "work" / site.name / FUNDUS_PIPELINE), {"columns": ["sex"]},
+                                              robustness),
     }
     paths = []
     for name, spec in specs.items():
@@ -116,7 +122,8 @@ def _write_specs(out: Path, site: DemoSite) -> list[Path]:
 
 
 def demo_spec(pipeline: str, site: str, manifest: str, modality: str, tasks: list[tuple[str, str, str]],
-              tracking_uri: str, workdir: str, subgroups: dict[str, Any] | None = None) -> dict[str, Any]:
+              tracking_uri: str, workdir: str, subgroups: dict[str, Any] | None = None,
+              robustness: bool = False) -> dict[str, Any]:
     """The demo's job spec: a random-init DINOv2 ViT-S/14 (bf16, fast on CPU) and the handcrafted baseline, compared
     pairwise, with `subgroups` and the linear probe's label-efficiency curve (three draws per share)."""
     return {
@@ -132,7 +139,8 @@ def demo_spec(pipeline: str, site: str, manifest: str, modality: str, tasks: lis
             {"name": "handcrafted"},
         ],
         "tasks": [{"name": n, "target": t, "type": kind} for n, t, kind in tasks],
-        "protocols": {"linear": {}, "knn": {"k": [5, 10, 20], "primary_k": 10}, "fewshot": {"shots": [1, 2, 4]}},
+        "protocols": {"linear": {}, "knn": {"k": [5, 10, 20], "primary_k": 10}, "fewshot": {"shots": [1, 2, 4]},
+                      **({"robustness": {}} if robustness else {})},
         "analysis": {"subgroups": subgroups, "label_efficiency": {"repeats": 3}} if subgroups else {},
         "tracking": {"uri": tracking_uri},
         "workdir": workdir,

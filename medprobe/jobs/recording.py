@@ -80,10 +80,12 @@ class JobRecorder:
     def log_protocol(self, job: JobRun, model: str, task: TaskSpec, protocol: str, result: ProtocolResult,
                      label_notes: Sequence[str], sample_ids: np.ndarray, head: Sequence[Path] = (),
                      plots: Sequence[Path] = (),
-                     analysis: tuple[Mapping[str, float], Mapping[str, str]] = ({}, {})) -> str:
+                     analysis: tuple[Mapping[str, float], Mapping[str, str]] = ({}, {}),
+                     files: Sequence[Path] = ()) -> str:
         """One child run of `job`, finished once all its files are logged; `head` names the files of the probe
         head it publishes (linear only), `plots` the protocol's figures, `analysis` the (metrics, params) of its
-        subgroups and label-efficiency curve (`medprobe.evaluation.run_metrics`)."""
+        subgroups and label-efficiency curve (`medprobe.evaluation.run_metrics`) or of the robustness protocol,
+        `files` other tables to attach. A run with neither `test/` nor analysis metrics is marked failed."""
         name = naming.protocol_run_name(self.spec.site, model, task.name, protocol)
         run_id = self.runs.start_run(name, {**job.tags, naming.PROTOCOL: protocol, naming.RUN_KIND: "protocol"},
                                      parent=job.run_id)
@@ -92,12 +94,15 @@ class JobRecorder:
         if head:
             self.runs.log(run_id, tags={naming.HEAD: HEAD_FOLDER})
         for plot in plots:
-            self.runs.log_file(run_id, plot, "plots")
+            if plot.is_file():
+                self.runs.log_file(run_id, plot, "plots")
+        for path in files:
+            self.runs.log_file(run_id, path)
         self.runs.log_result(run_id, result, label_notes, sample_ids)
         metrics, params = analysis
         if metrics or params:
             self.runs.log(run_id, metrics=metrics, params=params)
-        self.runs.finish(run_id, failed=not result.metrics)
+        self.runs.finish(run_id, failed=not (result.metrics or metrics))
         return run_id
 
     def log_transfer(self, space: FeatureSpace, task: TaskSpec, digest: str, source: PublishedHead,

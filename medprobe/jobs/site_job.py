@@ -9,7 +9,7 @@ import logging
 import time
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +26,7 @@ from medprobe.jobs.datasets import site_rows
 from medprobe.jobs.diagnostics_step import diagnostics_step
 from medprobe.jobs.paired_step import paired_step
 from medprobe.jobs.recording import JobRecorder
+from medprobe.jobs.robustness_step import Corrupted, embed_corrupted, robustness_result, run_metrics
 from medprobe.jobs.transfer_step import TransferOutcome, offline_message, transfer_step
 from medprobe.jobs.workdir_lock import hold_workdir
 from medprobe.models import Encoder, load_encoder
@@ -33,10 +34,12 @@ from medprobe.preprocess import PreprocessChain
 from medprobe.probes import ProtocolResult
 from medprobe.probes.inputs import prepare_inputs
 from medprobe.probes.options import LinearOptions
+from medprobe.robustness.scoring import RobustnessResult
 from medprobe.spec import PipelineSpec, load_manifest
 from medprobe.spec.pipeline import ModelSpec, TaskSpec
 from medprobe.tracking.recorder import OFFLINE_REASON
 from medprobe.transfer import FeatureSpace, fit_head, write_head
+from medprobe.transfer.heads import ProbeHead
 
 log = logging.getLogger("medprobe.job")
 
@@ -66,6 +69,7 @@ class JobReport:
     transfers: list[TransferOutcome] = field(default_factory=list)
     transfer_notes: list[str] = field(default_factory=list)
     paired: PairedComparison = field(default_factory=lambda: PairedComparison(pd.DataFrame()))
+    robustness: list[tuple[str, str, RobustnessResult]] = field(default_factory=list)  # (model, task, result)
     diagnostics: pd.DataFrame = field(default_factory=pd.DataFrame)  # per model (`medprobe.jobs.diagnostics_step`)
     failed_runs: list[str] = field(default_factory=list)  # runs logged as FAILED (no usable result)
 
@@ -129,9 +133,10 @@ def _embed_and_evaluate(spec: PipelineSpec, manifest: pd.DataFrame, recorder: Jo
             f"{_precision_note(embedded)}")
         space = FeatureSpace.of_encoder(model_spec.key, encoder, chain.describe())
         X = embedded.embeddings() if len(embedded) else np.zeros((0, 0))  # read once for every task
+        corrupted = _corrupted(spec, model_spec, encoder, manifest, salt, embedded, report, say)
         for task in spec.tasks:
             evaluations[task.name][space.model] = _evaluate_task(spec, space, task, embedded, X, recorder, report,
-                                                                 say, salt)
+                                                                 say, salt, corrupted)
         tables.append((space, embedded))
     started = time.perf_counter()
     report.paired = paired_step(spec, [space for space, _ in tables], evaluations, recorder, say)
@@ -153,24 +158,41 @@ def _build_encoder(model_spec: ModelSpec, say: Callable[[str], None]) -> Encoder
 
 def _embed(spec: PipelineSpec, model_spec: ModelSpec, encoder: Encoder, chain: PreprocessChain,
            manifest: pd.DataFrame, salt: bytes, progress: bool, report: JobReport) -> EmbedResult:
-    device = resolve_device(model_spec.device)
-    settings = EmbedSettings(
+    settings = _settings(spec, model_spec, salt, progress)
+    table_path = spec.workdir / "embeddings" / f"{model_spec.key}.parquet"
+    result = embed_manifest(manifest, encoder, chain, spec.workdir / "cache", settings, table_path)
+    report.seconds["load"] += result.seconds.get("hash", 0.0) + result.seconds.get("load", 0.0)
+    report.seconds["embed"] += sum(result.seconds.get(k, 0.0) for k in ("calibrate", "embed", "cache_write", "table"))
+    return result
+
+
+def _corrupted(spec: PipelineSpec, model_spec: ModelSpec, encoder: Encoder, manifest: pd.DataFrame, salt: bytes,
+               embedded: EmbedResult, report: JobReport, say: Callable[[str], None]) -> Corrupted | str | None:
+    """The robustness protocol's corrupted test embeddings (or why there are none); None when it is not enabled."""
+    if spec.protocols.robustness is None or len(embedded) == 0:
+        return None
+    started = time.perf_counter()
+    settings = replace(_settings(spec, model_spec, salt, progress=False), precision=embedded.precision)
+    corrupted = embed_corrupted(spec, model_spec.key, encoder, manifest, settings, say)
+    report.seconds["robustness"] += time.perf_counter() - started
+    if isinstance(corrupted, str):
+        say(f"  {model_spec.key}: robustness not run ({corrupted})")
+    return corrupted
+
+
+def _settings(spec: PipelineSpec, model_spec: ModelSpec, salt: bytes, progress: bool) -> EmbedSettings:
+    return EmbedSettings(
         site=spec.site,
         salt=salt,
         label_columns=tuple(spec.manifest_columns),
         modality=spec.data.modality,
         batch_size=model_spec.batch_size,
         precision=model_spec.precision,
-        device=device,
+        device=resolve_device(model_spec.device),
         num_workers=spec.num_workers,
         progress=progress,
         tokens=spec.protocols.attentive is not None,
     )
-    table_path = spec.workdir / "embeddings" / f"{model_spec.key}.parquet"
-    result = embed_manifest(manifest, encoder, chain, spec.workdir / "cache", settings, table_path)
-    report.seconds["load"] += result.seconds.get("hash", 0.0) + result.seconds.get("load", 0.0)
-    report.seconds["embed"] += sum(result.seconds.get(k, 0.0) for k in ("calibrate", "embed", "cache_write", "table"))
-    return result
 
 
 def _precision_note(embedded: EmbedResult) -> str:
@@ -181,23 +203,31 @@ def _precision_note(embedded: EmbedResult) -> str:
 
 def _evaluate_task(spec: PipelineSpec, space: FeatureSpace, task: TaskSpec, embedded: EmbedResult,
                    embeddings: np.ndarray, recorder: JobRecorder, report: JobReport, say: Callable[[str], None],
-                   salt: bytes) -> EvaluationResult:
+                   salt: bytes, corrupted: Corrupted | str | None = None) -> EvaluationResult:
     """Every protocol on the rows labelled for `task` (`evaluate_task`, as `medprobe evaluate` runs it) with the
-    spec's subgroups and label-efficiency curve, the linear head published, and the runs logged; `embeddings` are
-    the table's vectors, all rows."""
+    spec's subgroups and label-efficiency curve, the linear head published and scored on the `corrupted` test
+    embeddings (the robustness protocol), and the runs logged; `embeddings` are the table's vectors, all rows."""
     started = time.perf_counter()
     tokens = embedded.tokens() if spec.protocols.attentive is not None and len(embedded) else None
     evaluation = evaluate_task(embedded.frame, embeddings, task.target, task.type, spec.protocols.enabled(),
                                spec.seed, tokens=tokens, analysis=spec.analysis)
     rows = evaluation.rows
     heads: dict[str, list[Path]] = {}
+    head = None
     linear = spec.protocols.linear
     if linear is not None and "linear" in evaluation.results:
-        heads["linear"] = _publish_head(spec, space, task, embeddings[rows.usable], rows, evaluation.results["linear"],
-                                        linear, say)
+        head = _publish_head(spec, space, task, embeddings[rows.usable], rows, evaluation.results["linear"], linear,
+                             say)
+        heads["linear"] = write_head(head, spec.workdir / "heads" / space.model / task.name) if head else []
     folder = spec.workdir / "evaluation" / space.model / task.name
     write_report(evaluation, folder, salt=salt)
     report.seconds["probe"] += time.perf_counter() - started
+    robustness = None
+    if isinstance(corrupted, dict) and head is not None:
+        started = time.perf_counter()
+        robustness = robustness_result(spec, space, task.name, head, embedded, evaluation.frame, rows.labels,
+                                       task.type, corrupted, folder)
+        report.seconds["robustness"] += time.perf_counter() - started
 
     started = time.perf_counter()
     job_run = recorder.start_job_run(space, task, rows.digest(), n_samples=len(rows),
@@ -221,23 +251,30 @@ def _evaluate_task(spec: PipelineSpec, space: FeatureSpace, task: TaskSpec, embe
                                                   analysis_run_values(evaluation, protocol))
         report.outcomes.append(ProtocolOutcome(space.model, task.name, protocol, result.metrics,
                                                evaluation.notes(protocol), run_ids[protocol]))
+    if robustness is not None:
+        result, outcome = robustness
+        run_id = recorder.log_protocol(job_run, space.model, task, "robustness", result, rows.notes, rows.sample_ids,
+                                       plots=[folder / "plots" / "robustness_curves.png"],
+                                       analysis=(run_metrics(outcome), {}), files=[folder / "robustness.csv"])
+        report.robustness.append((space.model, task.name, outcome))
+        report.outcomes.append(ProtocolOutcome(space.model, task.name, "robustness", {}, result.notes, run_id))
     recorder.finish_job_run(job_run, embedded.skipped, [folder / "metrics.json", *analysis_files(folder)])
     report.seconds["log"] += time.perf_counter() - started
     return evaluation
 
 
 def _publish_head(spec: PipelineSpec, space: FeatureSpace, task: TaskSpec, X: np.ndarray, rows: TaskRows,
-                  result: ProtocolResult, options: LinearOptions, say: Callable[[str], None]) -> list[Path]:
-    """The linear protocol's head, written to `workdir/heads/<model>/<task>/`; its files, or none when it cannot
-    be fitted (the protocol's own result stands). `X` holds the embeddings of `rows`."""
+                  result: ProtocolResult, options: LinearOptions, say: Callable[[str], None]) -> ProbeHead | None:
+    """The linear protocol's head, or None when it cannot be fitted (the protocol's own result stands, with a
+    note). `X` holds the embeddings of `rows`."""
     try:
         inputs, _ = prepare_inputs(X, rows.labels, rows.subjects, rows.split, task.type)
         head = fit_head(inputs, result, options, spec.seed, space, spec.site, task.name, task.target)
     except ProbeError as exc:
         result.notes.append(f"no probe head published: {exc}")
         say(f"  {space.model}/{task.name}: no probe head published: {exc}")
-        return []
-    return write_head(head, spec.workdir / "heads" / space.model / task.name)
+        return None
+    return head
 
 
 def _transfer(spec: PipelineSpec, tables: list[tuple[FeatureSpace, EmbedResult]], recorder: JobRecorder,

@@ -127,6 +127,35 @@ def label_efficiency_figure(curve: pd.DataFrame, title: str, series: str = "metr
     return figure
 
 
+def robustness_plot(path: Path, table: pd.DataFrame, metric: str, title: str) -> bool:
+    """`metric` against severity, one line per artefact starting from the clean value at severity 0, with the 95 %
+    interval as a band (the rows of `medprobe.robustness.scoring.COLUMNS`); False if there is nothing to draw."""
+    figure = robustness_figure(table, metric, title, series="artefact")
+    if figure is not None:
+        figure.savefig(path, dpi=100, bbox_inches="tight")
+    return figure is not None
+
+
+def robustness_figure(table: pd.DataFrame, metric: str, title: str, series: str) -> Figure | None:
+    """As `robustness_plot`; `series` names the column that tells the lines apart (artefact, site or model) when
+    the table holds one artefact, as in `medprobe compare`."""
+    rows = table[table["metric"] == metric].dropna(subset=["value"])
+    clean = rows[rows["severity"] == 0]
+    rows = rows[rows["severity"] > 0]
+    if rows.empty:
+        return None
+    figure = Figure(figsize=(6, 4))
+    axes = figure.add_subplot()
+    for name, line in rows.groupby(series, sort=True):
+        start = clean if series == "artefact" else clean[clean[series] == name]
+        line = pd.concat([start.head(1), line]).sort_values("severity")
+        axes.plot(line["severity"], line["value"], marker="o", label=str(name))
+        axes.fill_between(line["severity"], line["ci_low"], line["ci_high"], alpha=0.12)
+    axes.set_xticks(sorted({0, *rows["severity"].unique()}))
+    _finish(axes, "severity (0: clean)", metric, title, legend=True, square=False)
+    return figure
+
+
 def _finish(axes: Axes, xlabel: str, ylabel: str, title: str, legend: bool, square: bool = True) -> None:
     axes.set_xlabel(xlabel)
     axes.set_ylabel(ylabel)

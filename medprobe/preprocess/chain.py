@@ -6,6 +6,7 @@ differently can never share cached embeddings or be mistaken for each other.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from typing import Any, Literal
 
@@ -21,18 +22,22 @@ from medprobe.preprocess.spatial import ToOrientation, ToSize, ToSpacing
 from medprobe.preprocess.tensor_steps import match_channels, normalise, pad_to_square, resize
 from medprobe.preprocess.views import VolumeSlicer
 from medprobe.preprocess.volumes import SelectVolume
+from medprobe.robustness.artefacts import Corruption
 
 
 class PreprocessChain:
     """MedicalImage → tensor (V, C, *size): V views of one sample (V > 1 for 2D models on 3D volumes).
 
-    Whole-image steps run in this order: 4D volumes (one volume, their mean, or a refusal), orientation, spacing,
-    intensity, size; then a 2D model's views are cut and each is brought to the model's own input size.
+    Whole-image steps run in this order: 4D volumes (one volume, their mean, or a refusal), the `corruption` of the
+    robustness protocol when there is one (in the scanner's own geometry and units, where acquisition artefacts
+    arise), orientation, spacing, intensity, size; then a 2D model's views are cut and each is brought to the model's
+    own input size.
     """
 
-    def __init__(self, data: PreprocessOptions, model_input: InputSpec) -> None:
+    def __init__(self, data: PreprocessOptions, model_input: InputSpec, corruption: Corruption | None = None) -> None:
         prep = data.preprocessing
         self.volume_step = SelectVolume(prep.volume_index, prep.reduce_4d)
+        self.corruption = corruption
         self.image_steps: list[ToOrientation | ToSpacing | IntensityStep | ToSize] = []
         if prep.orientation:
             self.image_steps.append(ToOrientation(prep.orientation))
@@ -52,6 +57,10 @@ class PreprocessChain:
 
     def __call__(self, image: MedicalImage, source: str = "") -> torch.Tensor:
         image = self.volume_step(image, source)
+        if self.corruption is not None:
+            # Keyed by the image's content, not its path: the same scan gets the same draw wherever it is stored,
+            # as the embedding cache (keyed by content) assumes.
+            image = self.corruption(image, key=hashlib.sha256(image.array.tobytes()).hexdigest())
         want = self.model_input.spatial_dims
         if want == 3 and image.spatial_dims != 3:
             raise ReadError(source, "this encoder needs a 3D volume but the file holds a 2D image")
@@ -87,7 +96,8 @@ class PreprocessChain:
         return batch.contiguous()
 
     def describe(self) -> list[dict[str, Any]]:
-        steps = [self.volume_step.describe(), *(step.describe() for step in self.image_steps)]
+        corruption = [{"step": "corruption", **self.corruption.describe()}] if self.corruption is not None else []
+        steps = [self.volume_step.describe(), *corruption, *(step.describe() for step in self.image_steps)]
         if self.slicer:
             steps.append(self.slicer.describe())
         steps.append({"step": "model_input", "pad_to_square": self.model_input.size is not None,

@@ -15,6 +15,7 @@ from pydantic import BeforeValidator, Field, StrictBool, StrictInt, ValidationEr
 
 from medprobe.errors import ProbeError
 from medprobe.options import StrictModel, format_validation_error
+from medprobe.robustness.options import RobustnessOptions
 
 
 def _as_list(value: Any) -> Any:
@@ -89,20 +90,27 @@ OPTION_MODELS: dict[str, type[ProtocolOptions]] = {
 
 
 class ProtocolsOptions(StrictModel):
-    """Protocols to run: a key present (even empty, `knn: {}`) enables it with default options."""
+    """Protocols to run: a key present (even empty, `knn: {}`) enables it with default options. `robustness` is not
+    a probe on the embeddings but the linear probe's head on re-embedded corrupted test images (`medprobe.robustness`),
+    so it needs `linear`."""
 
     linear: LinearOptions | None = None
     knn: KnnOptions | None = None
     fewshot: FewshotOptions | None = None
     attentive: AttentiveOptions | None = None
+    robustness: RobustnessOptions | None = None
 
     def enabled(self) -> dict[str, ProtocolOptions]:
-        return {name: opts for name, opts in self if opts is not None}
+        """The probe protocols, in the order they run (robustness runs after them, on the linear head)."""
+        return {name: opts for name, opts in self if isinstance(opts, ProtocolOptions)}
 
     @model_validator(mode="after")
     def _at_least_one(self) -> ProtocolsOptions:
         if not self.enabled():
             raise ValueError("enable at least one protocol (linear, knn, fewshot or attentive)")
+        if self.robustness is not None and self.linear is None:
+            raise ValueError("protocols.robustness scores the linear probe's clean-trained head: enable "
+                             "protocols.linear too")
         return self
 
 

@@ -11,6 +11,13 @@ from typing import Any
 import numpy as np
 
 
+def preload() -> None:
+    """Import TorchIO and MONAI's transforms now, in this process: the embedding loader's worker processes are forked
+    from it and inherit them, instead of each paying the imports (seconds) once per artefact and severity."""
+    import monai.transforms  # noqa: F401
+    import torchio  # noqa: F401
+
+
 def torchio_apply(transform: Any, array: np.ndarray, affine: np.ndarray) -> np.ndarray:
     """Apply a TorchIO transform to (C, X, Y, Z) or (C, X, Y) with the image's voxel-to-RAS affine.
 

@@ -12,6 +12,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from medprobe.errors import MedprobeError
 from medprobe.evaluation.options import AnalysisOptions
 from medprobe.options import StrictModel
 from medprobe.preprocess.options import PreprocessOptions
@@ -89,6 +90,18 @@ class PipelineSpec(StrictModel):
         if unknown:
             raise ValueError(f"analysis.paired.baselines names {unknown}, which are not models of this spec "
                              f"(models: {', '.join(keys)})")
+        return self
+
+    @model_validator(mode="after")
+    def _known_artefacts(self) -> PipelineSpec:
+        robustness = self.protocols.robustness
+        if robustness is not None and robustness.artefacts is not None:
+            from medprobe.robustness.registry import parse_artefacts
+
+            try:
+                parse_artefacts(robustness.artefacts, self.data.modality)
+            except MedprobeError as exc:
+                raise ValueError(f"protocols.robustness.artefacts: {exc}") from None
         return self
 
     @property

@@ -73,7 +73,9 @@ def transfer_run_name(train_site: str, site: str, model: str, task: str) -> str:
 SUBGROUP_PREFIX = "subgroup/"
 GAP_PREFIX = "subgroup_gap/"
 LABEL_EFFICIENCY_PREFIX = "label_efficiency/"
-ANALYSIS_PREFIXES = (SUBGROUP_PREFIX, GAP_PREFIX, LABEL_EFFICIENCY_PREFIX)
+#: The robustness protocol's run (`medprobe.jobs.robustness_step.run_metrics`).
+ROBUSTNESS_PREFIX = "robustness/"
+ANALYSIS_PREFIXES = (SUBGROUP_PREFIX, GAP_PREFIX, LABEL_EFFICIENCY_PREFIX, ROBUSTNESS_PREFIX)
 
 
 def percent_key(percent: float) -> str:

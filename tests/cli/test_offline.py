@@ -31,14 +31,15 @@ def test_offline_run_then_sync_twice(volume_dataset, write_spec, tmp_path: Path,
     bundle = _bundle(printed)
     assert "offline (--offline)" in printed
     assert not (tmp_path / "mlflow.db").exists()  # nothing went to the configured store
-    assert (Path(bundle) / "summary.csv").read_text().count("\n") == 1 + 2
+    assert (Path(bundle) / "summary.csv").read_text().count("\n") == 1 + 2  # a row per protocol run
+    # synced: the job run, its protocol runs (linear, knn) and the job's diagnostics run
     central = f"sqlite:///{tmp_path / 'central.db'}"
     assert main(["sync", bundle, "--to", central]) == 0
-    assert "3 run(s) created" in capsys.readouterr().out
-    assert _count_runs(central) == 3
+    assert "4 run(s) created" in capsys.readouterr().out
+    assert _count_runs(central) == 4
     assert main(["sync", bundle, "--to", central]) == 0
-    assert "0 run(s) created, 0 completed, 3 already there" in capsys.readouterr().out
-    assert _count_runs(central) == 3
+    assert "0 run(s) created, 0 completed, 4 already there" in capsys.readouterr().out
+    assert _count_runs(central) == 4
 
 
 def test_unreachable_server_falls_back_to_the_bundle(volume_dataset, write_spec, tmp_path: Path, capsys,
@@ -55,6 +56,6 @@ def test_unreachable_server_falls_back_to_the_bundle(volume_dataset, write_spec,
     bundle = _bundle(printed)
     monkeypatch.delenv("MLFLOW_TRACKING_URI")
     assert main(["sync", bundle, "--to", f"sqlite:///{tmp_path / 'central.db'}"]) == 0
-    assert _count_runs(f"sqlite:///{tmp_path / 'central.db'}") == 3
+    assert _count_runs(f"sqlite:///{tmp_path / 'central.db'}") == 4  # job, linear, knn, diagnostics
     assert main(["sync", bundle, "--to", f"http://127.0.0.1:{port}"]) == 2
     assert "cannot reach" in capsys.readouterr().err

@@ -41,6 +41,7 @@ def test_relative_sqlite_uris_and_unreachable_servers(volume_dataset, write_spec
     assert main(["run", str(spec), "--offline", "--no-progress"]) == 0
     bundle = re.search(r"^bundle: (.+)$", capsys.readouterr().out, re.MULTILINE).group(1)
     assert main(["sync", bundle, "--to", "sqlite:///synced.db"]) == 0
-    assert "2 run(s) created" in capsys.readouterr().out and (tmp_path / "synced.db").is_file()
+    # the job run, its linear run and the job's diagnostics run
+    assert "3 run(s) created" in capsys.readouterr().out and (tmp_path / "synced.db").is_file()
     assert main(["compare", "--experiment", "medprobe/unit", "--tracking-uri", "sqlite:///typo.db"]) == 2
     assert not (tmp_path / "typo.db").exists()

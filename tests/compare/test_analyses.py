@@ -7,7 +7,7 @@ import math
 import pandas as pd
 import pytest
 
-from medprobe.compare.analyses import curve_table, subgroup_tables
+from medprobe.compare.analyses import curve_table, robustness_ranking, robustness_table, subgroup_tables
 
 
 def _runs() -> pd.DataFrame:
@@ -53,3 +53,35 @@ def test_label_efficiency_points_are_read_back() -> None:
     assert curves[["site", "percent", "metric", "value", "n_subjects"]].values.tolist() == [
         ["a", 10.0, "auroc", 0.7, 8.0], ["a", 100.0, "auroc", 0.9, 80.0]]
     assert curves.iloc[0]["ci_low"] == 0.6 and math.isnan(curves.iloc[1]["ci_low"])
+
+
+def test_robustness_runs_are_read_back_and_ranked() -> None:
+    def robustness_run(site: str, model: str, clean: float, drop: float) -> dict:
+        row = {"site": site, "model": model, "task": "lesion", "protocol": "robustness",
+               "robustness/summary_drop": drop, "robustness/none/s0/auroc": clean,
+               "robustness/none/s0/auroc_ci_low": clean - 0.1, "robustness/none/s0/cosine_median": 1.0}
+        for severity in (1, 3):
+            value = clean * (1 - drop * severity / 3)
+            row |= {f"robustness/bias_field/s{severity}/auroc": value,
+                    f"robustness/bias_field/s{severity}/auroc_drop": (clean - value) / clean,
+                    f"robustness/bias_field/s{severity}/cosine_median": 1 - 0.01 * severity,
+                    f"robustness/bias_field/s{severity}/cosine_p05": 1 - 0.02 * severity}
+        return row
+
+    linear = [{"site": s, "model": m, "task": "lesion", "protocol": "linear", "auroc": a}
+              for s, m, a in (("a", "dino", 0.9), ("b", "dino", 0.8), ("a", "hand", 0.95), ("b", "hand", 0.95))]
+    runs = pd.DataFrame([*linear, robustness_run("a", "dino", 0.9, 0.05), robustness_run("b", "dino", 0.8, 0.15),
+                         robustness_run("a", "hand", 0.95, 0.4), robustness_run("b", "hand", 0.95, 0.3)])
+    table = robustness_table(runs)
+    assert len(table) == 4 * 3  # site × model runs, severities 0, 1, 3 of one metric
+    row = table[(table["site"] == "a") & (table["model"] == "dino") & (table["severity"] == 3)].iloc[0]
+    assert row["artefact"] == "bias_field" and row["value"] == pytest.approx(0.9 * 0.95)
+    assert row["drop"] == pytest.approx(0.05) and (row["cosine_median"], row["cosine_p05"]) == (0.97, 0.94)
+    clean = table[(table["severity"] == 0) & (table["site"] == "a") & (table["model"] == "dino")].iloc[0]
+    assert (clean["artefact"], clean["value"], clean["ci_low"]) == ("none", 0.9, pytest.approx(0.8))
+
+    ranking = robustness_ranking(runs).set_index("model")
+    assert ranking.loc["dino", "mean_relative_drop"] == pytest.approx(0.10)
+    assert ranking.loc["hand", "clean"] == pytest.approx(0.95) and ranking.loc["dino", "clean"] == pytest.approx(0.85)
+    assert (ranking.loc["hand", "accuracy_rank"], ranking.loc["hand", "robustness_rank"]) == (1, 2)
+    assert (ranking.loc["dino", "accuracy_rank"], ranking.loc["dino", "robustness_rank"]) == (2, 1)

@@ -53,7 +53,7 @@ def _assert_every_run_filed(uri: str) -> None:
     # transfer runs there are depends on the timing, but each is between two different sites.
     transfers = [r for r in runs if r.data.tags[naming.RUN_KIND] == "transfer"]
     assert all(r.data.tags[naming.TRAIN_SITE] != r.data.tags[naming.SITE] for r in transfers)
-    assert len(runs) - len(transfers) == len(SITES) * (1 + len(PROTOCOLS))
+    assert len(runs) - len(transfers) == len(SITES) * (1 + len(PROTOCOLS) + 1)  # job, protocols, diagnostics
     parents = {r.info.run_id: r.data.tags[naming.SITE] for r in runs if r.data.tags[naming.RUN_KIND] == "job"}
     for run in runs:
         if run.data.tags[naming.RUN_KIND] == "protocol":

@@ -103,10 +103,11 @@ def test_three_site_jobs_at_once_file_every_run_once(tmp_path: Path, volume_data
 
     runs = _experiment_runs(uri, experiment)
     assert all(r.info.status == "FINISHED" for r in runs), [(r.info.run_name, r.info.status) for r in runs]
-    by_kind = {kind: [r for r in runs if _kind(r) == kind] for kind in ("job", "protocol", "transfer")}
+    by_kind = {kind: [r for r in runs if _kind(r) == kind] for kind in ("job", "protocol", "transfer", "diagnostics")}
     assert len(runs) == sum(map(len, by_kind.values())), sorted(r.info.run_name for r in runs)
     # Each expected run exactly once, under its name; nothing misfiled: the site in the name is the site tag.
     assert sorted(r.info.run_name for r in by_kind["job"]) == [naming.job_run_name(s, MODEL, TASK) for s in sites]
+    assert sorted(r.info.run_name for r in by_kind["diagnostics"]) == [f"{s} · diagnostics" for s in sites]
     assert sorted(r.info.run_name for r in by_kind["protocol"]) == sorted(
         naming.protocol_run_name(s, MODEL, TASK, p) for s in sites for p in PROTOCOLS)
     for run in by_kind["job"] + by_kind["protocol"]:
@@ -153,7 +154,7 @@ def test_offline_job_syncs_once_and_the_server_holds_the_bundles_runs(
     assert match, output[-3000:]
     bundle_path = Path(match.group(1).strip())
     records = list(open_bundle(bundle_path).runs())
-    assert len(records) == 1 + len(PROTOCOLS)
+    assert len(records) == 1 + len(PROTOCOLS) + 1  # the job run, its protocol runs, the diagnostics run
     assert _experiment_runs(uri, experiment) == []  # offline: nothing reached the server
 
     capsys.readouterr()

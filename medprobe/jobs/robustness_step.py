@@ -1,0 +1,112 @@
+"""The robustness protocol in a site job: re-embed the test split under each artefact and severity, then score the
+linear probe's clean-trained head on it (`medprobe.robustness.scoring`).
+
+Only the test split is corrupted and embedded again, through the job's own cache: a corrupted image's cache key
+holds the corruption (artefact, severity, seed, parameters) in the preprocessing description, so a re-run reuses
+every corrupted embedding and clean ones never mix with them. The corruption runs in the loader's worker processes
+with the rest of the preprocessing. Files: `workdir/robustness/<model>/<artefact>-s<severity>.parquet` (the
+corrupted tables), `evaluation/<model>/<task>/robustness.csv` and `plots/robustness_curves.png`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from medprobe.embed import EmbedResult, EmbedSettings, embed_manifest
+from medprobe.evaluation.rows import table_split
+from medprobe.metrics.plots import robustness_plot
+from medprobe.models import Encoder
+from medprobe.preprocess import PreprocessChain
+from medprobe.probes import ProtocolResult
+from medprobe.robustness import Corruption, parse_artefacts
+from medprobe.robustness.library_calls import preload
+from medprobe.robustness.scoring import RobustnessResult, TestEmbeddings, score_robustness
+from medprobe.spec import PipelineSpec
+from medprobe.tracking.naming import ROBUSTNESS_PREFIX
+from medprobe.transfer import FeatureSpace
+from medprobe.transfer.heads import ProbeHead
+
+Corrupted = dict[tuple[str, int], TestEmbeddings]
+SUMMARY = "summary_drop"
+
+
+def embed_corrupted(spec: PipelineSpec, model: str, encoder: Encoder, manifest: pd.DataFrame,
+                    settings: EmbedSettings, say: Callable[[str], None]) -> Corrupted | str:
+    """The test split's corrupted embeddings per (artefact, severity), or why there are none. `settings` are the
+    clean pass's, with the precision it resolved (so no calibration runs again)."""
+    options = spec.protocols.robustness
+    assert options is not None, "called only when the spec enables robustness"
+    split = table_split(manifest)
+    if split is None or not (split == "test").any():
+        return ("robustness needs test rows (a `split` column with 'test'): the clean-trained head must not have "
+                "seen the images it is scored on")
+    test = manifest[split == "test"].reset_index(drop=True)
+    artefacts = parse_artefacts(options.artefacts, spec.data.modality)
+    preload()
+    folder = spec.workdir / "robustness" / model
+    corrupted: Corrupted = {}
+    computed = cached = 0
+    for artefact in artefacts:
+        for severity in options.severities:
+            corruption = Corruption(artefact, severity, options.seed, modality=spec.data.modality)
+            chain = PreprocessChain(spec.data, encoder.preprocessing, corruption=corruption)
+            result = embed_manifest(test, encoder, chain, spec.workdir / "cache", replace(settings, progress=False),
+                                    folder / f"{artefact}-s{severity}.parquet")
+            computed, cached = computed + result.computed, cached + result.cached
+            if len(result):
+                corrupted[artefact, severity] = _test_embeddings(result)
+    say(f"  {model}: robustness: {len(artefacts)} artefact(s) × {len(options.severities)} severities on "
+        f"{len(test)} test images ({computed} embedded, {cached} from cache)")
+    return corrupted
+
+
+def robustness_result(spec: PipelineSpec, space: FeatureSpace, task: str, head: ProbeHead, clean: EmbedResult,
+                      task_rows: pd.DataFrame, labels: np.ndarray, task_type: str, corrupted: Corrupted,
+                      folder: Path) -> tuple[ProtocolResult, RobustnessResult]:
+    """The head scored on every corrupted set of the task's test rows (`task_rows`: the task's usable rows,
+    `labels` theirs), written to `folder`; and the protocol result to log beside it: no `test/` metrics of its own
+    (its figures are `run_metrics(outcome)`), the parameters and notes."""
+    options = spec.protocols.robustness
+    assert options is not None
+    split = table_split(task_rows)
+    test = np.flatnonzero(split == "test") if split is not None else np.zeros(0, dtype=np.int64)
+    sample_ids = task_rows["sample_id"].astype(str).to_numpy()[test]
+    clean_rows = TestEmbeddings(clean.frame["sample_id"].astype(str).to_numpy(), clean.embeddings())
+    positions, X = clean_rows.aligned(sample_ids)
+    outcome = score_robustness(head, space, TestEmbeddings(sample_ids[positions], X), labels[test][positions],
+                               task_rows["subject_id"].astype(str).to_numpy()[test][positions], corrupted, task_type,
+                               options.bootstrap, spec.seed, options.ranking_severity)
+    outcome.table.to_csv(folder / "robustness.csv", index=False)
+    (folder / "plots").mkdir(parents=True, exist_ok=True)
+    robustness_plot(folder / "plots" / "robustness_curves.png", outcome.table, outcome.headline,
+                    f"{space.model} · {task}: robustness ({outcome.headline})")
+    params = {"artefacts": ",".join(sorted({a for a, _ in corrupted})),
+              "severities": ",".join(map(str, options.severities)), "corruption_seed": options.seed,
+              "headline_metric": outcome.headline, "summary_severity": options.ranking_severity}
+    result = ProtocolResult(metrics={}, predictions=pd.DataFrame(), params=params, n_train=0,
+                            n_test=len(positions), notes=outcome.notes)
+    return result, outcome
+
+
+def run_metrics(outcome: RobustnessResult) -> dict[str, float]:
+    """`robustness/<artefact>/s<severity>/<metric>` (+ `_ci_low`, `_ci_high`, `_drop`), `.../cosine_median`,
+    `.../cosine_p05`, the clean values as `robustness/none/s0/<metric>`, and `robustness/summary_drop`."""
+    metrics: dict[str, float] = {}
+    for row in outcome.table.to_dict("records"):
+        key = f"{ROBUSTNESS_PREFIX}{row['artefact']}/s{row['severity']}"
+        for column, suffix in (("value", ""), ("ci_low", "_ci_low"), ("ci_high", "_ci_high"), ("drop", "_drop")):
+            metrics[f"{key}/{row['metric']}{suffix}"] = float(row[column])
+        metrics[f"{key}/cosine_median"] = float(row["cosine_median"])
+        metrics[f"{key}/cosine_p05"] = float(row["cosine_p05"])
+    metrics[f"{ROBUSTNESS_PREFIX}{SUMMARY}"] = outcome.summary
+    return {k: v for k, v in metrics.items() if np.isfinite(v)}
+
+
+def _test_embeddings(result: EmbedResult) -> TestEmbeddings:
+    return TestEmbeddings(result.frame["sample_id"].astype(str).to_numpy(), result.embeddings())
+
