@@ -21,7 +21,7 @@ import pandas as pd
 from medprobe.compare.table import KEY_COLUMNS, experiment_id, main_metric
 from medprobe.evaluation.paired import PAIRED_COLUMNS, holm_corrected
 from medprobe.evaluation.scorers import LOWER_IS_BETTER
-from medprobe.evaluation.subgroups import GAP_COLUMNS, GROUP_COLUMNS, SCORED
+from medprobe.evaluation.subgroups import GAP_COLUMNS, GROUP_COLUMNS, SCORED, ends
 from medprobe.tracking import TrackingStore, naming
 
 SITE_ATTRIBUTE = "site"
@@ -41,8 +41,9 @@ def paired_runs(store: TrackingStore, experiment: str) -> pd.DataFrame:
         tags = run.data.tags
         by_metric: dict[str, dict[str, float]] = {}
         for key, value in run.data.metrics.items():
-            _, metric, column = key.split("/", 2)
-            by_metric.setdefault(metric, {})[column] = value
+            parts = key.split("/")
+            if len(parts) == 3 and parts[0] == "paired":
+                by_metric.setdefault(parts[1], {})[parts[2]] = value
         key = {"site": tags.get(naming.SITE, "?"), "task": tags.get(naming.TASK, "?"),
                "protocol": tags.get(naming.PROTOCOL, "?"), "model": tags.get(naming.MODEL, "?"),
                "baseline": tags.get(naming.BASELINE, "?")}
@@ -107,8 +108,7 @@ def _extremes(groups: list[dict], key: dict, attribute: str, metric: str) -> dic
               if g["attribute"] == attribute and g["metric"] == metric and all(g[k] == v for k, v in key.items())}
     if not values:
         return {}
-    sign = -1.0 if metric in LOWER_IS_BETTER else 1.0
-    best, worst = max(values, key=lambda g: sign * values[g]), min(values, key=lambda g: sign * values[g])
+    worst, best = ends(values, -1.0 if metric in LOWER_IS_BETTER else 1.0)
     return {"best_group": best, "worst_group": worst, "best_value": values[best], "worst_value": values[worst],
             "groups_scored": len(values)}
 

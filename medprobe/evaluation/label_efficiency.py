@@ -252,7 +252,7 @@ def _test_scorer(inputs: ProbeInputs, test: np.ndarray, classes: np.ndarray | No
     codes = encode_labels(inputs.y[test], classes)
 
     def score_classification(outputs: np.ndarray, W: np.ndarray) -> dict[str, np.ndarray]:
-        return classification_scores(codes, outputs, len(classes), W)
+        return classification_scores(codes, outputs, len(classes), W, calibration=False)
 
     return score_classification
 

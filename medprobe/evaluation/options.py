@@ -13,14 +13,17 @@ from pydantic import Field, StrictInt, field_validator, model_validator
 from medprobe.options import StrictModel
 
 ColumnName = Annotated[str, Field(min_length=1)]
+#: Manifest columns that identify a patient, a file or a split: never a subgroup.
+RESERVED_COLUMNS = frozenset({"path", "subject_id", "sample_id", "series_uid", "site", "split"})
 
 
 class PairedOptions(StrictModel):
     """Model-vs-model comparisons on the same test subjects, within a site, task and protocol.
 
-    `baselines`: the model keys every other model is compared with; None marks the handcrafted baseline and any
-    random-init control. `pairs: all` compares every pair of models instead. `bootstrap`: paired subject-bootstrap
-    resamples (0: no comparisons)."""
+    `baselines`: the model keys every other model is compared with; None: every model against the handcrafted
+    baseline, and every pretrained model against the random-init control of its own architecture
+    (`medprobe.jobs.paired_step.default_pairs`). `pairs: all` compares every pair of models instead. `bootstrap`:
+    paired subject-bootstrap resamples (0: no comparisons)."""
 
     baselines: list[Annotated[str, Field(min_length=1)]] | None = None
     pairs: Literal["baselines", "all"] = "baselines"
@@ -52,6 +55,10 @@ class SubgroupOptions(StrictModel):
         twice = sorted(set(self.columns) & set(self.bins))
         if twice:
             raise ValueError(f"{twice} listed both in columns and in bins; a binned column goes only in bins")
+        reserved = sorted(set(self.attributes) & RESERVED_COLUMNS)
+        if reserved:
+            raise ValueError(f"{reserved} cannot be subgroups: identifiers, paths and the split would become run "
+                             "keys; the site is a subgroup in `medprobe compare` already")
         return self
 
     @property

@@ -46,8 +46,8 @@ class PairedComparison:
 
 def comparison_pairs(models: Sequence[str], baselines: Sequence[str], every_pair: bool = False
                      ) -> list[tuple[str, str]]:
-    """(model, baseline) pairs: every model against each baseline (a pair of two baselines once, the one listed
-    first as the model), or with `every_pair` every pair in the order given."""
+    """(model, baseline) pairs: every model against each baseline (two baselines are compared once, the one listed
+    first being the baseline), or with `every_pair` every pair in the order given."""
     if every_pair:
         return [(a, b) for i, a in enumerate(models) for b in models[i + 1:]]
     pairs: list[tuple[str, str]] = []
@@ -67,8 +67,11 @@ def compare_pair(model: pd.DataFrame, baseline: pd.DataFrame, task_type: str, n_
     if len(joined) < max(len(model), len(baseline)):
         notes.append(f"compared on the {len(joined)} test samples both models scored "
                      f"(of {len(model)} and {len(baseline)})")
-    same_label = joined["y_true"].astype(str) == joined["y_true__baseline"].astype(str)
-    joined = joined[same_label.to_numpy()]
+    same_label = (joined["y_true"].astype(str) == joined["y_true__baseline"].astype(str)).to_numpy()
+    if not same_label.all():
+        notes.append(f"{int((~same_label).sum())} sample(s) carry different labels in the two models' predictions "
+                     "and were left out: the rows do not line up (check the tables' sample_id)")
+        joined = joined[same_label]
     if len(joined) == 0:
         return [], [*notes, "no test sample scored by both models"]
     a = ScoredPredictions.of(_side(joined, ""), task_type)
@@ -78,7 +81,8 @@ def compare_pair(model: pd.DataFrame, baseline: pd.DataFrame, task_type: str, n_
     metrics = ANALYSIS_METRICS[task_type]
     point_a, point_b = a.point(metrics), b.point(metrics)
     differences = _resampled_differences(a, b, metrics, n_resamples, seed)
-    delong = _delong(a, b)
+    delong, delong_notes = _delong(a, b)
+    notes += delong_notes
     rows: list[dict[str, float | int | str]] = []
     for metric in metrics:
         if not (np.isfinite(point_a[metric]) and np.isfinite(point_b[metric])):
@@ -101,7 +105,11 @@ def paired_table(predictions: Mapping[tuple[str, str], Mapping[str, pd.DataFrame
     notes: list[str] = []
     for (task, protocol), by_model in predictions.items():
         for model, baseline in pairs:
-            if model not in by_model or baseline not in by_model:
+            missing = [m for m in (model, baseline) if m not in by_model or by_model[m].empty]
+            if missing:
+                if len(missing) < 2:
+                    notes.append(f"{task}/{protocol} {model} vs {baseline}: not compared, {missing[0]} has no test "
+                                 "predictions")
                 continue
             found, pair_notes = compare_pair(by_model[model], by_model[baseline], task_types[task], n_resamples, seed)
             rows += [{"task": task, "protocol": protocol, "model": model, "baseline": baseline, **row} for row in found]
@@ -181,12 +189,17 @@ def _interval_and_p(values: np.ndarray | None, n_resamples: int) -> tuple[float,
     return low, high, float(min(1.0, 2 * min(below, above)))
 
 
-def _delong(a: ScoredPredictions, b: ScoredPredictions) -> dict[str, float]:
-    """DeLong's z and p for binary AUROC (positive class: the second trained class, as the metrics use)."""
+def _delong(a: ScoredPredictions, b: ScoredPredictions) -> tuple[dict[str, float], list[str]]:
+    """DeLong's z and p for binary AUROC (positive class: the second trained class, as the metrics use); nothing,
+    with a note, when the test rows lack the two positives and two negatives its variance needs."""
     if a.task_type != "classification" or len(a.classes) != 2:
-        return {}
+        return {}, []
     positive = a.y_true == 1
-    if positive.all() or not positive.any():
-        return {}
-    test = delong_test(positive, a.outputs[:, 1], b.outputs[:, 1])
-    return {"delong_z": test.z, "delong_p": test.p_value}
+    if positive.sum() < 2 or (~positive).sum() < 2:
+        return {}, [f"no DeLong test: {int(positive.sum())} positive and {int((~positive).sum())} negative test "
+                    "samples (it needs two of each)"]
+    try:
+        test = delong_test(positive, a.outputs[:, 1], b.outputs[:, 1])
+    except ValueError as exc:
+        return {}, [f"no DeLong test: {exc}"]
+    return {"delong_z": test.z, "delong_p": test.p_value}, []

@@ -4,7 +4,8 @@
 - `subgroup/<attribute>/<group>/<metric>` with `_ci_low` / `_ci_high`, and `.../n_subjects`;
 - `subgroup_gap/<attribute>/<metric>` (best − worst group, positive; for MAE/RMSE worst − best) with its interval,
   and the parameters `subgroup_gap/<attribute>/best_group/<metric>`, `.../worst_group/<metric>`;
-- the parameter `subgroup/<attribute>/too_small`: the groups not scored and their subject counts;
+- the parameter `subgroup/<attribute>/too_small`: how many groups were too small to score (their names and sizes
+  stay in the site's `subgroups.csv`: a small cell can point at a patient);
 - `label_efficiency/pct_<percent>/<metric>` with `_ci_low` / `_ci_high` and `.../n_subjects` (linear protocol).
 
 Attribute and group names become key segments through `medprobe.tracking.naming.key_part`; the prefixes are in
@@ -37,6 +38,8 @@ def analysis_run_values(outcome: EvaluationResult, protocol: str) -> tuple[dict[
 def _subgroup_values(result: SubgroupResult, metrics: dict[str, float], params: dict[str, str]) -> None:
     for row in result.groups.itertuples():
         key = f"{SUBGROUP_PREFIX}{key_part(row.attribute)}/{key_part(row.group)}"
+        if row.status == TOO_SMALL:
+            continue  # neither its name nor its size leaves the site: a small cell can point at a patient
         metrics[f"{key}/n_subjects"] = float(row.n_subjects)
         if row.status == SCORED:
             metrics[f"{key}/{row.metric}"] = row.value
@@ -51,8 +54,8 @@ def _subgroup_values(result: SubgroupResult, metrics: dict[str, float], params: 
         params[f"{key}/worst_group/{row.metric}"] = key_part(row.worst_group)
     small = result.groups[result.groups["status"] == TOO_SMALL].drop_duplicates(["attribute", "group"])
     for attribute, rows in small.groupby("attribute"):
-        params[f"{SUBGROUP_PREFIX}{key_part(str(attribute))}/too_small"] = ", ".join(
-            f"{row.group} ({row.n_subjects} subjects)" for row in rows.itertuples())
+        params[f"{SUBGROUP_PREFIX}{key_part(str(attribute))}/too_small"] = (
+            f"{len(rows)} group(s) under min_subjects; named in the site's subgroups.csv")
 
 
 def _curve_values(frame: pd.DataFrame) -> dict[str, float]:

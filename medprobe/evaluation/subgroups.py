@@ -109,6 +109,12 @@ def _resampled(scored: ScoredPredictions, rows: dict[tuple[str, str], np.ndarray
     return {(*keys[int(name.split("/")[0])], name.split("/", 1)[1]): v for name, v in values.items()}
 
 
+def ends(values: dict[str, float], sign: float) -> tuple[str, str]:
+    """(worst, best) group: the two ends of one ordering, so they differ even when every value ties."""
+    ordered = sorted(values, key=lambda group: sign * values[group])
+    return ordered[0], ordered[-1]
+
+
 def _interval(values: np.ndarray | None, n_resamples: int) -> tuple[float, float]:
     if values is None:
         return np.nan, np.nan
@@ -123,8 +129,7 @@ def _gap(attribute: str, metric: str, point: dict[tuple[str, str], dict[str, flo
     if len(values) < 2:
         return None
     sign = -1.0 if metric in LOWER_IS_BETTER else 1.0
-    best = max(values, key=lambda g: sign * values[g])
-    worst = min(values, key=lambda g: sign * values[g])
+    worst, best = ends(values, sign)
     low = high = np.nan
     if (attribute, best, metric) in resampled and (attribute, worst, metric) in resampled:
         difference = resampled[attribute, best, metric] - resampled[attribute, worst, metric]

@@ -152,7 +152,7 @@ def _analyse(outcome: EvaluationResult, analysis: AnalysisOptions, X_rows: np.nd
         rows = outcome.rows
         outcome.label_efficiency = label_efficiency(
             X_rows, rows.labels, rows.subjects, rows.split, rows.task_type, outcome.options["linear"],
-            curve.fractions, curve.repeats, seed)
+            curve.fractions, curve.repeats, seed, n_resamples=outcome.options["linear"].bootstrap)
 
 
 def evaluate_and_write(

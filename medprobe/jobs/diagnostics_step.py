@@ -9,6 +9,7 @@ fall, coloured by label and subgroup: no image, identifier or file name.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -23,6 +24,9 @@ from medprobe.spec import PipelineSpec
 from medprobe.tracking import naming
 from medprobe.transfer import FeatureSpace
 
+#: Linear CKA is estimated on at most this many shared samples: ample for a similarity of two spaces.
+CKA_SAMPLES = 5000
+
 
 def diagnostics_step(spec: PipelineSpec, tables: list[tuple[FeatureSpace, EmbedResult]], recorder: JobRecorder,
                      say: Callable[[str], None]) -> pd.DataFrame:
@@ -30,7 +34,8 @@ def diagnostics_step(spec: PipelineSpec, tables: list[tuple[FeatureSpace, EmbedR
     folder = spec.workdir / "diagnostics"
     folder.mkdir(parents=True, exist_ok=True)
     for stale in folder.glob("*"):  # a re-run with other models must not leave the last run's figures behind
-        stale.unlink()
+        if stale.is_file():
+            stale.unlink()
     labels = {t.target: t.type for t in spec.tasks}
     rows, files, vectors = [], [], {}
     for space, embedded in tables:
@@ -49,7 +54,7 @@ def diagnostics_step(spec: PipelineSpec, tables: list[tuple[FeatureSpace, EmbedR
             path = folder / f"{space.model}_projection.png"
             figure.savefig(path, dpi=90, bbox_inches="tight")
             files.append(path)
-        vectors[space.model] = pd.DataFrame(X, index=embedded.frame["sample_id"].astype(str))
+        vectors[space.model] = _cka_sample(X, embedded.frame["sample_id"].astype(str))
     table = pd.DataFrame(rows)
     if table.empty:
         return table
@@ -60,8 +65,19 @@ def diagnostics_step(spec: PipelineSpec, tables: list[tuple[FeatureSpace, EmbedR
     return table
 
 
+def _cka_sample(X: np.ndarray, sample_ids: pd.Series) -> pd.DataFrame:
+    """At most `CKA_SAMPLES` rows, chosen by a hash of the sample id, so every model keeps the same samples and the
+    job never holds all models' full matrices at once."""
+    if len(X) <= CKA_SAMPLES:
+        return pd.DataFrame(X, index=sample_ids.to_numpy())
+    keys = np.array([hashlib.sha256(s.encode()).hexdigest() for s in sample_ids])
+    chosen = np.sort(np.argsort(keys, kind="stable")[:CKA_SAMPLES])
+    return pd.DataFrame(X[chosen], index=sample_ids.to_numpy()[chosen])
+
+
 def _cka(vectors: dict[str, pd.DataFrame], folder: Path, files: list[Path]) -> pd.DataFrame:
-    """Linear CKA on the samples every model embedded (the models may have skipped different files)."""
+    """Linear CKA on the samples every model embedded (the models may have skipped different files), at most
+    `CKA_SAMPLES` of them."""
     if len(vectors) < 2:
         return pd.DataFrame()
     shared = sorted(set.intersection(*(set(v.index) for v in vectors.values())))

@@ -28,11 +28,16 @@ LOGGED_COLUMNS = ("n_subjects", "n_samples", "model_value", "baseline_value", "d
 HANDCRAFTED = "handcrafted"
 
 
-def default_baselines(spaces: list[FeatureSpace]) -> list[str]:
-    """The handcrafted baseline, then every random-init control (so a random-init network is compared with the
-    handcrafted features as the model, not as the baseline)."""
+def default_pairs(spaces: list[FeatureSpace]) -> list[tuple[str, str]]:
+    """Every model against the handcrafted baseline, and every pretrained model against the random-init control of
+    its own architecture (a control of another architecture says nothing about it and would only widen the Holm
+    family)."""
     handcrafted = [s.model for s in spaces if s.architecture == HANDCRAFTED]
-    return [*handcrafted, *(s.model for s in spaces if not s.pretrained and s.model not in handcrafted)]
+    pairs = [(s.model, h) for h in handcrafted for s in spaces if s.model != h]
+    controls = [s for s in spaces if not s.pretrained and s.architecture != HANDCRAFTED]
+    pairs += [(s.model, c.model) for c in controls for s in spaces
+              if s.pretrained and s.architecture == c.architecture and s.model != c.model]
+    return pairs
 
 
 def paired_step(spec: PipelineSpec, spaces: list[FeatureSpace], evaluations: dict[str, dict[str, EvaluationResult]],
@@ -42,25 +47,32 @@ def paired_step(spec: PipelineSpec, spaces: list[FeatureSpace], evaluations: dic
     path = spec.workdir / "evaluation" / "paired.csv"
     path.unlink(missing_ok=True)
     models = [s.model for s in spaces]
-    baselines = options.baselines if options.baselines is not None else default_baselines(spaces)
-    pairs = comparison_pairs(models, baselines, every_pair=options.pairs == "all")
+    if options.pairs == "all" or options.baselines is not None:
+        pairs = comparison_pairs(models, options.baselines or [], every_pair=options.pairs == "all")
+    else:
+        pairs = default_pairs(spaces)
     if options.bootstrap < 1 or not pairs:
+        if len(models) > 1 and options.bootstrap >= 1:
+            say("  paired comparisons: none (no handcrafted model, no random-init control of a model's own "
+                "architecture, and no analysis.paired.baselines)")
         return PairedComparison(pd.DataFrame(columns=list(PAIRED_COLUMNS)))
     comparison = compare_evaluations(evaluations, pairs, options.bootstrap, spec.seed)
+    for note in comparison.notes:
+        say(f"  paired: {note}")
     if comparison.table.empty:
         return comparison
     path.parent.mkdir(parents=True, exist_ok=True)
     comparison.table.to_csv(path, index=False)
-    _log(spec, spaces, comparison.table, recorder, path)
+    _log(spec, spaces, comparison, recorder, path)
     say(f"  paired comparisons: {len(comparison.table)} rows in {path}")
     return comparison
 
 
-def _log(spec: PipelineSpec, spaces: list[FeatureSpace], table: pd.DataFrame, recorder: JobRecorder,
+def _log(spec: PipelineSpec, spaces: list[FeatureSpace], comparison: PairedComparison, recorder: JobRecorder,
          csv: Path) -> None:
     by_model = {s.model: s for s in spaces}
-    for (task, protocol, model, baseline), rows in table.groupby(["task", "protocol", "model", "baseline"],
-                                                                 sort=False):
+    for (task, protocol, model, baseline), rows in comparison.table.groupby(["task", "protocol", "model", "baseline"],
+                                                                            sort=False):
         space = by_model[model]
         tags = {
             naming.SITE: spec.site, naming.TASK: task, naming.PROTOCOL: protocol, naming.PIPELINE: spec.name,
@@ -72,6 +84,9 @@ def _log(spec: PipelineSpec, spaces: list[FeatureSpace], table: pd.DataFrame, re
                    for column in LOGGED_COLUMNS if _finite(row[column])}
         recorder.runs.log(run, metrics=metrics)
         recorder.runs.log_file(run, csv)
+        notes = [n for n in comparison.notes if n.startswith(f"{task}/{protocol} {model} vs {baseline}: ")]
+        if notes:
+            recorder.runs.log_text(run, "\n".join(notes) + "\n", "notes.txt")
         recorder.runs.finish(run)
 
 

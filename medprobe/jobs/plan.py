@@ -15,7 +15,7 @@ from medprobe.tracking.redaction import redacted_uri
 
 def describe_plan(spec: PipelineSpec) -> list[str]:
     """Lines describing the job; raises MedprobeError for anything that would stop it."""
-    manifest = site_rows(load_manifest(spec.data.manifest, spec.manifest_columns), spec.site,
+    manifest = site_rows(load_manifest(spec.data.manifest, spec.targets), spec.site,
                          spec.data.manifest)
     lines = [
         f"pipeline   {spec.name}",

@@ -58,8 +58,10 @@ def embed_corrupted(spec: PipelineSpec, model: str, encoder: Encoder, manifest: 
             result = embed_manifest(test, encoder, chain, spec.workdir / "cache", replace(settings, progress=False),
                                     folder / f"{artefact}-s{severity}.parquet")
             computed, cached = computed + result.computed, cached + result.cached
-            if len(result):
-                corrupted[artefact, severity] = _test_embeddings(result)
+            corrupted[artefact, severity] = _test_embeddings(result)
+            if result.skipped:
+                say(f"  {model}: {artefact} at severity {severity}: {len(result.skipped)} of {len(test)} corrupted "
+                    f"images could not be embedded ({result.skipped[0].reason})")
     say(f"  {model}: robustness: {len(artefacts)} artefact(s) × {len(options.severities)} severities on "
         f"{len(test)} test images ({computed} embedded, {cached} from cache)")
     return corrupted
@@ -83,6 +85,7 @@ def robustness_result(spec: PipelineSpec, space: FeatureSpace, task: str, head: 
                                options.bootstrap, spec.seed, options.ranking_severity)
     outcome.table.to_csv(folder / "robustness.csv", index=False)
     (folder / "plots").mkdir(parents=True, exist_ok=True)
+    (folder / "plots" / "robustness_curves.png").unlink(missing_ok=True)
     robustness_plot(folder / "plots" / "robustness_curves.png", outcome.table, outcome.headline,
                     f"{space.model} · {task}: robustness ({outcome.headline})")
     params = {"artefacts": ",".join(sorted({a for a, _ in corrupted})),
@@ -108,5 +111,8 @@ def run_metrics(outcome: RobustnessResult) -> dict[str, float]:
 
 
 def _test_embeddings(result: EmbedResult) -> TestEmbeddings:
+    """Possibly none: an artefact that made every image unreadable is scored as such, not left out."""
+    if len(result) == 0:
+        return TestEmbeddings(np.array([], dtype=object), np.zeros((0, 0), dtype=np.float32))
     return TestEmbeddings(result.frame["sample_id"].astype(str).to_numpy(), result.embeddings())
 

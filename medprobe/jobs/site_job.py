@@ -98,7 +98,7 @@ def run_job(spec: PipelineSpec, progress: bool = True, say: Callable[[str], None
     `medprobe sync` later."""
     workdir = spec.workdir
     workdir.mkdir(parents=True, exist_ok=True)
-    manifest = site_rows(load_manifest(spec.data.manifest, spec.manifest_columns), spec.site,
+    manifest = site_rows(load_manifest(spec.data.manifest, spec.targets), spec.site,
                          spec.data.manifest)
     with hold_workdir(workdir):
         with JobRecorder(spec, manifest, offline=offline) as recorder:
@@ -158,7 +158,7 @@ def _build_encoder(model_spec: ModelSpec, say: Callable[[str], None]) -> Encoder
 
 def _embed(spec: PipelineSpec, model_spec: ModelSpec, encoder: Encoder, chain: PreprocessChain,
            manifest: pd.DataFrame, salt: bytes, progress: bool, report: JobReport) -> EmbedResult:
-    settings = _settings(spec, model_spec, salt, progress)
+    settings = _settings(spec, model_spec, manifest, salt, progress)
     table_path = spec.workdir / "embeddings" / f"{model_spec.key}.parquet"
     result = embed_manifest(manifest, encoder, chain, spec.workdir / "cache", settings, table_path)
     report.seconds["load"] += result.seconds.get("hash", 0.0) + result.seconds.get("load", 0.0)
@@ -172,7 +172,7 @@ def _corrupted(spec: PipelineSpec, model_spec: ModelSpec, encoder: Encoder, mani
     if spec.protocols.robustness is None or len(embedded) == 0:
         return None
     started = time.perf_counter()
-    settings = replace(_settings(spec, model_spec, salt, progress=False), precision=embedded.precision)
+    settings = replace(_settings(spec, model_spec, manifest, salt, progress=False), precision=embedded.precision)
     corrupted = embed_corrupted(spec, model_spec.key, encoder, manifest, settings, say)
     report.seconds["robustness"] += time.perf_counter() - started
     if isinstance(corrupted, str):
@@ -180,11 +180,12 @@ def _corrupted(spec: PipelineSpec, model_spec: ModelSpec, encoder: Encoder, mani
     return corrupted
 
 
-def _settings(spec: PipelineSpec, model_spec: ModelSpec, salt: bytes, progress: bool) -> EmbedSettings:
+def _settings(spec: PipelineSpec, model_spec: ModelSpec, manifest: pd.DataFrame, salt: bytes,
+              progress: bool) -> EmbedSettings:
     return EmbedSettings(
         site=spec.site,
         salt=salt,
-        label_columns=tuple(spec.manifest_columns),
+        label_columns=tuple(spec.label_columns(manifest.columns)),
         modality=spec.data.modality,
         batch_size=model_spec.batch_size,
         precision=model_spec.precision,
@@ -223,10 +224,18 @@ def _evaluate_task(spec: PipelineSpec, space: FeatureSpace, task: TaskSpec, embe
     write_report(evaluation, folder, salt=salt)
     report.seconds["probe"] += time.perf_counter() - started
     robustness = None
-    if isinstance(corrupted, dict) and head is not None:
+    for stale in (folder / "robustness.csv", folder / "plots" / "robustness_curves.png"):
+        stale.unlink(missing_ok=True)
+    if isinstance(corrupted, dict):
         started = time.perf_counter()
-        robustness = robustness_result(spec, space, task.name, head, embedded, evaluation.frame, rows.labels,
-                                       task.type, corrupted, folder)
+        try:
+            if head is None:
+                raise ProbeError("the linear probe head could not be fitted (see the linear protocol's notes)")
+            robustness = robustness_result(spec, space, task.name, head, embedded, evaluation.frame, rows.labels,
+                                           task.type, corrupted, folder)
+        except ProbeError as exc:
+            say(f"  {space.model}/{task.name}/robustness: not run ({exc})")
+            report.outcomes.append(ProtocolOutcome(space.model, task.name, "robustness", {}, [f"not run: {exc}"]))
         report.seconds["robustness"] += time.perf_counter() - started
 
     started = time.perf_counter()
@@ -250,7 +259,8 @@ def _evaluate_task(spec: PipelineSpec, space: FeatureSpace, task: TaskSpec, embe
                                                   protocol_plots(folder, protocol),
                                                   analysis_run_values(evaluation, protocol))
         report.outcomes.append(ProtocolOutcome(space.model, task.name, protocol, result.metrics,
-                                               evaluation.notes(protocol), run_ids[protocol]))
+                                               [*rows.notes, *result.notes, *evaluation.analysis_notes(protocol)],
+                                               run_ids[protocol]))
     if robustness is not None:
         result, outcome = robustness
         run_id = recorder.log_protocol(job_run, space.model, task, "robustness", result, rows.notes, rows.sample_ids,

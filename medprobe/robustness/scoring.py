@@ -66,26 +66,35 @@ def score_robustness(head: ProbeHead, space: FeatureSpace, clean: TestEmbeddings
     baseline = _scored(head, space, clean.X, y, subjects, task_type, options, seed)
     rows = [_row(CLEAN, 0, metric, baseline, baseline, 1.0, 1.0, len(y)) for metric in metrics if metric in baseline]
     notes: list[str] = []
+    failed: list[str] = []
     for (artefact, severity), embeddings in sorted(corrupted.items()):
-        positions, X = embeddings.aligned(clean.sample_ids)
-        if len(positions) < len(y):
+        positions, X = embeddings.aligned(clean.sample_ids) if len(embeddings.X) else (np.zeros(0, int), None)
+        reference = baseline
+        if 0 < len(positions) < len(y):
             notes.append(f"{artefact} at severity {severity}: {len(y) - len(positions)} of {len(y)} test samples "
-                         "could not be embedded after corruption; scored on the rest")
-        if len(positions) == 0:
-            continue
+                         "could not be embedded after corruption; it and its clean reference are scored on the rest")
+            reference = _scored(head, space, clean.X[positions], y[positions], subjects[positions], task_type,
+                                options, seed)
         try:
+            if X is None:
+                raise ProbeError("no test image could be embedded after this corruption")
             found = _scored(head, space, X, y[positions], subjects[positions], task_type, options, seed)
         except ProbeError as exc:
             notes.append(f"{artefact} at severity {severity}: not scored ({exc})")
+            failed.append(f"{artefact}/s{severity}")
             continue
         cosine = _cosines(X, clean.X[positions])
         median, p05 = float(np.median(cosine)), float(np.percentile(cosine, 5))
-        rows += [_row(artefact, severity, metric, found, baseline, median, p05, len(positions))
+        rows += [_row(artefact, severity, metric, found, reference, median, p05, len(positions))
                  for metric in metrics if metric in found]
     table = pd.DataFrame(rows, columns=list(COLUMNS))
     headline = next((m for m in HEADLINE[task_type] if m in set(table["metric"])), HEADLINE[task_type][0])
     at_severity = table[(table["severity"] == summary_severity) & (table["metric"] == headline)]
     summary = float(at_severity["drop"].mean()) if not at_severity.empty else float("nan")
+    lost = [f for f in failed if f.endswith(f"/s{summary_severity}")]
+    if lost:
+        notes.append(f"the summary drop leaves out {', '.join(lost)}, which could not be scored at all: read it "
+                     "as a lower bound")
     return RobustnessResult(table, summary, headline, summary_severity, notes)
 
 

@@ -7,6 +7,7 @@ error that names the key instead of a silently ignored option.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -105,10 +106,16 @@ class PipelineSpec(StrictModel):
         return self
 
     @property
-    def manifest_columns(self) -> list[str]:
-        """The manifest columns the job reads besides path and subject: task targets, then subgroup attributes."""
-        subgroups = self.analysis.subgroups
-        return list(dict.fromkeys([*(t.target for t in self.tasks), *(subgroups.attributes if subgroups else [])]))
+    def targets(self) -> list[str]:
+        """The task targets: the manifest columns a job cannot run without."""
+        return list(dict.fromkeys(t.target for t in self.tasks))
+
+    def label_columns(self, manifest_columns: Iterable[str]) -> list[str]:
+        """The columns an embedding table carries besides identifiers: the targets, then the subgroup attributes
+        this manifest has (a site without one is told so by the subgroup notes, and its job still runs)."""
+        present = set(manifest_columns)
+        subgroups = self.analysis.subgroups.attributes if self.analysis.subgroups else []
+        return list(dict.fromkeys([*self.targets, *(a for a in subgroups if a in present)]))
 
     @property
     def experiment_name(self) -> str:

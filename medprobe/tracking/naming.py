@@ -13,6 +13,7 @@ embeddings in a top-level run named `train_site → site · model · task · tra
 
 from __future__ import annotations
 
+import hashlib
 import re
 
 TAG_PREFIX = "medprobe."
@@ -78,6 +79,9 @@ ROBUSTNESS_PREFIX = "robustness/"
 ANALYSIS_PREFIXES = (SUBGROUP_PREFIX, GAP_PREFIX, LABEL_EFFICIENCY_PREFIX, ROBUSTNESS_PREFIX)
 
 
+KEY_PART_LENGTH = 48
+
+
 def percent_key(percent: float) -> str:
     """The label-efficiency key segment of a share of training subjects: `pct_2.5`."""
     return f"pct_{percent:g}"
@@ -88,10 +92,14 @@ def paired_run_name(site: str, model: str, baseline: str, task: str, protocol: s
 
 
 def key_part(text: str) -> str:
-    """`text` as one segment of an MLflow metric or parameter key: letters, digits, `_ - .` and spaces are kept,
-    anything else becomes `_` (a subgroup value such as "Siemens/Skyra" or "≥60" stays one readable segment)."""
-    part = re.sub(r"[^\w.\- ]", "_", str(text), flags=re.ASCII).strip()
-    return part if part.strip(".") else f"_{part}"
+    """`text` as one segment of an MLflow metric or parameter key: letters, digits, `_ - .` and spaces are kept.
+    Text with anything else ("Siemens/Skyra", "≥60"), or longer than 48 characters, is cleaned (others become `_`,
+    cut to 40) and gets 8 hex digits of its sha256, so two values never share a key ("<60" and "≥60" differ)."""
+    text = str(text)
+    part = re.sub(r"[^\w.\- ]", "_", text, flags=re.ASCII).strip()
+    if part == text and len(part) <= KEY_PART_LENGTH and part.strip("."):
+        return part
+    return f"{part[:40]}-{hashlib.sha256(text.encode()).hexdigest()[:8]}"
 
 
 def test_metric(name: str) -> str:

@@ -140,3 +140,11 @@ def test_paired_table_names_the_side_the_corrected_test_favours() -> None:
     assert auroc["favours"] == "dino" and auroc["p_holm"] < 0.05
     reverse = paired_table(predictions, {"lesion": "classification"}, [("handcrafted", "dino")], 200, 0)
     assert reverse.table[reverse.table["metric"] == "auroc"].iloc[0]["favours"] == "dino"
+
+
+def test_a_test_split_with_one_positive_gets_no_delong_test_but_a_note() -> None:
+    a, b = _binary_predictions(7, n_subjects=20)
+    keep = (a["y_true"] == 0) | (a.index == a.index[a["y_true"] == 1][0])  # a single positive sample
+    rows, notes = compare_pair(a[keep], b[keep], "classification", n_resamples=50, seed=0)
+    assert rows and all("delong_p" not in row for row in rows)
+    assert any("no DeLong test: 1 positive" in note for note in notes)

@@ -117,3 +117,25 @@ def test_options_refuse_bad_bins() -> None:
         SubgroupOptions(bins={"age": [40, 20]})
     with pytest.raises(ValueError, match="both in columns and in bins"):
         SubgroupOptions(columns=["age"], bins={"age": [0, 50, 100]})
+
+
+def test_group_names_become_distinct_key_segments_and_identifiers_are_refused() -> None:
+    from medprobe.tracking.naming import key_part
+
+    values = ["<60", "≥60", "a+b", "a:b", "F", "Siemens/Skyra", "x" * 80]
+    parts = [key_part(v) for v in values]
+    assert len(set(parts)) == len(values) and key_part("F") == "F"
+    assert all(len(p) <= 49 and all(c.isalnum() or c in "_-. " for c in p) for p in parts)
+    for column in ("subject_id", "path", "split"):
+        with pytest.raises(ValueError, match="cannot be subgroups"):
+            SubgroupOptions(columns=[column])
+
+
+def test_tied_groups_still_name_two_different_groups() -> None:
+    predictions, frame = _cohort(3)
+    frame["ward"] = np.where(np.arange(len(frame)) % 4 < 2, "east", "west")
+    predictions["proba_1"] = 0.5 + 0.4 * (2 * predictions["y_true"] - 1)  # perfect everywhere: every group ties
+    predictions["proba_0"] = 1 - predictions["proba_1"]
+    gaps = subgroup_metrics(predictions, frame, "classification", SubgroupOptions(columns=["ward"], bootstrap=20)).gaps
+    row = gaps.set_index("metric").loc["auroc"]
+    assert {row["best_group"], row["worst_group"]} == {"east", "west"} and row["gap"] == 0
