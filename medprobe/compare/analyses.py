@@ -197,6 +197,7 @@ def robustness_ranking(runs: pd.DataFrame) -> pd.DataFrame:
     frame["accuracy_rank"] = frame.assign(_key=np.where(lower, frame["clean"], -frame["clean"])).groupby(
         "task")["_key"].rank(method="min")
     frame["robustness_rank"] = frame.groupby("task")["mean_relative_drop"].rank(method="min")
+    frame[["accuracy_rank", "robustness_rank"]] = frame[["accuracy_rank", "robustness_rank"]].astype("Int64")
     return frame.sort_values(["task", "robustness_rank"]).reset_index(drop=True)
 
 
