@@ -45,10 +45,12 @@ def main() -> None:
     root = Path(tempfile.mkdtemp(prefix="medprobe-bench-robustness-"))
     site = write_demo_dataset(root, n_subjects=args.subjects).sites[0]
     manifest = site.mri_manifest if args.modality == "mri" else site.fundus_manifest
-    (root / "plain").mkdir()
-    (root / "robust").mkdir()
-    plain, _ = run(root / "plain", manifest, args.modality, robustness=False)
-    robust, report = run(root / "robust", manifest, args.modality, robustness=True)
+    # Plain folder names: a job refuses to log text that names a folder of its own paths (the path guard), and
+    # words such as "robust" occur in model cards.
+    (root / "run1").mkdir()
+    (root / "run2").mkdir()
+    plain, _ = run(root / "run1", manifest, args.modality, robustness=False)
+    robust, report = run(root / "run2", manifest, args.modality, robustness=True)
     stage = report.seconds.get("robustness", 0.0)
     print(f"demo {args.modality} job, site-a, {args.subjects} subjects, 2 models; default suite, severities 1-5")
     print(f"  without robustness {plain:7.1f} s")
