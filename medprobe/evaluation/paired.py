@@ -25,7 +25,7 @@ import pandas as pd
 
 from medprobe.evaluation.scorers import ANALYSIS_METRICS, LOWER_IS_BETTER, PREDICTION_PROTOCOLS, ScoredPredictions
 from medprobe.evaluation.suite import EvaluationResult
-from medprobe.metrics.bootstrap import bootstrap_values, percentile_interval
+from medprobe.metrics.bootstrap import bootstrap_values, defined_resamples, percentile_interval
 from medprobe.metrics.delong import delong_test
 from medprobe.metrics.multiplicity import holm
 
@@ -180,8 +180,8 @@ def _interval_and_p(values: np.ndarray | None, n_resamples: int) -> tuple[float,
     """Percentile interval and two-sided p-value of resampled differences; NaN when most resamples lack it."""
     if values is None:
         return np.nan, np.nan, np.nan
-    finite = values[np.isfinite(values)]
-    if len(finite) < 0.5 * n_resamples:
+    finite = defined_resamples(values, n_resamples)
+    if finite is None:
         return np.nan, np.nan, np.nan
     low, high = percentile_interval(finite)
     below = (np.count_nonzero(finite <= 0) + 1) / (len(finite) + 1)

@@ -19,7 +19,7 @@ import pandas as pd
 
 from medprobe.evaluation.options import SubgroupOptions
 from medprobe.evaluation.scorers import ANALYSIS_METRICS, LOWER_IS_BETTER, ScoredPredictions
-from medprobe.metrics.bootstrap import bootstrap_values, percentile_interval
+from medprobe.metrics.bootstrap import bootstrap_values, defined_resamples, percentile_interval
 
 #: `subgroups.csv`: one row per attribute × group × metric; `status` is scored, too small, or undefined.
 GROUP_COLUMNS = ("attribute", "group", "metric", "n_subjects", "n_samples", "value", "ci_low", "ci_high", "status")
@@ -118,8 +118,8 @@ def ends(values: dict[str, float], sign: float) -> tuple[str, str]:
 def _interval(values: np.ndarray | None, n_resamples: int) -> tuple[float, float]:
     if values is None:
         return np.nan, np.nan
-    finite = values[np.isfinite(values)]
-    return percentile_interval(finite) if len(finite) >= 0.5 * n_resamples else (np.nan, np.nan)
+    finite = defined_resamples(values, n_resamples)
+    return percentile_interval(finite) if finite is not None else (np.nan, np.nan)
 
 
 def _gap(attribute: str, metric: str, point: dict[tuple[str, str], dict[str, float]],

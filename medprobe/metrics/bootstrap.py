@@ -75,8 +75,8 @@ def bootstrap_intervals(
         return {}, ["a single test subject: no bootstrap confidence intervals"]
     intervals, notes, sparse = {}, [], []
     for name, values in bootstrap_values(scorer, subjects, n_resamples, seed).items():
-        finite = values[np.isfinite(values)]
-        if len(finite) < 0.5 * n_resamples:
+        finite = defined_resamples(values, n_resamples)
+        if finite is None:
             sparse.append(name)
             continue
         if len(finite) < n_resamples:
@@ -86,6 +86,13 @@ def bootstrap_intervals(
     if sparse:
         notes.append(f"no bootstrap interval for {', '.join(sparse)}: undefined in most resamples")
     return intervals, notes
+
+
+def defined_resamples(values: np.ndarray, n_resamples: int) -> np.ndarray | None:
+    """The resampled values where the metric is defined, or None when it is undefined in most resamples (then no
+    interval is given: one from a minority of resamples would describe another population)."""
+    finite = values[np.isfinite(values)]
+    return finite if len(finite) >= 0.5 * n_resamples else None
 
 
 def percentile_interval(values: np.ndarray, level: float = LEVEL) -> tuple[float, float]:
