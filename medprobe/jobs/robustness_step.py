@@ -67,19 +67,18 @@ def embed_corrupted(spec: PipelineSpec, model: str, encoder: Encoder, manifest: 
     return corrupted
 
 
-def robustness_result(spec: PipelineSpec, space: FeatureSpace, task: str, head: ProbeHead, clean: EmbedResult,
+def robustness_result(spec: PipelineSpec, space: FeatureSpace, task: str, head: ProbeHead, clean: TestEmbeddings,
                       task_rows: pd.DataFrame, labels: np.ndarray, task_type: str, corrupted: Corrupted,
                       folder: Path) -> tuple[ProtocolResult, RobustnessResult]:
-    """The head scored on every corrupted set of the task's test rows (`task_rows`: the task's usable rows,
-    `labels` theirs), written to `folder`; and the protocol result to log beside it: no `test/` metrics of its own
-    (its figures are `run_metrics(outcome)`), the parameters and notes."""
+    """The head scored on every corrupted set of the task's test rows (`clean`: the table's clean embeddings, all
+    rows; `task_rows`: the task's usable rows, `labels` theirs), written to `folder`; and the protocol result to log
+    beside it: no `test/` metrics of its own (its figures are `run_metrics(outcome)`), the parameters and notes."""
     options = spec.protocols.robustness
     assert options is not None
     split = table_split(task_rows)
     test = np.flatnonzero(split == "test") if split is not None else np.zeros(0, dtype=np.int64)
     sample_ids = task_rows["sample_id"].astype(str).to_numpy()[test]
-    clean_rows = TestEmbeddings(clean.frame["sample_id"].astype(str).to_numpy(), clean.embeddings())
-    positions, X = clean_rows.aligned(sample_ids)
+    positions, X = clean.aligned(sample_ids)
     outcome = score_robustness(head, space, TestEmbeddings(sample_ids[positions], X), labels[test][positions],
                                task_rows["subject_id"].astype(str).to_numpy()[test][positions], corrupted, task_type,
                                options.bootstrap, spec.seed, options.ranking_severity)

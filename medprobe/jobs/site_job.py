@@ -34,7 +34,7 @@ from medprobe.preprocess import PreprocessChain
 from medprobe.probes import ProtocolResult
 from medprobe.probes.inputs import prepare_inputs
 from medprobe.probes.options import LinearOptions
-from medprobe.robustness.scoring import RobustnessResult
+from medprobe.robustness.scoring import RobustnessResult, TestEmbeddings
 from medprobe.spec import PipelineSpec, load_manifest
 from medprobe.spec.pipeline import ModelSpec, TaskSpec
 from medprobe.tracking.recorder import OFFLINE_REASON
@@ -231,7 +231,8 @@ def _evaluate_task(spec: PipelineSpec, space: FeatureSpace, task: TaskSpec, embe
         try:
             if head is None:
                 raise ProbeError("the linear probe head could not be fitted (see the linear protocol's notes)")
-            robustness = robustness_result(spec, space, task.name, head, embedded, evaluation.frame, rows.labels,
+            clean = TestEmbeddings(embedded.frame["sample_id"].astype(str).to_numpy(), embeddings)  # read once
+            robustness = robustness_result(spec, space, task.name, head, clean, evaluation.frame, rows.labels,
                                            task.type, corrupted, folder)
         except ProbeError as exc:
             say(f"  {space.model}/{task.name}/robustness: not run ({exc})")
