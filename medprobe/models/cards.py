@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from medprobe.errors import MedprobeError
+from medprobe.yaml_files import load_yaml, yaml_problem
 
 if TYPE_CHECKING:
     from importlib.resources.abc import Traversable
@@ -80,7 +81,9 @@ def load_card(name: str) -> ModelCard:
 
 def _parse(card: Traversable, name: str) -> ModelCard:
     try:
-        raw = yaml.safe_load(card.read_text(encoding="utf-8"))
+        raw = load_yaml(card.read_text(encoding="utf-8"))
         return ModelCard(**raw)
-    except (yaml.YAMLError, TypeError) as exc:
+    except yaml.YAMLError as exc:
+        raise MedprobeError(f"{card}: not a valid model card for '{name}' ({yaml_problem(exc)})") from None
+    except TypeError as exc:
         raise MedprobeError(f"{card}: not a valid model card for '{name}' ({type(exc).__name__}: {exc})") from None

@@ -14,6 +14,7 @@ from medprobe.errors import SpecError
 from medprobe.options import format_validation_error
 from medprobe.spec.pipeline import PipelineSpec
 from medprobe.tracking.uri import normalise_uri
+from medprobe.yaml_files import load_yaml, yaml_problem
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -51,14 +52,13 @@ def validated(model: type[M], raw: dict[str, Any], source: Path) -> M:
 
 
 def read_yaml(path: Path) -> dict[str, Any]:
+    """The top-level mapping of a user's YAML file; a SpecError with the line for bad YAML or a key given twice."""
     if not path.is_file():
         raise SpecError(f"{path}: spec file not found")
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = load_yaml(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" (line {mark.line + 1})" if mark is not None else ""
-        raise SpecError(f"{path}: not valid YAML{where}: {getattr(exc, 'problem', exc)}") from None
+        raise SpecError(f"{path}: not valid YAML ({yaml_problem(exc)})") from None
     except UnicodeDecodeError:
         raise SpecError(f"{path}: not a UTF-8 text file") from None
     if not isinstance(raw, dict):

@@ -456,3 +456,11 @@ def test_fetch_is_the_only_module_that_downloads() -> None:
     assert list(users) == ["medprobe/models/fetch.py"], users
     assert network_uses("from huggingface_hub import snapshot_download\nsnapshot_download('a/b')")  # can fail
     assert not network_uses("snapshot_download('a/b', local_files_only=True)")
+
+
+def test_a_card_with_a_key_given_twice_is_refused(card: Callable[..., None], tmp_path: Path) -> None:
+    card()
+    path = tmp_path / "zoo" / MODEL / "card.yaml"
+    path.write_text(path.read_text(encoding="utf-8") + "embed_dim: 768\n", encoding="utf-8")
+    with pytest.raises(cards.MedprobeError, match=r"key 'embed_dim' is given twice \(lines \d+ and \d+\)"):
+        cards.load_card(MODEL)

@@ -5,6 +5,7 @@ import yaml
 
 from medprobe.errors import SpecError
 from medprobe.spec import load_spec
+from medprobe.yaml_files import load_yaml
 from tests.conftest import spec_dict
 
 
@@ -87,3 +88,31 @@ def test_alias_allows_a_random_init_control_beside_the_pretrained_model(tmp_path
     twice = [{"name": "dinov2_vits14"}, {"name": "dinov2_vits14"}]
     with pytest.raises(SpecError, match="appears twice"):
         load_spec(_write(tmp_path, spec_dict(Path("m.csv"), tmp_path, models=twice)), environ={})
+
+
+def test_a_key_given_twice_is_refused_with_both_lines(tmp_path: Path) -> None:
+    text = yaml.safe_dump(spec_dict(Path("m.csv"), tmp_path), sort_keys=False) + "seed: 3\nseed: 5\n"
+    lines = text.splitlines()
+    first, second = len(lines) - 1, len(lines)
+    with pytest.raises(SpecError) as caught:
+        load_spec(_write(tmp_path, text), environ={})
+    message = str(caught.value)
+    assert f"key 'seed' is given twice (lines {first} and {second})" in message and "\n" not in message
+
+
+def test_a_nested_duplicate_key_is_refused_but_a_merge_key_may_be_overridden(tmp_path: Path) -> None:
+    nested = "name: x\ndata:\n  manifest: m.csv\n  modality: ct\n  manifest: n.csv\n"
+    with pytest.raises(SpecError, match=r"key 'manifest' is given twice \(lines 3 and 5\)"):
+        load_spec(_write(tmp_path, nested), environ={})
+    flow = "name: x\ntracking: {uri: a, uri: b}\n"
+    with pytest.raises(SpecError, match=r"key 'uri' is given twice \(lines 2 and 2\)"):
+        load_spec(_write(tmp_path, flow), environ={})
+    merged = "base: &b {seed: 1}\nover: {<<: *b, seed: 2}\n"
+    assert load_yaml(merged)["over"] == {"seed": 2}
+
+
+def test_an_alias_bomb_is_refused_before_validation(tmp_path: Path) -> None:
+    levels = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    levels += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in range(1, 7)]
+    with pytest.raises(SpecError, match="aliases expand to more than"):
+        load_spec(_write(tmp_path, "\n".join(levels) + "\n"), environ={})

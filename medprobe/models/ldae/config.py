@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from medprobe.errors import MedprobeError
 from medprobe.options import format_validation_error
+from medprobe.yaml_files import load_yaml, yaml_problem
 
 
 class _Strict(BaseModel):
@@ -219,9 +220,11 @@ def load_config(choice: str | Path) -> LDAEConfig:
     if not path.is_file():
         raise MedprobeError(f"--config {choice}: not a preset ({', '.join(PRESETS)}) or an existing YAML file")
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise MedprobeError(f"{path}: not valid YAML ({type(exc).__name__})") from None
+        raw = load_yaml(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise MedprobeError(f"{path}: not valid YAML ({yaml_problem(exc)})") from None
+    except UnicodeDecodeError:
+        raise MedprobeError(f"{path}: not a UTF-8 text file") from None
     if not isinstance(raw, dict):
         raise MedprobeError(f"{path}: expected a mapping of config sections (data, autoencoder, semantic, ...)")
     base = str(raw.get("preset", "realistic"))
