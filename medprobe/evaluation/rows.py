@@ -3,8 +3,9 @@
 Every front end goes through `TaskRows.of`: a site job, `medprobe evaluate`, the transfer step and the federated
 probes, so they cannot disagree. The rules:
 
-- labels: classification labels that are all whole numbers become integers, any other labels text; regression
-  targets are numbers, and a value that is not one is left out with a note; rows without a label are left out.
+- labels: classification labels are read by `medprobe.evaluation.labels.class_label` (`1`, `1.0` and `01` are one
+  class) and become integers when all are whole numbers, text otherwise; regression targets are numbers, and a
+  value that is not one is left out with a note; rows without a label are left out.
 - split: a `split` column that is absent, or blank on every row, means no split (subject-grouped cross-validation;
   the transfer step then scores on every labelled row). Otherwise values are read case-insensitively as
   train/val/test, and a row with another value (blank included) is left out of the protocols with a note.
@@ -21,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from medprobe.errors import MedprobeError
+from medprobe.evaluation.labels import class_label, integer_labels
 
 TASK_TYPES = ("classification", "regression")
 
@@ -103,12 +105,9 @@ def _labels(table: pd.DataFrame, target: str, task_type: str) -> tuple[np.ndarra
         labels = values.to_numpy(dtype=np.float64, na_value=np.nan)[usable]
     else:
         usable = column.notna().to_numpy()
-        kept = column[usable]
-        numeric = pd.to_numeric(kept, errors="coerce")
-        if numeric.notna().all() and np.all(np.mod(numeric, 1) == 0):
-            labels = numeric.to_numpy().astype(np.int64)
-        else:
-            labels = kept.astype(str).to_numpy(dtype=object)
+        texts = [class_label(value) for value in column[usable]]
+        whole = integer_labels(texts)
+        labels = whole if whole is not None else np.array(texts, dtype=object)
     missing = int((~usable).sum()) - bad
     if missing:
         notes.append(f"{missing} row(s) without a '{target}' label were left out")

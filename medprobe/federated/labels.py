@@ -10,15 +10,12 @@ from collections.abc import Iterable
 
 import numpy as np
 
+from medprobe.evaluation.labels import class_label
+
 
 def label_text(values: Iterable[object]) -> list[str]:
-    """Labels as text; whole-number floats lose their `.0` so an int column and a float column agree."""
-    out = []
-    for value in values:
-        if isinstance(value, float | np.floating) and float(value).is_integer():
-            value = int(value)
-        out.append(str(value))
-    return out
+    """Labels as text by the rule every front end uses (`class_label`), so an int and a float site agree."""
+    return [class_label(value) for value in values]
 
 
 def merge_classes(per_site: Iterable[Iterable[str]]) -> list[str]:

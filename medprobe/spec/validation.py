@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from medprobe.embed.pseudonyms import pseudonym
+from medprobe.evaluation.labels import class_label, merged_spellings
 
 if TYPE_CHECKING:
     from medprobe.preprocess.options import Preprocessing
@@ -295,7 +296,7 @@ def _continuous(table: pd.DataFrame, column: str) -> LabelSummary:
 def _categorical(table: pd.DataFrame, column: str) -> LabelSummary:
     sites, splits = group_columns(table)
     values = table[column]
-    classes = values.map(_class_name, na_action="ignore")
+    classes = values.map(class_label, na_action="ignore")
     all_classes = sorted(classes.dropna().unique(), key=_class_key)
     frame = pd.DataFrame({"site": sites, "split": splits, "cls": classes, "subject": table["subject_id"]})
     groups = []
@@ -303,7 +304,7 @@ def _categorical(table: pd.DataFrame, column: str) -> LabelSummary:
         counts = rows["cls"].value_counts()
         groups.append(LabelGroup(str(site), str(split), int(rows["cls"].isna().sum()),
                                  counts={c: int(counts[c]) for c in sorted(counts.index, key=_class_key)}))
-    warnings = []
+    warnings = _merged_numbers(column, values.dropna())
     labelled = frame.dropna(subset=["cls"])
     for site, rows in labelled.groupby("site", sort=True):
         site_classes = set(rows["cls"])
@@ -386,17 +387,20 @@ def _split_key(split: str) -> tuple[int, str]:
     return _SPLIT_ORDER.get(split, len(_SPLIT_ORDER)), split
 
 
-def _class_name(value: object) -> str:
-    if isinstance(value, float | np.floating) and float(value).is_integer():
-        return str(int(value))
-    return str(value)
-
-
 def _class_key(name: str) -> tuple[int, float, str]:
     try:
         return 0, float(name), name
     except ValueError:
         return 1, 0.0, name
+
+
+def _merged_numbers(column: str, values: pd.Series) -> list[str]:
+    """A warning per number written more than one way: the job reads them as one class, so the user should know."""
+    warnings = []
+    for spellings in merged_spellings(values).values():
+        shown = ", ".join(f"'{s}'" for s in spellings[:-1]) + f" and '{spellings[-1]}'"
+        warnings.append(f"labels {shown} in column '{column}' are the same number; treated as one class")
+    return warnings
 
 
 def _classes(names: list[str], limit: int = 5) -> str:

@@ -164,3 +164,16 @@ def test_check_read_with_a_spec_applies_its_preprocessing(tmp_path: Path, capsys
     assert "missing column(s) 'absent'" in capsys.readouterr().err
     assert main(["validate"]) == 2
     assert "needs a MANIFEST, or --spec SPEC" in capsys.readouterr().err
+
+
+def test_labels_that_are_the_same_number_are_one_class_with_a_warning(tmp_path: Path, capsys) -> None:
+    """A Parquet string column (or a CSV column with one non-numeric value) keeps the spellings apart."""
+    frame = pd.read_csv(write_manifest(tmp_path))
+    spellings = ["1", "1.0", "01", " 1 ", "1"]
+    frame["label"] = [spellings[i // 2] if i % 2 else "0" for i in range(len(frame))]
+    manifest = tmp_path / "manifest.parquet"
+    frame.to_parquet(manifest)
+    assert main(["validate", str(manifest)]) == 0
+    out = capsys.readouterr().out
+    assert "label 'label': categorical, 2 class(es)" in out
+    assert "labels ' 1 ', '01', '1' and '1.0' in column 'label' are the same number; treated as one class" in out
