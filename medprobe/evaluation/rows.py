@@ -25,6 +25,9 @@ from medprobe.errors import MedprobeError
 from medprobe.evaluation.labels import class_label, integer_labels
 
 TASK_TYPES = ("classification", "regression")
+#: The largest regression target (in absolute value) a task uses: squared errors of values up to 1e150 (≤ 4e300),
+#: summed over any realistic number of rows, stay finite in float64; 1e308 squared is already infinite.
+MAX_TARGET = 1e150
 
 
 @dataclass(frozen=True)
@@ -94,21 +97,30 @@ def _labels(table: pd.DataFrame, target: str, task_type: str) -> tuple[np.ndarra
     if len(table) == 0:
         return np.array([]), np.zeros(0, dtype=bool), ["no embedded samples"]
     column = table[target]
-    notes: list[str] = []
-    bad = 0
     if task_type == "regression":
-        values = pd.to_numeric(column, errors="coerce")
-        bad = int((values.isna() & column.notna()).sum())
-        if bad:
-            notes.append(f"{bad} row(s) with a non-numeric '{target}' were left out")
-        usable = values.notna().to_numpy() & np.isfinite(values.to_numpy(dtype=np.float64, na_value=np.nan))
-        labels = values.to_numpy(dtype=np.float64, na_value=np.nan)[usable]
+        labels, usable, notes = _targets(column, target)
     else:
-        usable = column.notna().to_numpy()
+        usable, notes = column.notna().to_numpy(), []
         texts = [class_label(value) for value in column[usable]]
         whole = integer_labels(texts)
         labels = whole if whole is not None else np.array(texts, dtype=object)
-    missing = int((~usable).sum()) - bad
+    missing = int(column.isna().sum())
     if missing:
         notes.append(f"{missing} row(s) without a '{target}' label were left out")
     return labels, usable, notes
+
+
+def _targets(column: pd.Series, target: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Regression targets that are numbers within ±`MAX_TARGET`; the rows left out, counted by reason."""
+    values = pd.to_numeric(column, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    present = column.notna().to_numpy()
+    not_numbers = present & np.isnan(values)
+    out_of_range = ~np.isnan(values) & ~(np.abs(values) <= MAX_TARGET)
+    notes: list[str] = []
+    if not_numbers.any():
+        notes.append(f"{int(not_numbers.sum())} row(s) with a non-numeric '{target}' were left out")
+    if out_of_range.any():
+        notes.append(f"{int(out_of_range.sum())} row(s) with a '{target}' that is infinite or beyond "
+                     f"±{MAX_TARGET:.0e} were left out (squared errors of such values overflow)")
+    usable = present & ~not_numbers & ~out_of_range
+    return values[usable], usable, notes

@@ -4,7 +4,8 @@ A resample draws subjects with replacement (as many as there are) and keeps all 
 rows of one patient stay together and the interval reflects the number of patients, not images. Resample b is a
 column of weights (how often each row's subject was drawn); all resamples are scored at once by the weighted metrics
 of `medprobe.metrics.weighted`, in chunks to bound memory. The interval is the 2.5th and 97.5th percentiles of
-the resampled values (percentile bootstrap); resamples where a metric is undefined are left out of its interval.
+the resampled values (percentile bootstrap); resamples where a metric is undefined (NaN) are left out of its
+interval, and a metric that overflows to infinity in any resample gets no interval, with a note.
 """
 
 from __future__ import annotations
@@ -75,6 +76,11 @@ def bootstrap_intervals(
         return {}, ["a single test subject: no bootstrap confidence intervals"]
     intervals, notes, sparse = {}, [], []
     for name, values in bootstrap_values(scorer, subjects, n_resamples, seed).items():
+        overflowed = int(np.isinf(values).sum())
+        if overflowed:
+            notes.append(f"no bootstrap interval for {name}: infinite (overflowed) in {overflowed} of "
+                         f"{n_resamples} resamples")
+            continue
         finite = defined_resamples(values, n_resamples)
         if finite is None:
             sparse.append(name)
@@ -90,7 +96,10 @@ def bootstrap_intervals(
 
 def defined_resamples(values: np.ndarray, n_resamples: int) -> np.ndarray | None:
     """The resampled values where the metric is defined, or None when it is undefined in most resamples (then no
-    interval is given: one from a minority of resamples would describe another population)."""
+    interval is given: one from a minority of resamples would describe another population) or infinite in any (an
+    overflow, not an undefined metric: leaving those resamples out would cut off the interval's upper tail)."""
+    if np.isinf(values).any():
+        return None
     finite = values[np.isfinite(values)]
     return finite if len(finite) >= 0.5 * n_resamples else None
 

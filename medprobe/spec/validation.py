@@ -32,6 +32,7 @@ import pandas as pd
 
 from medprobe.embed.pseudonyms import pseudonym
 from medprobe.evaluation.labels import class_label, merged_spellings
+from medprobe.evaluation.rows import MAX_TARGET
 
 if TYPE_CHECKING:
     from medprobe.preprocess.options import Preprocessing
@@ -290,7 +291,10 @@ def _continuous(table: pd.DataFrame, column: str) -> LabelSummary:
         if len(kept):
             stats.update(mean=_rounded(kept.mean()), min=_rounded(kept.min()), max=_rounded(kept.max()))
         groups.append(LabelGroup(str(site), str(split), int(rows.isna().sum()), stats=stats))
-    return LabelSummary(column, "continuous", [], _sorted_groups(groups), [])
+    huge = int((numbers.abs() > MAX_TARGET).sum())
+    warnings = [f"label '{column}': {huge} row(s) infinite or beyond ±{MAX_TARGET:.0e}; a regression task leaves "
+                "them out"] if huge else []
+    return LabelSummary(column, "continuous", [], _sorted_groups(groups), warnings)
 
 
 def _categorical(table: pd.DataFrame, column: str) -> LabelSummary:

@@ -177,3 +177,13 @@ def test_labels_that_are_the_same_number_are_one_class_with_a_warning(tmp_path: 
     out = capsys.readouterr().out
     assert "label 'label': categorical, 2 class(es)" in out
     assert "labels ' 1 ', '01', '1' and '1.0' in column 'label' are the same number; treated as one class" in out
+
+
+def test_a_target_whose_square_overflows_is_a_warning(tmp_path: Path, capsys) -> None:
+    def huge(frame: pd.DataFrame) -> pd.DataFrame:
+        frame.loc[2, "age"] = 1e308
+        return frame
+
+    assert main(["validate", str(write_manifest(tmp_path, huge))]) == 0
+    assert "label 'age': 1 row(s) infinite or beyond ±1e+150; a regression task leaves them out" in \
+        capsys.readouterr().out
