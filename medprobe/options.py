@@ -7,9 +7,17 @@ Every model forbids unknown keys, so a typo is an error that names the key inste
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError
+
+#: The most seeds a protocol repeats over (`seeds`: seed, seed+1, ...).
+MAX_SEED_REPEATS = 100
+#: The largest first seed: numpy's legacy state and scikit-learn's `random_state` take 32-bit seeds, and the last
+#: repeat (seed + 99) must still be one.
+SEED_MAX = 2**32 - MAX_SEED_REPEATS
+#: Every seed a user writes (spec, options models, CLI): a whole number in 0..SEED_MAX, never `True` or `"5"`.
+Seed = Annotated[StrictInt, Field(ge=0, le=SEED_MAX)]
 
 #: pydantic's discriminator tags of tagged unions: not keys the user wrote, so left out of error locations.
 _DISCRIMINATOR_TAGS = {"percentile", "zscore", "ct_window", "scale01", "none"}

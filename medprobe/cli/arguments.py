@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from medprobe.options import SEED_MAX
+
 
 def non_negative_int(text: str) -> int:
     try:
@@ -12,6 +14,14 @@ def non_negative_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
+def seed_int(text: str) -> int:
+    """A seed flag, held to the same range as a spec's `seed` (`medprobe.options.Seed`)."""
+    value = non_negative_int(text)
+    if value > SEED_MAX:
+        raise argparse.ArgumentTypeError(f"must be at most {SEED_MAX} (numpy's 32-bit seeds), got {value}")
     return value
 
 

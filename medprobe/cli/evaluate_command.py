@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from medprobe.cli.arguments import non_negative_int, positive_int
+from medprobe.cli.arguments import non_negative_int, positive_int, seed_int
 from medprobe.cli.exit_codes import EXIT_OK, EXIT_SKIPPED
 from medprobe.options import field_default
 from medprobe.probes.options import ProtocolOptions
@@ -39,7 +39,7 @@ def register(commands: argparse._SubParsersAction) -> None:
                           help="output folder (default: ./medprobe-evaluate)")
     evaluate.add_argument("--seeds", type=positive_int, default=field_default(ProtocolOptions, "seeds"), metavar="N",
                           help="repeat each protocol with N seeds and report mean and spread (default %(default)s)")
-    evaluate.add_argument("--seed", type=non_negative_int, default=0, help="first seed (default %(default)s)")
+    evaluate.add_argument("--seed", type=seed_int, default=0, help="first seed (default %(default)s)")
     evaluate.add_argument("--bootstrap", type=non_negative_int, default=field_default(ProtocolOptions, "bootstrap"),
                           metavar="B", help="subject-bootstrap resamples for the 95 %% intervals (0: none; default "
                                             "%(default)s)")

@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BeforeValidator, Field, StrictBool, StrictInt, ValidationError, model_validator
 
 from medprobe.errors import ProbeError
-from medprobe.options import StrictModel, format_validation_error
+from medprobe.options import MAX_SEED_REPEATS, StrictModel, format_validation_error
 from medprobe.robustness.options import RobustnessOptions
 
 
@@ -33,7 +33,7 @@ class ProtocolOptions(StrictModel):
     folds: StrictInt = Field(5, ge=2, le=50)
     bootstrap: StrictInt = Field(1000, ge=0, le=100000)
     ordinal: StrictBool = False
-    seeds: StrictInt = Field(1, ge=1, le=100)
+    seeds: StrictInt = Field(1, ge=1, le=MAX_SEED_REPEATS)
 
 
 class LinearOptions(ProtocolOptions):

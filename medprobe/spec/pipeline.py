@@ -15,7 +15,7 @@ from pydantic import Field, field_validator, model_validator
 
 from medprobe.errors import MedprobeError
 from medprobe.evaluation.options import AnalysisOptions
-from medprobe.options import StrictModel
+from medprobe.options import Seed, StrictModel
 from medprobe.preprocess.options import PreprocessOptions
 from medprobe.probes.options import ProtocolsOptions
 from medprobe.tracking.options import TrackingOptions
@@ -69,7 +69,7 @@ class PipelineSpec(StrictModel):
     analysis: AnalysisOptions = AnalysisOptions()
     tracking: TrackingOptions = TrackingOptions()
     workdir: Path = Path("medprobe-work")
-    seed: int = 0
+    seed: Seed = 0
     num_workers: int = Field(1, ge=0, le=64)
 
     @field_validator("models")

@@ -93,3 +93,10 @@ def test_attentive_reads_the_tokens_medprobe_embed_kept(volume_dataset, tmp_path
     summary = json.loads((out / "metrics.json").read_text())
     attentive = summary["protocols"]["attentive"]
     assert "accuracy" in attentive["metrics"] and attentive["params"]["optimizer"] == "adamw"
+
+
+@pytest.mark.parametrize("seed", ["-5", str(2**32)])
+def test_a_seed_outside_numpys_range_is_a_usage_error(tmp_path: Path, seed: str, capsys) -> None:
+    with pytest.raises(SystemExit) as caught:
+        main(["evaluate", "--embeddings", str(tmp_path / "t.parquet"), "--target", "y", "--seed", seed])
+    assert caught.value.code == 2 and "--seed" in capsys.readouterr().err

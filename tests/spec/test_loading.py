@@ -50,6 +50,11 @@ def test_defaults_follow_the_modality(tmp_path: Path) -> None:
                                                                                           "preset": "lungs"}}}},
          "'data.preprocessing.intensity.preset'"),
         ({"seed": "zero"}, "'seed'"),
+        ({"seed": -5}, "'seed': Input should be greater than or equal to 0 (got -5)"),
+        ({"seed": 2**32}, "'seed': Input should be less than or equal to 4294967196"),
+        ({"seed": 1.5}, "'seed'"),
+        ({"seed": True}, "'seed'"),
+        ({"protocols": {"linear": {}, "robustness": {"seed": -1}}}, "'protocols.robustness.seed'"),
     ],
 )
 def test_invalid_specs_name_the_key(tmp_path: Path, change: dict, expected: str) -> None:

@@ -17,7 +17,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from medprobe.errors import MedprobeError
-from medprobe.options import format_validation_error
+from medprobe.options import Seed, format_validation_error
 from medprobe.yaml_files import load_yaml, yaml_problem
 
 
@@ -129,7 +129,7 @@ class TrainConfig(_Strict):
     checkpoint_every: int = Field(1000, ge=1)
     holdout: int = Field(4, ge=0, description="volumes kept out of training for the reconstruction report")
     scale_batches: int = Field(8, ge=1, description="batches used to estimate the latent scale factor")
-    seed: int = 0
+    seed: Seed = 0
 
 
 class DataConfig(_Strict):

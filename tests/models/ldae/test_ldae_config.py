@@ -34,6 +34,10 @@ def test_yaml_overrides_a_preset_and_bad_keys_are_named(tmp_path: Path) -> None:
     twice.write_text("preset: tiny\ntrain:\n  stage1_steps: 7\n  stage1_steps: 9\n")
     with pytest.raises(MedprobeError, match=r"key 'stage1_steps' is given twice \(lines 3 and 4\)"):
         load_config(twice)
+    negative = tmp_path / "negative.yaml"
+    negative.write_text("preset: tiny\ntrain:\n  seed: -1\n")
+    with pytest.raises(MedprobeError, match=r"train\.seed"):
+        load_config(negative)
 
 
 def test_25d_semantic_encoder_gives_one_vector_per_volume() -> None:
