@@ -29,12 +29,16 @@ class TrackingError(MedprobeError):
 
 
 class ReadError(Exception):
-    """One input cannot be read or preprocessed. Jobs quarantine the input and go on."""
+    """One input cannot be read or preprocessed. Jobs quarantine the input and go on.
 
-    def __init__(self, path: str, reason: str) -> None:
+    `category` (a key of `medprobe.privacy.skip_reasons.SKIP_CATEGORIES`) is what may leave the site; `reason` is
+    the detailed message, which may quote a library's text, and stays in the workdir's local log."""
+
+    def __init__(self, path: str, reason: str, category: str) -> None:
         super().__init__(f"{path}: {reason}")
         self.path = path
         self.reason = reason
+        self.category = category
 
 
 class ProbeError(MedprobeError):

@@ -164,21 +164,10 @@ def _value(text: str) -> str | int | float | bool:
 
 
 def _write_quarantine(out: Path, model: str, manifest: pd.DataFrame, result: EmbedResult) -> Path | None:
-    """The local report names files (it stays at the site); the table names only pseudonyms."""
-    import pandas as pd
+    """`OUT/quarantine.csv` (pseudonyms and categories) and the local log of paths and details under `local-only/`."""
+    from medprobe.embed.quarantine import quarantine_rows, write_quarantine
 
-    from medprobe.embed.files import atomic_write
-
-    path = out / "quarantine.csv"
-    if not result.skipped:
-        path.unlink(missing_ok=True)
-        return None
-    rows = [{"model": model, "sample_id": s.sample_id, "reason": s.reason,
-             "path": str(manifest["path"].iloc[s.position])} for s in result.skipped]
-    with atomic_write(path, sum(len(str(v)) + 1 for row in rows for v in row.values()), "the quarantine report") \
-            as pending:
-        pd.DataFrame(rows, columns=["model", "sample_id", "reason", "path"]).to_csv(pending.path, index=False)
-    return path
+    return write_quarantine(out, quarantine_rows(model, result.skipped, manifest["path"].astype(str).tolist()))
 
 
 def _summary(result: EmbedResult, quarantine: Path | None) -> list[str]:

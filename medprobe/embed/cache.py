@@ -22,6 +22,7 @@ import pyarrow.parquet as pq
 from medprobe.embed.files import atomic_write, shard_name
 from medprobe.embed.integrity import CHECKSUM_KEY, ShardUnusable, content_checksum
 from medprobe.embed.shards import ShardHeader, ShardStore
+from medprobe.io.regular import open_regular
 
 _CHUNK = 1 << 22
 _CHECKSUM = CHECKSUM_KEY.encode()
@@ -35,7 +36,7 @@ def file_digest(path: str | Path) -> str:
     for file in files:
         if path.is_dir():
             digest.update(str(file.relative_to(path)).encode())
-        with file.open("rb") as handle:
+        with open_regular(file) as handle:
             while chunk := handle.read(_CHUNK):
                 digest.update(chunk)
     return digest.hexdigest()

@@ -37,8 +37,10 @@ from medprobe.embed.table import read_embeddings, read_metadata, write_table_chu
 from medprobe.embed.tokens import TOKENS_METADATA_KEY, TokenCache, read_tokens, tokens_path, write_tokens
 from medprobe.errors import ManifestError, MedprobeError
 from medprobe.io.dicom_header import uid_digest
+from medprobe.io.regular import NotARegularFile
 from medprobe.models import Encoder
 from medprobe.preprocess import PreprocessChain
+from medprobe.privacy.skip_reasons import SkipReason
 
 log = logging.getLogger("medprobe.embed")
 
@@ -69,11 +71,16 @@ def shard_samples_from_env() -> int:
 
 @dataclass
 class Skipped:
-    """An input that could not be used, with a reason that names no path (sample_id is a pseudonym)."""
+    """An input that could not be used (sample_id is a pseudonym); `cause.detail` stays at the site."""
 
     position: int
     sample_id: str
-    reason: str
+    cause: SkipReason
+
+    @property
+    def reason(self) -> str:
+        """What may leave the site: the category and its fixed explanation."""
+        return self.cause.public
 
 
 @dataclass(frozen=True)
@@ -144,7 +151,7 @@ def _embed(manifest: pd.DataFrame, encoder: Encoder, chain: PreprocessChain, cac
     sample_ids = _sample_ids(manifest, settings.salt, series)
     digests = _with_series(_digests(paths, ranks), series)
     settings = replace(settings, series=series)
-    skipped = [Skipped(i, sample_ids[i], d.reason) for i, d in enumerate(digests) if isinstance(d, Skipped)]
+    skipped = [Skipped(i, sample_ids[i], d.cause) for i, d in enumerate(digests) if isinstance(d, Skipped)]
     seconds["hash"] += time.perf_counter() - started
 
     precision, cosine = _precision(paths, digests, encoder, chain, cache_dir, settings, ranks, seconds)
@@ -153,7 +160,7 @@ def _embed(manifest: pd.DataFrame, encoder: Encoder, chain: PreprocessChain, cac
     stores = _Stores(ShardCache(cache_dir),
                      TokenCache(cache_dir / "tokens") if settings.tokens and encoder.token_dim else None)
     run_settings = replace(settings, precision=precision, tokens=stores.tokens is not None)
-    failed: dict[int, str] = {}
+    failed: dict[int, SkipReason] = {}
     computed = 0
     for attempt in range(1, _ATTEMPTS + 1):
         # Every pass computes what the cache lacks; a pass that finds a damaged shard while writing the outputs
@@ -181,7 +188,7 @@ def _embed(manifest: pd.DataFrame, encoder: Encoder, chain: PreprocessChain, cac
             raise MedprobeError(f"{cache_dir}: cache shards written by this job keep failing their checksums; the "
                                 "disk or the memory may be failing (damaged shards are in its corrupt/ folders)")
         stores.refresh()
-    skipped += [Skipped(i, sample_ids[i], reason) for i, reason in failed.items()]
+    skipped += [Skipped(i, sample_ids[i], cause) for i, cause in failed.items()]
     ranks.barrier()
     seconds["total"] = time.perf_counter() - started
     cached = max(0, len(keep) - computed)
@@ -261,9 +268,11 @@ def _digests(paths: list[str], ranks: Ranks) -> list[str | Skipped]:
         try:
             return file_digest(path)
         except FileNotFoundError:
-            return Skipped(-1, "", "file not found")
+            return Skipped(-1, "", SkipReason("file-not-found", "file not found"))
+        except NotARegularFile:
+            return Skipped(-1, "", SkipReason("not-a-regular-file", "a pipe, device or socket; not opened"))
         except OSError as exc:
-            return Skipped(-1, "", f"cannot read file ({exc.strerror})")
+            return Skipped(-1, "", SkipReason("unreadable-file", f"cannot read file ({exc.strerror})"))
 
     with ThreadPoolExecutor(max_workers=4) as pool:
         own = list(pool.map(digest, ranks.share(paths)))
@@ -349,10 +358,10 @@ class _Computed:
 
 def _compute(mine: list[int], paths: list[str], keys: list[str | None], encoder: Encoder, chain: PreprocessChain,
              stores: _Stores, settings: EmbedSettings, ranks: Ranks,
-             seconds: dict[str, float]) -> list[tuple[int, str]]:
+             seconds: dict[str, float]) -> list[tuple[int, SkipReason]]:
     dataset = SampleDataset([paths[i] for i in mine], mine, settings.modality, chain, settings.series)
     encoder.to(settings.device)
-    failures: list[tuple[int, str]] = []
+    failures: list[tuple[int, SkipReason]] = []
     buffer: list[LoadedSample] = []
     buffered_views = 0
     unflushed: dict[str, _Computed] = {}
@@ -363,7 +372,7 @@ def _compute(mine: list[int], paths: list[str], keys: list[str | None], encoder:
     for sample in _load(dataset, settings, chain):
         seconds["load"] += time.perf_counter() - waited
         if sample.views is None:
-            failures.append((sample.position, sample.reason or "unreadable"))
+            failures.append((sample.position, sample.cause or SkipReason("unexpected-error")))
             bar.update(1)
         else:
             buffer.append(sample)
@@ -410,9 +419,7 @@ def _load_alone(dataset: SampleDataset, index: int, settings: EmbedSettings, cha
         if not _worker_died(exc):
             raise
     log.warning("a reader crashed its worker process on sample %d of this job; skipped", index)
-    return LoadedSample(dataset.positions[index], None,
-                        "reading this file crashed the reader process (a native decoder aborted: corrupt or "
-                        "unsupported data)")
+    return LoadedSample(dataset.positions[index], None, SkipReason("reader-crashed", "the worker process died"))
 
 
 def _worker_died(error: RuntimeError) -> bool:

@@ -11,19 +11,20 @@ from torch.utils.data import Dataset
 from medprobe.errors import ReadError
 from medprobe.io import read_image
 from medprobe.preprocess import PreprocessChain
-from medprobe.tracking.path_guard import scrub_paths
+from medprobe.privacy.skip_reasons import SkipReason
 
 
 @dataclass
 class LoadedSample:
     position: int
     views: torch.Tensor | None
-    reason: str | None = None
+    cause: SkipReason | None = None
 
 
 class SampleDataset(Dataset[LoadedSample]):
-    """One item per pending manifest row. A bad file yields a reason instead of raising: a batch over
-    10,000 studies must not die on file 7,312."""
+    """One item per pending manifest row. A bad file yields a `SkipReason` instead of raising: a batch over
+    10,000 studies must not die on file 7,312. Its category may leave the site; its detail (the library's message,
+    which may quote file names or header values) stays in the workdir's local log."""
 
     def __init__(self, paths: list[str], positions: list[int], modality: str, chain: PreprocessChain,
                  series: Mapping[int, str] | None = None) -> None:
@@ -44,19 +45,12 @@ class SampleDataset(Dataset[LoadedSample]):
             image = read_image(path, self.modality, series_uid=self.series.get(position))
             views = self.chain(image, source=path)
             if not torch.isfinite(views).all():
-                raise ReadError(path, "preprocessing produced non-finite values")
+                raise ReadError(path, "preprocessing produced non-finite values", "not-finite")
             return LoadedSample(position, views)
         except ReadError as exc:
-            return LoadedSample(position, None, reason("unreadable", exc.reason))
+            return LoadedSample(position, None, SkipReason(exc.category, exc.reason))
         except Exception as exc:  # noqa: BLE001 - any failure on one file is quarantined, never fatal
-            return LoadedSample(position, None, reason("unexpected error", f"{type(exc).__name__}: {exc}"))
-
-
-def reason(category: str, message: str) -> str:
-    """What may leave the site about a skipped file: a category and the reader's message with every path-like token
-    replaced (`scrub_paths`): a path can name a patient, and a library may name it in any form (normalised,
-    relative, through a link, or a sibling file such as an Analyze pair's .img)."""
-    return f"{category}: {scrub_paths(message)}"
+            return LoadedSample(position, None, SkipReason("unexpected-error", f"{type(exc).__name__}: {exc}"))
 
 
 def collate_samples(items: list[LoadedSample]) -> list[LoadedSample]:

@@ -63,7 +63,7 @@ def decode_pixels(path: str, ds: Dataset) -> DecodedPixels:
         decoder = get_decoder(syntax)
     except NotImplementedError:
         hint = decoder_hint(syntax, int_value(ds, "BitsStored")) or "has no decoder in pydicom"
-        raise ReadError(path, f"{syntax_name(syntax)} {hint}") from None
+        raise ReadError(path, f"{syntax_name(syntax)} {hint}", "dicom-unsupported-syntax") from None
     array, meta = _decode(path, ds, decoder, syntax)
     frames = array.reshape(int(meta["number_of_frames"]), int(meta["rows"]), int(meta["columns"]), -1)
     decoded_as = str(meta["photometric_interpretation"])
@@ -92,7 +92,7 @@ def _decode(path: str, ds: Dataset, decoder: Decoder, syntax: str) -> tuple[np.n
             raise
         except BaseException as exc:  # noqa: BLE001 - plugins raise anything; pyo3 panics are BaseExceptions
             failures.append((plugin, exc))
-    raise ReadError(path, _decode_failure(ds, syntax, failures))
+    raise ReadError(path, _decode_failure(ds, syntax, failures), "dicom-decode-failed")
 
 
 def _to_values(
@@ -109,7 +109,7 @@ def _to_values(
     if decoded_as in ("MONOCHROME1", "MONOCHROME2") and frames.shape[-1] == 1:
         return _monochrome(path, ds, frames, decoded_as == "MONOCHROME1")
     raise ReadError(path, f"photometric interpretation {decoded_as} with {frames.shape[-1]} sample(s) per pixel "
-                          "is not supported")
+                          "is not supported", "dicom-unsupported-colour")
 
 
 def _monochrome(
@@ -146,7 +146,8 @@ def _transformed_range(
 def _value_transform(path: str, ds: Dataset, source: Dataset) -> tuple[str, Callable[[np.ndarray], np.ndarray]]:
     if "RescaleSlope" in source and "RescaleIntercept" in source:
         if float(source.RescaleSlope) == 0.0:
-            raise ReadError(path, "Rescale Slope is 0: every pixel would collapse to the intercept")
+            raise ReadError(path, "Rescale Slope is 0: every pixel would collapse to the intercept",
+                            "dicom-invalid-header")
         return "rescale slope/intercept", lambda a: apply_modality_lut(a, source)
     if ds.get("ModalityLUTSequence"):
         return "modality LUT", lambda a: apply_modality_lut(a, ds)
@@ -170,12 +171,14 @@ def _check_required(path: str, ds: Dataset) -> None:
     integers = ("Rows", "Columns", "SamplesPerPixel") + (_REQUIRED_INTEGER if "PixelData" in ds else ())
     missing = [keyword for keyword in (*_REQUIRED, *integers) if ds.get(keyword) in (None, "")]
     if missing:
-        raise ReadError(path, f"missing required element(s): {', '.join(dict.fromkeys(missing))}")
+        raise ReadError(path, f"missing required element(s): {', '.join(dict.fromkeys(missing))}",
+                        "dicom-invalid-header")
     invalid = [keyword for keyword in integers if int_value(ds, keyword) is None]
     if invalid or not int_value(ds, "Rows") or not int_value(ds, "Columns"):
-        raise ReadError(path, f"invalid image size or pixel description ({', '.join(invalid) or 'Rows/Columns 0'})")
+        raise ReadError(path, f"invalid image size or pixel description ({', '.join(invalid) or 'Rows/Columns 0'})",
+                        "dicom-invalid-header")
     if ds.get("NumberOfFrames") not in (None, "") and int_value(ds, "NumberOfFrames") is None:
-        raise ReadError(path, "invalid NumberOfFrames value")
+        raise ReadError(path, "invalid NumberOfFrames value", "dicom-invalid-header")
 
 
 def _decode_failure(ds: Dataset, syntax: str, failures: list[tuple[str, BaseException]]) -> str:

@@ -67,7 +67,7 @@ def read_dicom_file(path: Path, series_uid: str | None = None) -> MedicalImage:
             ds = read_dataset(path, pixels=True)
             if series_uid and uid_digest(series_uid_of(ds) or "") != uid_digest(series_uid):
                 raise ReadError(str(path), "the file's SeriesInstanceUID is not the manifest's series_uid (the file "
-                                           "belongs to another series, or has none)")
+                                           "belongs to another series, or has none)", "dicom-series-mismatch")
             require_pixels(path, ds)
             pixels = decode_pixels(str(path), ds)
             layout = frame_layout(str(path), ds, pixels.frames.shape[0])
@@ -75,13 +75,14 @@ def read_dicom_file(path: Path, series_uid: str | None = None) -> MedicalImage:
     except ReadError:
         raise
     except Exception as exc:  # noqa: BLE001 - malformed files make pydicom and numpy raise anything
-        raise ReadError(str(path), f"unusable DICOM ({type(exc).__name__}: {scrub(str(exc))})") from None
+        raise ReadError(str(path), f"unusable DICOM ({type(exc).__name__}: {scrub(str(exc))})",
+                        "dicom-decode-failed") from None
 
 
 def to_medical_image(path: Path, ds: Dataset, pixels: DecodedPixels, layout: FrameLayout) -> MedicalImage:
     frames = pixels.frames[layout.order]
     if np.isnan(frames).all():
-        raise ReadError(str(path), "every voxel is NaN")
+        raise ReadError(str(path), "every voxel is NaN", "all-nan")
     array = np.ascontiguousarray(frames.transpose(3, 2, 1, 0))  # (F, rows, cols, C) → (C, X=cols, Y=rows, Z)
     if array.shape[-1] == 1:  # one frame: a 2D image (C, X, Y)
         array = array[..., 0]
@@ -131,14 +132,16 @@ def frame_layout(path: str, ds: Dataset, n_frames: int) -> FrameLayout:
 def _sorted_layout(path: str, planes: list[Plane]) -> FrameLayout:
     orientations = {p.orientation_key for p in planes}
     if len(orientations) > 1:
-        raise ReadError(path, f"frames lie in {len(orientations)} different orientations; not one volume")
+        raise ReadError(path, f"frames lie in {len(orientations)} different orientations; not one volume",
+                        "dicom-inconsistent-frames")
     spacings = {p.spacing for p in planes}
     if len(spacings) > 1:
-        raise ReadError(path, f"frames have {len(spacings)} different pixel spacings; not one volume")
+        raise ReadError(path, f"frames have {len(spacings)} different pixel spacings; not one volume",
+                        "dicom-inconsistent-frames")
     positions, normal = stacked_positions(planes)
     sliced = order_slices(positions, normal, np.arange(len(planes)))
     if sliced.problem:
-        raise ReadError(path, sliced.problem)
+        raise ReadError(path, sliced.problem, "dicom-inconsistent-frames")
     first = planes[sliced.order[0]]
     return FrameLayout(sliced.order, plane_affine(first, sliced.slice_vector), "patient", sliced.warnings)
 

@@ -26,13 +26,14 @@ def read_dicom_folder(folder: Path, series_uid: str | None = None) -> MedicalIma
         return load_series(_selected(folder, index, series_uid))
     if not index:
         found = f"skipped {index.describe_skipped()}" if index.skipped else "the folder holds no files"
-        raise ReadError(str(folder), f"no DICOM image series found; {found}")
+        raise ReadError(str(folder), f"no DICOM image series found; {found}", "dicom-series-not-found")
     if len(index) > 1:
         listed = "; ".join(s.summary() for s in index[:_LISTED_SERIES])
         more = f"; and {len(index) - _LISTED_SERIES} more" if len(index) > _LISTED_SERIES else ""
         raise ReadError(str(folder), f"{len(index)} DICOM series in the folder: {listed}{more}. Add a series_uid "
                                      "column to the manifest (the SeriesInstanceUID of the series to read) or point "
-                                     "the manifest at one series folder; `medprobe inspect FOLDER` lists the series")
+                                     "the manifest at one series folder; `medprobe inspect FOLDER` lists the series",
+                        "dicom-series-ambiguous")
     return load_series(index[0])
 
 
@@ -44,7 +45,8 @@ def _selected(folder: Path, index: SeriesIndex, series_uid: str) -> DicomSeries:
     if matches:
         raise ReadError(str(folder), f"the manifest's series_uid names a series with {len(matches)} orientation "
                                      "groups (localizers or reformats?); export the wanted images to a folder of "
-                                     "their own and point the manifest at it")
+                                     "their own and point the manifest at it", "dicom-series-ambiguous")
     skipped = f" (and skipped {index.describe_skipped()})" if index.skipped else ""
     raise ReadError(str(folder), f"none of the {len(index)} DICOM series in the folder has the manifest's series_uid"
-                                 f"{skipped}; check the series_uid, or run `medprobe inspect FOLDER` to see them")
+                                 f"{skipped}; check the series_uid, or run `medprobe inspect FOLDER` to see them",
+                    "dicom-series-not-found")

@@ -76,20 +76,21 @@ def read_dataset(path: Path, *, pixels: bool) -> Dataset:
     try:
         size = path.stat().st_size
     except OSError as exc:
-        raise ReadError(str(path), f"cannot open the file ({type(exc).__name__})") from None
+        raise ReadError(str(path), f"cannot open the file ({type(exc).__name__})", "unreadable-file") from None
     if size == 0:
-        raise ReadError(str(path), "file is empty (0 bytes)")
+        raise ReadError(str(path), "file is empty (0 bytes)", "empty-file")
     marked = has_dicm_marker(path)
     if not marked and not name_allows_force(path):
-        raise ReadError(str(path), "not a DICOM file (no DICM marker)")
+        raise ReadError(str(path), "not a DICOM file (no DICM marker)", "not-dicom")
     try:
         with quiet_pydicom():
             ds = pydicom.dcmread(path, force=not marked, defer_size=None if pixels else 1024)
             looks_real = marked or any(keyword in ds for keyword in _TELLTALE_KEYWORDS)
     except Exception as exc:  # noqa: BLE001 - pydicom raises many types for malformed files
-        raise ReadError(str(path), f"not a readable DICOM file ({type(exc).__name__}: {scrub(str(exc))})") from None
+        raise ReadError(str(path), f"not a readable DICOM file ({type(exc).__name__}: {scrub(str(exc))})",
+                        "not-dicom") from None
     if not looks_real:
-        raise ReadError(str(path), "not a DICOM file (no DICM marker and no DICOM image elements)")
+        raise ReadError(str(path), "not a DICOM file (no DICM marker and no DICOM image elements)", "not-dicom")
     if pixels:
         _fill_transfer_syntax(path, ds)
     return ds
@@ -100,7 +101,7 @@ def require_pixels(path: Path, ds: Dataset) -> None:
     if not any(keyword in ds for keyword in PIXEL_KEYWORDS):
         kind = object_kind(ds)
         hint = "; truncated, or pixels stripped?" if "Image" in kind else ""
-        raise ReadError(str(path), f"no pixel data ({kind}{hint})")
+        raise ReadError(str(path), f"no pixel data ({kind}{hint})", "dicom-missing-pixels")
 
 
 def modality_name(code: str | None) -> str | None:
@@ -118,7 +119,8 @@ def _fill_transfer_syntax(path: Path, ds: Dataset) -> None:
         return
     element = ds[next(k for k in PIXEL_KEYWORDS if k in ds)]
     if element.is_undefined_length:
-        raise ReadError(str(path), "compressed pixel data but no transfer syntax in the file meta")
+        raise ReadError(str(path), "compressed pixel data but no transfer syntax in the file meta",
+                        "dicom-invalid-header")
     implicit, little = ds.original_encoding
     if meta is None:
         ds.file_meta = meta = FileMetaDataset()

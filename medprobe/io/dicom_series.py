@@ -148,7 +148,7 @@ def load_series(series: DicomSeries) -> MedicalImage:
     """Stack a series into (C, X, Y, Z) along the slice normal. Raises ReadError with the reason it cannot."""
     where = str(_common_folder(series.files))
     if series.problem:
-        raise ReadError(where, f"series {series.key}: {series.problem}")
+        raise ReadError(where, f"series {series.key}: {series.problem}", "dicom-series-unusable")
     if len(series.files) == 1:
         return read_dicom_file(series.files[0])
     try:
@@ -157,7 +157,8 @@ def load_series(series: DicomSeries) -> MedicalImage:
     except ReadError:
         raise
     except Exception as exc:  # noqa: BLE001 - malformed slices make pydicom and numpy raise anything
-        raise ReadError(where, f"series {series.key}: unusable ({type(exc).__name__}: {scrub(str(exc))})") from None
+        raise ReadError(where, f"series {series.key}: unusable ({type(exc).__name__}: {scrub(str(exc))})",
+                        "dicom-series-unusable") from None
 
 
 def _load_stack(series: DicomSeries, where: str) -> MedicalImage:
@@ -171,20 +172,21 @@ def _load_stack(series: DicomSeries, where: str) -> MedicalImage:
             decoded[path] = decode_pixels(str(path), ds)
         except ReadError as exc:
             reason = f"series {series.key}: slice {number} of {len(series.files)}: {exc.reason}"
-            raise ReadError(where, reason) from None
+            raise ReadError(where, reason, exc.category) from None
         headers.append(_header(path, ds, path.parent))
         codes[path] = dicom_modality_code(ds)  # keep the decoded floats, not the datasets' raw pixel bytes
     plan = _plan(headers)  # re-derived from what was read, in case files changed since indexing
     if plan.problem:
-        raise ReadError(where, f"series {series.key}: {plan.problem}")
+        raise ReadError(where, f"series {series.key}: {plan.problem}", "dicom-series-unusable")
     slices = [decoded[h.path] for h in plan.headers]
     channels = {s.frames.shape[1:] for s in slices}
     if len(channels) > 1 or any(s.frames.shape[0] != 1 for s in slices):
-        raise ReadError(where, f"series {series.key}: slices decode to different shapes or colour layouts")
+        raise ReadError(where, f"series {series.key}: slices decode to different shapes or colour layouts",
+                        "dicom-inconsistent-frames")
     stacked = np.concatenate([s.frames for s in slices], axis=0)  # (Z, rows, cols, C)
     array = np.ascontiguousarray(stacked.transpose(3, 2, 1, 0))
     if np.isnan(array).all():
-        raise ReadError(where, f"series {series.key}: every voxel is NaN")
+        raise ReadError(where, f"series {series.key}: every voxel is NaN", "all-nan")
     first, first_pixels = plan.headers[0], slices[0]
     code = codes[first.path]
     modality = modality_name(code)

@@ -43,4 +43,4 @@ def check_pixel_size(path: str, ds: Dataset, syntax: str | None) -> None:
     if len(value) < needed:
         raise ReadError(path, f"pixel data is truncated ({len(value)} of {needed} bytes): the header declares "
                               f"{label} × {bits} bits ({size_text(needed)}) but the element holds "
-                              f"{size_text(len(value))}; refused before decoding")
+                              f"{size_text(len(value))}; refused before decoding", "truncated")

@@ -56,7 +56,8 @@ def max_voxels() -> int:
         value = math.nan
     if not math.isfinite(value) or value < 1 or value != int(value):
         raise ReadError("", f"{MAX_VOXELS_ENV}={text!r} is not a whole number of voxels ≥ 1; unset it "
-                                        f"(default {DEFAULT_MAX_VOXELS:,}) or give e.g. {MAX_VOXELS_ENV}=2147483648")
+                                        f"(default {DEFAULT_MAX_VOXELS:,}) or give e.g. {MAX_VOXELS_ENV}=2147483648",
+                        "too-large")
     return int(value)
 
 
@@ -78,7 +79,7 @@ def check_values(path: str, shape: Sequence[int], label: str | None = None) -> N
     """Raise ReadError when the declared shape holds more values than MEDPROBE_MAX_VOXELS allows."""
     problem = voxel_limit_problem(shape, label)
     if problem:
-        raise ReadError(path, problem)
+        raise ReadError(path, problem, "too-large")
 
 
 def check_stored(
@@ -102,7 +103,7 @@ def check_stored(
            "hex": " of hex text", "ascii": " of text numbers"}[encoding]
     raise ReadError(path, f"the header declares {label or shape_text(shape)} ({size_text(needed)} of voxel data) but "
                           f"the file holds only {size_text(stored_bytes)}{how}: truncated, or a forged header; "
-                          "refused before allocating")
+                          "refused before allocating", "truncated")
 
 
 def stored_encoding(path: Path) -> Encoding | None:

@@ -14,6 +14,7 @@ import numpy as np
 from nibabel.spatialimages import SpatialImage
 
 from medprobe.errors import ReadError
+from medprobe.io.failures import failure_category
 from medprobe.io.image import VOLUMES_KEY, MedicalImage
 from medprobe.io.limits import check_stored, check_values, shape_text, stored_encoding
 
@@ -32,17 +33,20 @@ def read_nibabel(path: Path) -> MedicalImage:
     try:
         image = nib.ecat.load(str(path)) if path.name.lower().endswith(_ECAT_SUFFIXES) else nib.load(str(path))
     except Exception as exc:  # noqa: BLE001 - nibabel, gzip, zlib and h5py raise many exception types
-        raise ReadError(str(path), f"not a readable {_kind(path)} file ({type(exc).__name__}: {exc})") from None
+        raise ReadError(str(path), f"not a readable {_kind(path)} file ({type(exc).__name__}: {exc})",
+                        failure_category(exc)) from None
     if not isinstance(image, SpatialImage) or isinstance(image, nib.Cifti2Image):
-        raise ReadError(str(path), f"{type(image).__name__} is not a volume (surface, connectivity or streamlines)")
+        raise ReadError(str(path), f"{type(image).__name__} is not a volume (surface, connectivity or streamlines)",
+                        "not-an-image")
     _check_declared(path, image)
     try:
         data = np.asarray(image.get_fdata(dtype=np.float32), dtype=np.float32)
     except Exception as exc:  # noqa: BLE001 - truncated data files raise OSError, EOFError, ValueError ...
-        raise ReadError(str(path), f"cannot read the voxel data ({type(exc).__name__}: {exc})") from None
+        raise ReadError(str(path), f"cannot read the voxel data ({type(exc).__name__}: {exc})",
+                        failure_category(exc)) from None
     channels_first = _channels_first(data, image, path)
     if np.isnan(channels_first).all():
-        raise ReadError(str(path), "every voxel is NaN")
+        raise ReadError(str(path), "every voxel is NaN", "all-nan")
     metadata: dict[str, str | int | float] = {
         "format": type(image).__name__.removesuffix("Image").lower(), "stored_dtype": _stored_dtype(image)}
     if _fourth_axis(data, image) and channels_first.shape[0] > 1:
@@ -99,7 +103,8 @@ def _channels_first(data: np.ndarray, image: SpatialImage, path: Path) -> np.nda
         return data  # nibabel puts MINC's non-spatial axis (time) first, and the affine maps the other three
     if data.ndim == 4:
         return np.moveaxis(data, 3, 0)
-    raise ReadError(str(path), f"cannot interpret a {data.ndim}D array of shape {data.shape} as a volume")
+    raise ReadError(str(path), f"cannot interpret a {data.ndim}D array of shape {data.shape} as a volume",
+                    "unsupported-layout")
 
 
 def _kind(path: Path) -> str:

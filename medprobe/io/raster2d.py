@@ -19,6 +19,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from medprobe.errors import ReadError
+from medprobe.io.failures import failure_category
 from medprobe.io.image import MedicalImage
 from medprobe.io.limits import check_stored, check_values
 
@@ -49,7 +50,8 @@ def read_raster2d(path: Path) -> MedicalImage:
             image.load()
             array, nominal = _to_array(image)
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
-        raise ReadError(str(path), f"not a readable 2D image ({type(exc).__name__}: {exc})") from None
+        raise ReadError(str(path), f"not a readable 2D image ({type(exc).__name__}: {exc})",
+                        failure_category(exc)) from None
     channels_first = np.moveaxis(array, -1, 0) if array.ndim == 3 else array[None]
     # Pillow gives rows first; medprobe's spatial axes are (x=column, y=row) like the volumes' (i, j).
     channels_first = np.ascontiguousarray(np.swapaxes(channels_first, 1, 2), dtype=np.float32)

@@ -12,6 +12,7 @@ from medprobe.io.dicom_header import may_be_dicom
 from medprobe.io.image import MedicalImage
 from medprobe.io.nibabel_reader import read_nibabel
 from medprobe.io.raster2d import read_raster2d
+from medprobe.io.regular import is_special
 from medprobe.io.sitk_reader import read_sitk
 
 Reader = Callable[[Path], MedicalImage]
@@ -66,12 +67,14 @@ def read_image(path: str | Path, modality: str | None = None, series_uid: str | 
     path = Path(path)
     series_uid = series_uid.strip() if isinstance(series_uid, str) and series_uid.strip() else None
     if not path.exists():
-        raise ReadError(str(path), "file not found")
+        raise ReadError(str(path), "file not found", "file-not-found")
+    if is_special(path):
+        raise ReadError(str(path), "not a regular file (a pipe, device or socket); not opened", "not-a-regular-file")
     if path.is_dir():
         image = read_dicom_folder(path, series_uid)
         return image if modality is None else _with_modality(image, modality)
     if path.is_file() and path.stat().st_size == 0:
-        raise ReadError(str(path), "file is empty (0 bytes)")
+        raise ReadError(str(path), "file is empty (0 bytes)", "empty-file")
     suffix = format_of(path)
     reader = READERS.get(suffix)
     if reader is None and may_be_dicom(path):
@@ -79,12 +82,13 @@ def read_image(path: str | Path, modality: str | None = None, series_uid: str | 
     if reader is None:
         known = ", ".join(sorted(READERS))
         raise ReadError(str(path), f"unsupported file type '{suffix or path.name}'; medprobe reads {known}, "
-                                   "DICOM files and DICOM series folders")
+                                   "DICOM files and DICOM series folders", "unknown-format")
     if reader is read_dicom_file:
         image = read_dicom_file(path, series_uid)
     elif series_uid:
         raise ReadError(str(path), "the manifest gives a series_uid, but this is not a DICOM file or folder; "
-                                   "series_uid selects a series in a DICOM folder: leave it blank for other files")
+                                   "series_uid selects a series in a DICOM folder: leave it blank for other files",
+                        "series-uid-not-dicom")
     else:
         image = reader(path)
     return image if modality is None else _with_modality(image, modality)

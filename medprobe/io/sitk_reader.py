@@ -31,7 +31,7 @@ def read_sitk(path: Path) -> MedicalImage:
         image = reader.Execute()
     except RuntimeError as exc:
         reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else "unreadable"
-        raise ReadError(str(path), f"SimpleITK cannot read it ({reason})") from None
+        raise ReadError(str(path), f"SimpleITK cannot read it ({reason})", "corrupt-data") from None
     # ITK arrays are (z, y, x[, c]); medprobe wants (c, x, y, z).
     array = sitk.GetArrayFromImage(image).astype(np.float32)
     channels = image.GetNumberOfComponentsPerPixel()
@@ -40,7 +40,7 @@ def read_sitk(path: Path) -> MedicalImage:
     array = np.moveaxis(array, -1, 0)
     array = np.ascontiguousarray(np.transpose(array, (0, *range(array.ndim - 1, 0, -1))))
     if np.isnan(array).all():
-        raise ReadError(str(path), "every voxel is NaN")
+        raise ReadError(str(path), "every voxel is NaN", "all-nan")
     return MedicalImage(
         array=array,
         affine=_ras_affine(image),
@@ -51,7 +51,7 @@ def read_sitk(path: Path) -> MedicalImage:
 def _check_declared(path: Path, reader: sitk.ImageFileReader) -> None:
     dims = reader.GetDimension()
     if dims not in (2, 3):
-        raise ReadError(str(path), f"expected a 2D or 3D image, got {dims}D")
+        raise ReadError(str(path), f"expected a 2D or 3D image, got {dims}D", "unsupported-layout")
     components = reader.GetNumberOfComponents()
     shape = (*(int(s) for s in reader.GetSize()), *((components,) if components > 1 else ()))
     type_name = sitk.GetPixelIDValueAsString(reader.GetPixelID())

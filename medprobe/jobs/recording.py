@@ -3,20 +3,24 @@ heads included), and the runs of the transfer step."""
 
 from __future__ import annotations
 
+import json
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from medprobe.embed import Skipped
+from medprobe.errors import MedprobeError
 from medprobe.models import model_card
+from medprobe.privacy.guard import PathGuard
 from medprobe.probes import ProtocolResult
 from medprobe.spec import PipelineSpec
 from medprobe.spec.pipeline import TaskSpec
 from medprobe.tracking import TrackingStore, naming
-from medprobe.tracking.path_guard import PathGuard
 from medprobe.tracking.recorder import RunRecorder, job_identity
 from medprobe.tracking.redaction import redacted_spec
 from medprobe.transfer import HEAD_FOLDER, FeatureSpace, PublishedHead
@@ -137,9 +141,11 @@ class JobRecorder:
             if path.is_file():
                 self.runs.log_file(job.run_id, path)
         if skipped:
-            rows = [{"sample_id": s.sample_id, "reason": s.reason} for s in skipped]
+            rows = [{"sample_id": s.sample_id, "category": s.cause.category, "reason": s.reason} for s in skipped]
             self.runs.log_json(job.run_id, {"skipped": rows}, "quarantine.json")
-        self.runs.log(job.run_id, metrics={"data/skipped_inputs": len(skipped)})
+        by_category = Counter(s.cause.category for s in skipped)
+        self.runs.log(job.run_id, metrics={"data/skipped_inputs": len(skipped),
+                                           **{f"data/skipped/{c}": n for c, n in sorted(by_category.items())}})
         self.runs.finish(job.run_id)
 
 
@@ -147,6 +153,7 @@ def public_words(spec: PipelineSpec, manifest: pd.DataFrame) -> list[str]:
     """What a job logs by design and a folder may also be called: these are not looked for in logged text."""
     words = [spec.site, spec.name, spec.data.modality, *spec.experiment_name.split("/")]
     words += [name for m in spec.models for name in (m.key, m.name)]
+    words += [json.dumps(card.__dict__, default=str) for card in _cards(spec)]  # logged as model_card.json
     words += [name for t in spec.tasks for name in (t.name, t.target)]
     for task in spec.tasks:
         if task.type == "classification" and task.target in manifest.columns:
@@ -157,3 +164,14 @@ def public_words(spec: PipelineSpec, manifest: pd.DataFrame) -> list[str]:
         words += [v for c in subgroups.columns if c in manifest.columns
                   for v in manifest[c].dropna().astype(str).unique().tolist()[:1000]]
     return words
+
+
+def _cards(spec: PipelineSpec) -> list[Any]:
+    """The cards of the job's models that have one (an `hf:` folder has none)."""
+    cards = []
+    for model in spec.models:
+        try:
+            cards.append(model_card(model.name))
+        except MedprobeError:
+            continue
+    return cards

@@ -17,6 +17,7 @@ import pandas as pd
 
 from medprobe import __version__
 from medprobe.embed import EmbedResult, EmbedSettings, embed_manifest, resolve_device, site_salt
+from medprobe.embed.quarantine import LOCAL_COLUMNS, quarantine_rows, write_quarantine
 from medprobe.errors import ProbeError
 from medprobe.evaluation import EvaluationResult, TaskRows, evaluate_task, write_report
 from medprobe.evaluation.paired import PairedComparison
@@ -31,6 +32,7 @@ from medprobe.jobs.transfer_step import TransferOutcome, offline_message, transf
 from medprobe.jobs.workdir_lock import hold_workdir
 from medprobe.models import Encoder, load_encoder
 from medprobe.preprocess import PreprocessChain
+from medprobe.privacy.guard import PathGuard
 from medprobe.probes import ProtocolResult
 from medprobe.probes.inputs import prepare_inputs
 from medprobe.probes.options import LinearOptions
@@ -106,9 +108,9 @@ def run_job(spec: PipelineSpec, progress: bool = True, say: Callable[[str], None
             quarantine = _embed_and_evaluate(spec, manifest, recorder, report, say, progress)
         report.offline_reason = recorder.offline_reason
         report.failed_runs = list(recorder.runs.failed_runs)
-        report.quarantine = pd.DataFrame(quarantine, columns=["model", "sample_id", "reason", "path"])
-        report.quarantine_path = _write_quarantine(workdir, report.quarantine)
-        _write_local_results(workdir, report)
+        report.quarantine = pd.DataFrame(quarantine, columns=LOCAL_COLUMNS)
+        report.quarantine_path = write_quarantine(workdir, quarantine)
+        _write_local_results(workdir, report, recorder.runs.guard)
     return report
 
 
@@ -123,11 +125,7 @@ def _embed_and_evaluate(spec: PipelineSpec, manifest: pd.DataFrame, recorder: Jo
         encoder = _build_encoder(model_spec, say)
         chain = PreprocessChain(spec.data, encoder.preprocessing)
         embedded = _embed(spec, model_spec, encoder, chain, manifest, salt, progress, report)
-        quarantine += [
-            {"model": model_spec.key, "sample_id": s.sample_id, "reason": s.reason,
-             "path": str(manifest["path"].iloc[s.position])}
-            for s in embedded.skipped
-        ]
+        quarantine += quarantine_rows(model_spec.key, embedded.skipped, manifest["path"].astype(str).tolist())
         say(f"  {model_spec.key}: {len(embedded)} embedded "
             f"({embedded.computed} computed, {embedded.cached} from cache, {len(embedded.skipped)} skipped)"
             f"{_precision_note(embedded)}")
@@ -304,18 +302,9 @@ def _transfer(spec: PipelineSpec, tables: list[tuple[FeatureSpace, EmbedResult]]
     report.seconds["transfer"] += time.perf_counter() - started
 
 
-def _write_quarantine(workdir: Path, quarantine: pd.DataFrame) -> Path | None:
-    """The local report names files (it stays at the site); what goes to MLflow names only pseudonyms."""
-    path = workdir / "quarantine.csv"
-    if quarantine.empty:
-        path.unlink(missing_ok=True)
-        return None
-    quarantine.to_csv(path, index=False)
-    return path
-
-
-def _write_local_results(workdir: Path, report: JobReport) -> None:
-    """Results land on local disk first, so a tracking outage never loses them."""
+def _write_local_results(workdir: Path, report: JobReport, guard: PathGuard | None) -> None:
+    """Results land on local disk first, so a tracking outage never loses them; the file may be shared, so it goes
+    through the same guard as what is logged."""
     payload = {
         "medprobe_version": __version__,
         "site": report.site,
@@ -334,4 +323,6 @@ def _write_local_results(workdir: Path, report: JobReport) -> None:
         "skipped_inputs": report.skipped_inputs,
         "failed_protocols": report.failed_protocols,
     }
+    if guard is not None:
+        payload = guard.value(json.loads(json.dumps(payload, default=str)))
     (workdir / "results.json").write_text(json.dumps(payload, indent=2, default=str), encoding="utf-8")

@@ -63,7 +63,7 @@ class PreprocessChain:
             image = self.corruption(image, key=hashlib.sha256(image.array.tobytes()).hexdigest())
         want = self.model_input.spatial_dims
         if want == 3 and image.spatial_dims != 3:
-            raise ReadError(source, "this encoder needs a 3D volume but the file holds a 2D image")
+            raise ReadError(source, "this encoder needs a 3D volume but the file holds a 2D image", "wrong-dimensions")
         if self.size_step:
             self.size_step.check(image, source)  # before the costly steps: the dimensions do not change
         for step in self.image_steps:

@@ -40,7 +40,7 @@ class ToOrientation:
         current = nib.orientations.io_orientation(image.affine)
         if np.isnan(current).any():
             raise ReadError("image", "the affine gives a voxel axis zero length, so the orientation is unknown; "
-                                     "fix the header's voxel sizes (pixdim / sform)")
+                                     "fix the header's voxel sizes (pixdim / sform)", "bad-geometry")
         transform = nib.orientations.ornt_transform(current, self._target)
         if np.array_equal(transform, [[0, 1], [1, 1], [2, 1]]):
             return image
@@ -113,7 +113,7 @@ class ToSize:
         if len(self.size) != dims:
             raise ReadError(source, f"preprocessing.size {list(self.size)} has {len(self.size)} values but this "
                                     f"image is {dims}D {list(image.spatial_shape)}; give {dims} values, or "
-                                    f"keep {dims}D inputs in a manifest of their own")
+                                    f"keep {dims}D inputs in a manifest of their own", "wrong-dimensions")
 
     def __call__(self, image: MedicalImage, source: str = "image") -> MedicalImage:
         self.check(image, source)

@@ -52,7 +52,7 @@ class SelectVolume:
         volumes = volumes_of(image)
         problem = volume_problem(volumes, self.volume_index, self.reduce_4d)
         if problem:
-            raise ReadError(source, problem)
+            raise ReadError(source, problem, "volume-policy")
         if volumes is None:
             return image
         if self.volume_index is not None:

@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import tempfile
 import uuid
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -24,11 +26,11 @@ import numpy as np
 
 from medprobe import __version__
 from medprobe.errors import TrackingError
+from medprobe.privacy.guard import PathGuard
 from medprobe.probes.result import ProtocolResult
 from medprobe.tracking import naming
 from medprobe.tracking.bundle import ResultsBundle, close_abandoned
 from medprobe.tracking.failures import disk_full, is_connection_failure, store_location
-from medprobe.tracking.path_guard import PathGuard
 from medprobe.tracking.store import TrackingStore
 from medprobe.tracking.tee import TeeStore
 from medprobe.tracking.uri import normalise_uri, redacted_uri
@@ -37,6 +39,8 @@ log = logging.getLogger("medprobe.tracking")
 
 #: The offline reason of a recorder asked not to use the server at all.
 OFFLINE_REASON = "--offline"
+#: The metric of a run some of whose values the guard withheld.
+WITHHELD_METRIC = "privacy/withheld_values"
 
 
 class RunRecorder:
@@ -47,7 +51,8 @@ class RunRecorder:
     runs of earlier attempts that this attempt repeated (same run name) `medprobe.superseded_by`, so that readers
     (`TrackingStore.results`) see each result once. Used as a context manager, an exception or signal that ends
     the job marks this attempt's open runs KILLED before it propagates. `guard` checks everything before it is
-    logged (`medprobe.tracking.path_guard`).
+    logged (`medprobe.privacy.guard`): a value that holds a word of a local name is withheld, never the job
+    ended; a run that had values withheld gets the metric `privacy/withheld_values` and a note (`privacy.txt`).
     """
 
     def __init__(self, uri: str, experiment: str, bundle_dir: Path | None = None, offline: bool = False,
@@ -60,6 +65,7 @@ class RunRecorder:
         self.experiment = experiment
         self.job, self.attempt, self.guard = job, uuid.uuid4().hex, guard
         self.failed_runs: list[str] = []
+        self.withheld: Counter[str] = Counter()  # run uid → values the guard withheld
         self._names: dict[str, str] = {}
         online, reason = (None, OFFLINE_REASON) if offline else _connect(self.uri)
         if online is None and (require_server or bundle_dir is None):
@@ -101,30 +107,48 @@ class RunRecorder:
     def start_run(self, name: str, tags: Mapping[str, str], parent: str | None = None) -> str:
         """A new run; returns its uid, which every other call takes."""
         identity = {naming.JOB: self.job, naming.ATTEMPT: self.attempt} if self.job else {}
-        all_tags = {naming.VERSION: __version__, **identity, **tags}
-        self._check([name, *all_tags.values()], f"run '{name}' tags")
+        before = self._withheld_so_far()
+        name, all_tags = self._guarded(name), self._guarded({naming.VERSION: __version__, **identity, **tags})
         run = self.store.start_run(self.experiment_id, name, all_tags, parent)
         self._names[run] = name
+        self.withheld[run] += self._withheld_so_far() - before
         return run
 
     def log(self, run: str, metrics: Mapping[str, float] | None = None, params: Mapping[str, Any] | None = None,
             tags: Mapping[str, str] | None = None, step: int = 0) -> None:
-        self._check([*(params or {}).values(), *(tags or {}).values()],
-                    f"run '{self._names.get(run, run)}' parameters and tags")
+        """Metric keys, parameters and tags go through the guard (a leaking key drops its entry)."""
+        before = self._withheld_so_far()
+        metrics, params, tags = self._guarded(metrics), self._guarded(params), self._guarded(tags)
+        self.withheld[run] += self._withheld_so_far() - before
         self.store.log(run, metrics, params, tags, step)
 
     def log_json(self, run: str, payload: Any, artifact_file: str) -> None:
-        self._check(payload, f"artifact {artifact_file}")
+        before = self._withheld_so_far()
+        payload = self._guarded(payload)
+        self.withheld[run] += self._withheld_so_far() - before
         self.store.log_json(run, payload, artifact_file)
 
     def log_text(self, run: str, text: str, artifact_file: str) -> None:
-        self._check(text, f"artifact {artifact_file}")
+        if self.guard is not None:
+            before = self.guard.withheld
+            text = self.guard.lines(text)
+            self.withheld[run] += self.guard.withheld - before
         self.store.log_text(run, text, artifact_file)
 
     def log_file(self, run: str, path: Path, artifact_path: str | None = None) -> None:
+        """A text file that leaks is logged as a copy with the leaking values withheld (same name)."""
+        redacted = None
         if self.guard is not None:
-            self.guard.check_file(path, f"artifact {artifact_path or '.'}")
-        self.store.log_file(run, path, artifact_path)
+            before = self.guard.withheld
+            redacted = self.guard.file(path)
+            self.withheld[run] += self.guard.withheld - before
+        if redacted is None:
+            self.store.log_file(run, path, artifact_path)
+            return
+        with tempfile.TemporaryDirectory(prefix="medprobe-withheld-") as folder:
+            copy = Path(folder) / path.name
+            copy.write_bytes(redacted)
+            self.store.log_file(run, copy, artifact_path)
     def log_result(self, run: str, result: ProtocolResult, notes: Sequence[str] = (),
                    sample_ids: np.ndarray | None = None) -> None:
         """`test/<metric>` metrics (with their intervals), `data/n_train` and `data/n_test`, the parameters,
@@ -146,6 +170,13 @@ class RunRecorder:
             self.log_text(run, predictions.to_csv(index=False), "predictions.csv")
 
     def finish(self, run: str, failed: bool = False) -> None:
+        count = self.withheld[run]
+        if count:
+            self.store.log(run, {WITHHELD_METRIC: count}, None, None, 0)
+            self.store.log_text(run, f"{count} value(s) of this run were withheld because they held a word of a "
+                                     "local file or folder name (medprobe.privacy.guard)\n", "privacy.txt")
+            log.warning("%d value(s) of run %s were withheld: they held a word of a local file or folder name",
+                        count, self._names.get(run, run))
         if failed:
             self.failed_runs.append(self._names.get(run, run))
         self.store.finish(run, failed)
@@ -179,9 +210,11 @@ class RunRecorder:
         for run in server.search_runs(server.experiment_id(self.experiment), query):
             server.terminate(run.info.run_id, "KILLED")
 
-    def _check(self, value: Any, where: str) -> None:
-        if self.guard is not None:
-            self.guard.check_value(value, where)
+    def _guarded(self, value: Any) -> Any:
+        return value if self.guard is None or value is None else self.guard.value(value)
+
+    def _withheld_so_far(self) -> int:
+        return self.guard.withheld if self.guard is not None else 0
 
 
 def job_identity(experiment: str, site: str, pipeline: str, workdir: Path) -> str:

@@ -44,7 +44,9 @@ def test_skipped_inputs_exit_3_with_a_quarantine_report(volume_dataset, tmp_path
     assert main(_args(manifest, tmp_path / "out", "--site", "s", "--precision", "fp32")) == 3
     assert "1 skipped" in capsys.readouterr().out
     report = pd.read_csv(tmp_path / "out/quarantine.csv")
-    assert report["path"].str.endswith("vol002.nii.gz").all() and len(report) == 1
+    assert list(report["category"]) == ["corrupt-data"] and "path" not in report.columns
+    local = pd.read_csv(tmp_path / "out/local-only/skipped-files.csv")
+    assert local["path"].str.endswith("vol002.nii.gz").all() and len(local) == 1
     assert len(read_table(tmp_path / "out/embeddings.parquet")[0]) == 3
 
 

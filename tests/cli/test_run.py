@@ -56,7 +56,9 @@ def test_a_job_logs_runs_and_skips_bad_inputs(volume_dataset, write_spec, tmp_pa
     out = capsys.readouterr().out
     assert "completed with 1 skipped input(s)" in out
     quarantine = (tmp_path / "work" / "quarantine.csv").read_text()
-    assert "vol004.nii.gz" in quarantine and "not a readable NIfTI" in quarantine
+    assert "vol004" not in quarantine and "corrupt-data" in quarantine
+    local = (tmp_path / "work" / "local-only" / "skipped-files.csv").read_text()
+    assert "vol004.nii.gz" in local and "not a readable NIfTI" in local
 
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
     experiment = client.get_experiment_by_name("medprobe/unit")

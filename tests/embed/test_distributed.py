@@ -30,7 +30,8 @@ def test_two_ranks_share_the_work_and_rank0_writes_the_table(volume_dataset, tmp
     assert done.stdout.count("embedded 9") == 1  # only rank 0 reports
     shards = list((tmp_path / "ddp/cache").glob("shard-*.parquet"))
     assert len(shards) >= 4  # both ranks wrote (5 samples each, at most 2 per shard)
-    assert (tmp_path / "ddp/quarantine.csv").read_text().count("vol004") == 1
+    skipped = (tmp_path / "ddp/local-only/skipped-files.csv").read_text().splitlines()[1:]
+    assert len(skipped) == 1 and "vol004" in skipped[0]
 
     os.environ["MEDPROBE_SUBJECT_SALT"] = "pepper-and-salt-2024"
     try:

@@ -68,8 +68,10 @@ def test_bad_inputs_are_skipped_with_reasons(volume_dataset, tmp_path: Path) -> 
     result = _run(manifest, tmp_path)
     assert len(result) == 3 and len(result.embeddings()) == 3
     reasons = {s.position: s.reason for s in result.skipped}
-    assert set(reasons) == {1, 3, 5}
-    assert "empty" in reasons[1] and "NIfTI" in reasons[3] and "not found" in reasons[5]
+    assert {s.position: s.cause.category for s in result.skipped} == {
+        1: "empty-file", 3: "corrupt-data", 5: "file-not-found"}
+    assert "empty" in reasons[1] and "decode" in reasons[3] and "does not exist" in reasons[5]
+    assert "NIfTI" in result.skipped[1].cause.detail  # the library's words stay local
     assert not any(str(tmp_path) in r for r in reasons.values())
 
 
@@ -223,4 +225,5 @@ def test_a_reader_that_kills_its_worker_costs_one_file_not_the_job(volume_datase
                             _settings(num_workers=1, batch_size=2), tmp_path / "t.parquet")
     assert result.computed == 5 and len(result) == 5
     (skipped,) = result.skipped
-    assert skipped.position == 2 and "crashed the reader process" in skipped.reason
+    assert skipped.position == 2 and skipped.cause.category == "reader-crashed"
+    assert "crashed the reader process" in skipped.reason

@@ -1,6 +1,6 @@
 """No path, in any form, leaves the site: a patient's name planted in the folders of good and unreadable files of
 every reader family, named through `//`, `/./`, `..`, a symlink and a relative path, must appear nowhere in the
-MLflow store, its artifacts, the results bundle or what the job prints (the local quarantine.csv keeps paths)."""
+MLflow store, its artifacts, the results bundle or what the job prints (the local-only skip log keeps paths)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ import numpy as np
 import pandas as pd
 
 from medprobe.cli.main import main
-from medprobe.tracking.path_guard import PathGuard, PathLeak, scrub_paths
 from tests.conftest import blob_volume, write_volume
 
 PATIENT = "DOE^JOHN"
@@ -56,9 +55,13 @@ def test_no_form_of_a_path_leaves_the_site(tmp_path: Path, write_spec, capsys) -
     printed = capsys.readouterr()
 
     quarantine = pd.read_csv(tmp_path / "work" / "quarantine.csv")
-    assert len(quarantine) == len(bad)  # the site's own report keeps the paths, as the manifest gave them
-    assert quarantine["path"].str.contains(PATIENT, regex=False).sum() == len(bad) - 1  # one through the link
-    leaving = [p for folder in (store, tmp_path / "work" / "bundles") for p in folder.rglob("*") if p.is_file()]
+    assert len(quarantine) == len(bad) and "path" not in quarantine.columns
+    local = pd.read_csv(tmp_path / "work" / "local-only" / "skipped-files.csv")
+    assert len(local) == len(bad)  # the site's own log keeps the paths, as the manifest gave them
+    assert local["path"].str.contains(PATIENT, regex=False).sum() == len(bad) - 1  # one through the link
+    work = tmp_path / "work"
+    leaving = [p for folder in (store, work / "bundles") for p in folder.rglob("*") if p.is_file()]
+    leaving += [work / "quarantine.csv", work / "results.json"]
     assert any(p.name == "quarantine.json" for p in leaving)
     for file in leaving:
         for secret in (PATIENT, HOSPITAL, "broken", "pair.img"):
@@ -66,15 +69,3 @@ def test_no_form_of_a_path_leaves_the_site(tmp_path: Path, write_spec, capsys) -
     for secret in (PATIENT, "broken", "pair.img"):
         assert secret not in printed.out and secret not in printed.err
 
-
-def test_scrub_and_guard() -> None:
-    assert scrub_paths("cannot open /a/DOE^JOHN//x.nii.gz; see ../b/c and pair.img") == \
-        "cannot open <path>; see <path> and <path>"
-    guard = PathGuard.for_paths(["/data/DOE^JOHN/x.nii.gz", "/data/site-a/y.nii.gz"], public=["site-a"])
-    guard.check("auroc 0.91 at site-a; 3 rows left out", "notes")
-    try:
-        guard.check("reader said: doe^john is broken", "notes")
-    except PathLeak as exc:
-        assert "john" not in str(exc).lower()
-    else:
-        raise AssertionError("the guard let a folder name through")

@@ -67,10 +67,10 @@ class _RowDataset(Dataset[tuple[int, np.ndarray | None, str | None]]):
         try:
             volume = self.chain(read_image(path, self.modality), source=path)[0]
             if not torch.isfinite(volume).all():
-                raise ReadError(path, "preprocessing produced non-finite values")
+                raise ReadError(path, "preprocessing produced non-finite values", "not-finite")
             return index, volume.clamp(0, 1).numpy().astype(np.float16), None
         except ReadError as exc:
-            return index, None, exc.reason.replace(path, "<file>")
+            return index, None, f"{exc.category}: {exc.reason.replace(path, '<file>')}"
         except Exception as exc:  # noqa: BLE001 - one bad file is skipped, never fatal
             return index, None, f"unexpected {type(exc).__name__}: {str(exc).replace(path, '<file>')[:200]}"
 
