@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from medprobe.cli.exit_codes import EXIT_BUNDLE_ONLY, EXIT_OK, EXIT_SKIPPED
 from medprobe.cli.job_printing import print_outcomes, print_robustness, print_tracking, print_transfers
+from medprobe.errors import MedprobeError
 
 if TYPE_CHECKING:  # the job machinery imports torch; keep `medprobe --help` fast
     from medprobe.jobs import JobReport
@@ -16,6 +17,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     run = commands.add_parser("run", help="run a site job from a pipeline spec (YAML)")
     run.add_argument("spec", help="pipeline spec file")
     run.add_argument("--dry-run", action="store_true", help="validate spec and manifest, print the plan, stop")
+    run.add_argument("--check-read", action="store_true",
+                     help="with --dry-run: read every image once through the job's reader and 4D policy (slow; "
+                          "nothing is embedded) and name those the job would skip")
     run.add_argument("--no-progress", action="store_true", help="no progress bars (batch logs)")
     run.add_argument("--offline", action="store_true",
                      help="log nothing to a server: write the results bundle only (deliver it with medprobe sync)")
@@ -26,11 +30,13 @@ def register(commands: argparse._SubParsersAction) -> None:
 def handle(args: argparse.Namespace) -> int:
     from medprobe.spec import load_spec
 
+    if args.check_read and not args.dry_run:
+        raise MedprobeError("--check-read goes with --dry-run (a job reads every image anyway)")
     spec = load_spec(args.spec)  # before torch is imported: a typo in the spec answers at once
     if args.dry_run:
         from medprobe.jobs.plan import describe_plan
 
-        for line in describe_plan(spec):
+        for line in describe_plan(spec, check_read=args.check_read):
             print(line)
         print("dry run: spec and manifest are valid; nothing was run")
         return EXIT_OK

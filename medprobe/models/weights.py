@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,10 @@ from medprobe.errors import WeightsError
 from medprobe.models.cards import ModelCard
 
 _CHUNK = 1 << 22
+#: No encoder's weights fit in 1 KiB: a smaller file is a truncated download or an error page.
+MIN_WEIGHTS_BYTES = 1024
+#: The first byte of a pickle of protocol 2 or later: torch.save's format before PyTorch 1.6.
+_PICKLE_PROTOCOL = b"\x80"
 
 
 def sha256_of(path: Path) -> str:
@@ -21,6 +26,49 @@ def sha256_of(path: Path) -> str:
         while chunk := handle.read(_CHUNK):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def check_weights_file(path: Path, card: ModelCard) -> list[str]:
+    """The checks a dry run can afford on a weights file without unpickling or loading it; what each found, or a
+    WeightsError for the first problem (a truncated download, an HTML error page, a different release)."""
+    size = path.stat().st_size
+    if size < MIN_WEIGHTS_BYTES:
+        raise WeightsError(f"{path}: {size} bytes, too small to be any model's weights (an interrupted download "
+                           f"or an error page?); expected {card.checkpoint_file} from {card.source}")
+    done = [f"{size / 1e6:.1f} MB", _format_check(path)]
+    if card.sha256:
+        sha = sha256_of(path)
+        if sha != card.sha256:
+            raise WeightsError(f"{path}: sha256 {sha[:12]}… does not match the card's {card.sha256[:12]}… for "
+                               f"'{card.name}' (expected {card.checkpoint_file} from {card.source})")
+        done.append("sha256 matches the card")
+    else:
+        done.append("sha256 not checked: the card records none")
+    return done
+
+
+def _format_check(path: Path) -> str:
+    """Safetensors: the header parses and its tensors fit the file. Anything else: a torch zip archive with a
+    pickle inside, opened as a zip only (the pickle is unpickled, weights-only, when the job loads it)."""
+    if path.suffix == ".safetensors":
+        from safetensors import safe_open
+
+        try:
+            with safe_open(str(path), framework="numpy") as handle:
+                count = len(list(handle.keys()))
+        except Exception as exc:  # noqa: BLE001 - safetensors raises its own error types for a bad header
+            raise WeightsError(f"{path}: not a safetensors file ({str(exc).splitlines()[0][:200]})") from None
+        return f"safetensors header lists {count} tensors"
+    try:
+        with zipfile.ZipFile(path) as archive:
+            if any(name.endswith("data.pkl") for name in archive.namelist()):
+                return "torch zip archive opens"
+    except zipfile.BadZipFile:
+        with path.open("rb") as handle:
+            if handle.read(1) == _PICKLE_PROTOCOL:
+                return "legacy torch file (a bare pickle): its format is checked only when the job loads it"
+    raise WeightsError(f"{path}: neither a torch checkpoint (torch.save's zip archive with data.pkl, or its "
+                       "legacy pickle) nor a .safetensors file")
 
 
 def read_checkpoint(path: Path, card: ModelCard) -> tuple[dict[str, Any], str]:

@@ -104,3 +104,34 @@ def test_attentive_protocol_runs_on_the_tokens_the_job_keeps(volume_dataset, wri
     results = json.loads((tmp_path / "work" / "results.json").read_text())
     attentive = [o for o in results["outcomes"] if o["protocol"] == "attentive" and o["model"] == "dinov2_vits14"]
     assert attentive and "accuracy" in attentive[0]["metrics"]
+
+
+def test_dry_run_refuses_a_5_byte_weights_file_naming_the_model(volume_dataset, write_spec, tmp_path: Path,
+                                                                 capsys) -> None:
+    (tmp_path / "w.pth").write_bytes(b"<html")
+    spec = write_spec(volume_dataset(n=4), models=[{"name": "dinov2_vits14", "weights": "w.pth"}])
+    assert main(["run", str(spec), "--dry-run"]) == 2
+    err = capsys.readouterr().err
+    assert "models[dinov2_vits14].weights: " in err and "5 bytes, too small to be any model's weights" in err
+
+
+def test_dry_run_says_which_weights_checks_it_did_and_which_it_did_not(volume_dataset, write_spec, tmp_path: Path,
+                                                                       capsys) -> None:
+    import torch
+
+    torch.save({"w": torch.zeros(512)}, tmp_path / "w.pth")
+    spec = write_spec(volume_dataset(n=4), models=[{"name": "dinov2_vits14", "weights": "w.pth"}])
+    assert main(["run", str(spec), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "torch zip archive opens, sha256 not checked: the card records none" in out
+    assert "not done   image files were not read, only found: add --check-read to read each one" in out
+
+
+def test_dry_run_check_read_names_the_images_the_job_would_skip(volume_dataset, write_spec, capsys) -> None:
+    manifest = volume_dataset(n=6)
+    (manifest.parent / "vol002.nii.gz").write_text("corrupt")
+    spec = write_spec(manifest)
+    assert main(["run", str(spec), "--dry-run", "--check-read"]) == 0
+    out = capsys.readouterr().out
+    assert "every image read once with the job's reader: 1 would be skipped" in out
+    assert "WARNING    unreadable (" in out and "vol002.nii.gz" in out and "add --check-read" not in out
