@@ -13,7 +13,8 @@ read from its source (hf_api.py, file_download.py, utils/_http.py):
 - Errors as the hub sends them: 404 with `X-Error-Code` `RepoNotFound`, `RevisionNotFound` or `EntryNotFound`.
 
 And `GET /files/{name}`: a plain upstream file, optionally announcing a longer Content-Length than it sends (a
-truncated body) or answering with an HTTP error. Every request is recorded as `(method, path)`.
+truncated body), answering with an HTTP error, redirecting (`location`) or trickling its body one byte every
+`trickle_s` seconds. Every request is recorded as `(method, path)`.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
+import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import unquote, urlsplit
@@ -44,6 +46,10 @@ class UrlFile:
     #: Content-Length sent instead of len(body) (a truncated download when larger).
     declared_length: int | None = None
     status: int = 200
+    #: with a 3xx status: where to
+    location: str | None = None
+    #: seconds between bytes of the body (a slow or stalling server); 0: all at once
+    trickle_s: float = 0.0
 
 
 class LoopbackHub:
@@ -75,8 +81,9 @@ class LoopbackHub:
             self.refs.setdefault(repo, {})[ref] = sha
         return sha
 
-    def add_url(self, name: str, body: bytes, declared_length: int | None = None, status: int = 200) -> str:
-        self.urls[name] = UrlFile(body, declared_length, status)
+    def add_url(self, name: str, body: bytes, declared_length: int | None = None, status: int = 200,
+                location: str | None = None, trickle_s: float = 0.0) -> str:
+        self.urls[name] = UrlFile(body, declared_length, status, location, trickle_s)
         return f"{self.endpoint}/files/{name}"
 
     def requested(self, method: str, fragment: str) -> list[str]:
@@ -173,6 +180,8 @@ def _handler(hub: LoopbackHub) -> type[BaseHTTPRequestHandler]:
             entry = hub.urls.get(name)
             if entry is None:
                 return self._send(404, b"no such file", {}, body)
+            if entry.location is not None:
+                return self._send(entry.status, b"moved", {"Location": entry.location}, body)
             if entry.status != 200:
                 return self._send(entry.status, b"error", {}, body)
             length = entry.declared_length if entry.declared_length is not None else len(entry.body)
@@ -180,11 +189,22 @@ def _handler(hub: LoopbackHub) -> type[BaseHTTPRequestHandler]:
             self.send_header("Content-Type", "application/octet-stream")
             self.send_header("Content-Length", str(length))
             self.end_headers()
-            if body:
+            if body and entry.trickle_s:
+                self._trickle(entry)
+            elif body:
                 self.wfile.write(entry.body)
             if length != len(entry.body):
                 self.close_connection = True  # the body ends early: hang up, as a broken transfer does
             return None
+
+        def _trickle(self, entry: UrlFile) -> None:
+            try:
+                for byte in entry.body:
+                    self.wfile.write(bytes([byte]))
+                    self.wfile.flush()
+                    time.sleep(entry.trickle_s)
+            except OSError:  # the client gave up
+                self.close_connection = True
 
         def _json(self, payload: object) -> None:
             self._send(200, json.dumps(payload).encode(), {"Content-Type": "application/json"}, self.command == "GET")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from medprobe.cli.arguments import positive_seconds
 from medprobe.cli.exit_codes import EXIT_OK
 from medprobe.cli.formatting import aligned
 
@@ -19,8 +20,9 @@ folder) and, for a checkpoint, `sha256: HEX` to record in your copy of the card 
 The hub is $HF_ENDPOINT (default https://huggingface.co); gated repositories need a hub login (HF_TOKEN).
 
 Exit codes: 0 fetched (or already there and verified); 2 nothing installed: unknown model or no fetch: section,
-download failed (the message names the URL or repository), sha256 mismatch with the card or the hub, or DIR/NAME
-already holds another model, source or content (--force replaces it); 1 a bug."""
+download failed, ran past --timeout or was redirected to another origin (the message names the URL or repository),
+sha256 mismatch with the card or the hub, or DIR/NAME already holds another model, source or content (--force
+replaces it); 1 a bug."""
 
 VERIFY_EPILOG = """\
 DIR is a folder written by `medprobe models fetch` (it holds medprobe-weights.lock.json), or a folder of such
@@ -50,6 +52,11 @@ def register(commands: argparse._SubParsersAction) -> None:
     fetch.add_argument("--revision", metavar="R", help="hub branch, tag or commit (default: the card's, else main)")
     fetch.add_argument("--force", action="store_true",
                        help="replace what DIR/NAME/ holds when its lock records another model, source or content")
+    fetch.add_argument("--timeout", type=positive_seconds, default=None, metavar="SECONDS",
+                       help="give up when the whole fetch has not finished by then (default: 3 hours)")
+    fetch.add_argument("--allow-redirect-host", action="append", default=[], metavar="HOST",
+                       help="follow a plain URL's redirect to HOST (repeatable); by default a redirect to another "
+                            "scheme, host or port is refused")
     fetch.set_defaults(handler=handle_fetch)
 
     show = subcommands.add_parser("show", help="print a model's card",
@@ -97,7 +104,8 @@ def handle_fetch(args: argparse.Namespace) -> int:
     from medprobe.models.fetch import fetch_weights
     from medprobe.models.lockfile import LOCK_NAME
 
-    result = fetch_weights(args.name, args.to, revision=args.revision, force=args.force)
+    result = fetch_weights(args.name, args.to, revision=args.revision, force=args.force, timeout_s=args.timeout,
+                           redirect_hosts=args.allow_redirect_host)
     folder = result.folder.resolve()
     lock = result.lock
     if result.downloaded:

@@ -22,10 +22,11 @@ import os
 import re
 import shutil
 import tempfile
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -58,7 +59,10 @@ _REPO_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*")
 _FILE_NAME = re.compile(r"[\w.+-]+\.\w+")
 _WEIGHTS_SUFFIXES = {".safetensors", ".pth", ".pt", ".bin", ".ckpt"}
 _CHUNK = 1 << 20
+#: The longest a single network wait may block (connect, or one read).
 _URL_TIMEOUT_S = 60
+#: The whole fetch's default deadline: a multi-gigabyte checkpoint at a few MB/s.
+DEFAULT_TIMEOUT_S = 3 * 3600
 
 
 @dataclass(frozen=True)
@@ -148,14 +152,20 @@ def source_from_card(card: ModelCard, revision: str | None = None) -> HubSource 
     return UrlSource(url=url, file=file)
 
 
-def fetch_weights(name: str, to: Path, revision: str | None = None, force: bool = False) -> FetchResult:
+def fetch_weights(name: str, to: Path, revision: str | None = None, force: bool = False,
+                  timeout_s: float | None = None, redirect_hosts: Collection[str] = ()) -> FetchResult:
     """Download `name`'s upstream files into `to/<name>/` and record them in a lock beside them.
+
+    The whole fetch must end within `timeout_s` (None: `DEFAULT_TIMEOUT_S`), since a server that trickles bytes
+    would otherwise never end it; a plain URL is followed through redirects within its own origin (scheme, host,
+    port) and to `redirect_hosts` only.
 
     Refused, leaving the folder as it was: a folder whose lock records another model or source, or whose files
     differ from what is fetched now (unless `force`), a folder of files without a lock (unless `force`), a
     checkpoint that does not match the card's sha256, and any file that does not match the hub's checksum.
     """
     plan = plan_fetch(name, revision)
+    deadline = _Deadline(timeout_s or DEFAULT_TIMEOUT_S)
     try:
         to.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -185,11 +195,11 @@ def fetch_weights(name: str, to: Path, revision: str | None = None, force: bool 
     staging = Path(tempfile.mkdtemp(prefix=f".{plan.folder_name}.fetching-", dir=to))
     try:
         if isinstance(plan.source, HubSource):
-            _download_hub(plan.source.repo, commit, wanted, staging, endpoint)
+            _download_hub(plan.source.repo, commit, wanted, staging, endpoint, deadline)
             files = hash_files(staging, wanted)
             _check_against_hub(files, listing, staging, f"hub {plan.source.repo} (commit {commit})")
         else:
-            download_url(plan.source.url, staging / plan.source.file)
+            download_url(plan.source.url, staging / plan.source.file, deadline, redirect_hosts)
             files = hash_files(staging, [plan.source.file])
         lock = WeightsLock(model=plan.model, source=source, weights=_weights_entry(plan, files), files=files,
                            medprobe_version=_version(), fetched_at=_utc_now())
@@ -207,26 +217,71 @@ def fetch_weights(name: str, to: Path, revision: str | None = None, force: bool 
     return _result(plan, folder, lock, downloaded=True)
 
 
-def download_url(url: str, target: Path) -> None:
+class _Deadline:
+    """The end of the whole fetch: each network wait is bounded by what is left of it."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self._end = time.monotonic() + seconds
+
+    def wait_s(self) -> float:
+        """How long the next network operation may block (at most `_URL_TIMEOUT_S`)."""
+        return max(0.01, min(_URL_TIMEOUT_S, self._end - time.monotonic()))
+
+    def check(self, what: str) -> None:
+        if time.monotonic() > self._end:
+            raise WeightsError(f"{what}: not finished within --timeout {self.seconds:g} s; nothing was kept (a "
+                               "slow or stalled server: fetch again, or give a longer --timeout)")
+
+
+class _RedirectGuard(urllib.request.HTTPRedirectHandler):
+    """Follows a redirect within the URL's own origin, or to a host the user allowed; refuses any other."""
+
+    def __init__(self, allowed_hosts: Collection[str]) -> None:
+        self.allowed_hosts = {host.lower() for host in allowed_hosts}
+
+    def redirect_request(self, req: urllib.request.Request, fp: Any, code: int, msg: str, headers: Any,
+                         newurl: str) -> urllib.request.Request | None:
+        host = urllib.parse.urlsplit(newurl).hostname or ""
+        if _origin(newurl) != _origin(req.full_url) and host not in self.allowed_hosts:
+            scheme, _, port = _origin(newurl)
+            raise WeightsError(f"{req.full_url}: redirected (HTTP {code}) to another origin, {scheme}://{host}:{port}; "
+                               f"refused: give --allow-redirect-host {host} to follow it")
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
+def _origin(url: str) -> tuple[str, str, int]:
+    parts = urllib.parse.urlsplit(url)
+    scheme = parts.scheme.lower()
+    return scheme, (parts.hostname or "").lower(), parts.port or (443 if scheme == "https" else 80)
+
+
+def download_url(url: str, target: Path, deadline: _Deadline | None = None,
+                 redirect_hosts: Collection[str] = ()) -> None:
     """Stream `url` to `target` through `<target>.part`, renamed into place once complete and checked.
 
-    An HTTP error, a failed connection, or a body shorter or longer than its Content-Length is an error naming the
+    An HTTP error, a failed connection, a redirect to another origin than `url`'s or `redirect_hosts`, a body
+    shorter or longer than its Content-Length, or a download still running at `deadline` is an error naming the
     URL; the partial file is removed, so a partial download never carries the final name.
     """
     from medprobe import __version__
 
+    deadline = deadline or _Deadline(DEFAULT_TIMEOUT_S)
     partial = target.with_name(target.name + ".part")
     request = urllib.request.Request(url, headers={"User-Agent": f"medprobe/{__version__}"})
+    opener = urllib.request.build_opener(_RedirectGuard(redirect_hosts))
     received = 0
     declared: int | None = None
     complete = False
     try:
-        with urllib.request.urlopen(request, timeout=_URL_TIMEOUT_S) as response, partial.open("wb") as out:
+        with opener.open(request, timeout=deadline.wait_s()) as response, partial.open("wb") as out:
             length = response.headers.get("Content-Length")
             declared = int(length) if length is not None and length.strip().isdigit() else None
-            while chunk := response.read(_CHUNK):
+            # read1: whatever has arrived, so a trickling server meets the deadline between reads
+            while chunk := response.read1(_CHUNK):
                 out.write(chunk)
                 received += len(chunk)
+                deadline.check(f"{url} (after {received} bytes)")
             out.flush()
             os.fsync(out.fileno())
         if declared is not None and received != declared:
@@ -279,10 +334,14 @@ def _select(source: HubSource, listing: dict[str, Any], commit: str) -> list[str
     return chosen
 
 
-def _download_hub(repo: str, commit: str, paths: list[str], staging: Path, endpoint: str) -> None:
+def _download_hub(repo: str, commit: str, paths: list[str], staging: Path, endpoint: str,
+                  deadline: _Deadline) -> None:
+    """Each file through huggingface_hub, which follows the hub's own redirects (to its CDN); the deadline is
+    checked between files, since huggingface_hub bounds only each network wait."""
     from huggingface_hub import hf_hub_download
 
     for path in paths:
+        deadline.check(f"hub repository {repo} (commit {commit}), before {path}")
         with _hub_errors(f"{path} of hub repository {repo} (commit {commit})", endpoint):
             # Pinned to the resolved commit; the cache folder is private to this fetch (the user's is not used).
             hf_hub_download(repo, path, revision=commit, local_dir=staging, cache_dir=staging / ".hf-cache",

@@ -464,3 +464,34 @@ def test_a_card_with_a_key_given_twice_is_refused(card: Callable[..., None], tmp
     path.write_text(path.read_text(encoding="utf-8") + "embed_dim: 768\n", encoding="utf-8")
     with pytest.raises(cards.MedprobeError, match=r"key 'embed_dim' is given twice \(lines \d+ and \d+\)"):
         cards.load_card(MODEL)
+
+
+def test_a_trickling_server_ends_at_the_deadline(hub, card, tmp_path: Path, capsys) -> None:
+    url = hub.add_url("slow.pth", WEIGHTS[:200], trickle_s=0.2)
+    card(fetch={"url": url})
+    to = tmp_path / "w"
+    assert fetch(MODEL, "--to", str(to), "--timeout", "0.5") == 2
+    err = printed(capsys)[1]
+    assert url in err and "not finished within --timeout 0.5 s; nothing was kept" in err
+    assert list(to.iterdir()) == []
+
+
+def test_a_redirect_to_another_origin_is_refused_unless_allowed(hub, card, tmp_path: Path, capsys) -> None:
+    with LoopbackHub() as other:
+        target = other.add_url("w.pth", WEIGHTS)
+        url = hub.add_url("moved.pth", b"", status=302, location=target)
+        card(fetch={"url": url})
+        assert fetch(MODEL, "--to", str(tmp_path / "refused")) == 2
+        err = printed(capsys)[1]
+        port = target.split(":")[2].split("/")[0]
+        assert f"{url}: redirected (HTTP 302) to another origin, http://127.0.0.1:{port}; refused" in err
+        assert "--allow-redirect-host 127.0.0.1" in err and other.requested("GET", "/files/") == []
+        assert fetch(MODEL, "--to", str(tmp_path / "ok"), "--allow-redirect-host", "127.0.0.1") == 0
+        assert (tmp_path / "ok" / MODEL / CHECKPOINT).read_bytes() == WEIGHTS
+
+
+def test_a_redirect_within_the_origin_is_followed(hub, card, tmp_path: Path) -> None:
+    target = hub.add_url("w.pth", WEIGHTS)
+    card(fetch={"url": hub.add_url("moved.pth", b"", status=301, location=target)})
+    assert fetch(MODEL, "--to", str(tmp_path / "w")) == 0
+    assert (tmp_path / "w" / MODEL / CHECKPOINT).read_bytes() == WEIGHTS
