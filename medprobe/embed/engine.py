@@ -274,8 +274,13 @@ def _digests(paths: list[str], ranks: Ranks) -> list[str | Skipped]:
         except OSError as exc:
             return Skipped(-1, "", SkipReason("unreadable-file", f"cannot read file ({exc.strerror})"))
 
-    with ThreadPoolExecutor(max_workers=4) as pool:
+    pool = ThreadPoolExecutor(max_workers=4)
+    try:
         own = list(pool.map(digest, ranks.share(paths)))
+    finally:
+        # On a stop (SIGTERM, Ctrl-C) the job unwinds at once: a `with` block would first wait for the reads in
+        # flight, which on a stalled network share never return.
+        pool.shutdown(wait=False, cancel_futures=True)
     parts = ranks.gather(own)
     out: list[str | Skipped] = [""] * len(paths)
     for rank, part in enumerate(parts):
