@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from medprobe.embed import Skipped
+from medprobe.embed import Skipped, site_salt
 from medprobe.errors import MedprobeError
 from medprobe.models import model_card
 from medprobe.privacy.guard import PathGuard
@@ -44,7 +44,7 @@ class JobRecorder:
         self.spec = spec
         guard = PathGuard.for_paths([*manifest["path"].astype(str), spec.data.manifest],
                                     public=public_words(spec, manifest), folders=[spec.workdir])
-        job = job_identity(spec.experiment_name, spec.site, spec.name, spec.workdir)
+        job = job_identity(spec.experiment_name, spec.site, spec.name, spec.workdir, site_salt(spec.workdir))
         self.runs = RunRecorder(spec.tracking.uri, spec.experiment_name, bundle_dir=spec.workdir / "bundles",
                                 offline=offline, require_server=require_server, job=job, guard=guard)
         self.display_uri = self.runs.display_uri

@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 import logging
 import tempfile
 import uuid
@@ -217,11 +218,11 @@ class RunRecorder:
         return self.guard.withheld if self.guard is not None else 0
 
 
-def job_identity(experiment: str, site: str, pipeline: str, workdir: Path) -> str:
-    """Which job a run belongs to, across attempts: the same spec re-run on the same workdir. Hashed, so that the
-    workdir's path never leaves the site."""
+def job_identity(experiment: str, site: str, pipeline: str, workdir: Path, salt: bytes) -> str:
+    """Which job a run belongs to, across attempts: the same spec re-run on the same workdir. A keyed hash with the
+    site's salt, so that the workdir's path never leaves the site, not even as a digest someone could recompute."""
     text = "\n".join([experiment, site, pipeline, str(Path(workdir).resolve())])
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+    return hmac.new(salt, text.encode(), hashlib.sha256).hexdigest()[:16]
 
 
 def _connect(uri: str) -> tuple[TrackingStore | None, str | None]:
