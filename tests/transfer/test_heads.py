@@ -70,7 +70,7 @@ def test_head_files_hold_aggregates_only(tmp_path: Path) -> None:
     metadata = json.loads((tmp_path / "head.json").read_text())
     assert set(metadata) == {
         "format", "embed_dim", "task_type", "classes", "site", "model", "task", "target", "fingerprint",
-        "preprocessing", "regularisation", "n_train", "target_mean", "target_std", "medprobe_version"}
+        "preprocessing", "regularisation", "n_train", "target_mean", "target_std", "medprobe_version", "sha256"}
     assert {k: v.shape for k, v in load_file(str(tmp_path / "head.safetensors")).items()} == {
         "mean": (6,), "scale": (6,), "weight": (1, 6), "bias": (1,)}
     text = (tmp_path / "head.json").read_text() + (tmp_path / "head.safetensors").read_bytes().decode("latin-1")
@@ -84,6 +84,11 @@ def test_a_malformed_head_is_refused(tmp_path: Path) -> None:
     write_head(fit_head(inputs, result, LinearOptions(), 0, SPACE, "site-a", "t", "label"), tmp_path)
     tensors = load_file(str(tmp_path / "head.safetensors"))
     save_file({**tensors, "weight": tensors["weight"][:2]}, str(tmp_path / "head.safetensors"))
+    with pytest.raises(HeadError, match="does not match the digest"):
+        read_head(tmp_path)
+    metadata = json.loads((tmp_path / "head.json").read_text())
+    del metadata["sha256"]  # a head from before digests: its tensors are still checked
+    (tmp_path / "head.json").write_text(json.dumps(metadata))
     with pytest.raises(HeadError, match="'weight' has shape"):
         read_head(tmp_path)
     (tmp_path / "head.json").write_text("{not json")

@@ -16,7 +16,7 @@ import torch
 from medprobe.errors import MedprobeError, WeightsError
 from medprobe.models.cards import load_card
 from medprobe.models.encoder import TorchEncoder
-from medprobe.models.ldae.checkpoint import CHECKPOINTS, EXPORT_WEIGHTS
+from medprobe.models.ldae.checkpoint import CHECKPOINTS, EXPORT_WEIGHTS, verify_export
 from medprobe.models.ldae.config import LDAEConfig, config_from_dict, load_config
 from medprobe.models.ldae.data import input_spec
 from medprobe.models.ldae.networks import LatentDiffusionAutoencoder
@@ -98,6 +98,7 @@ def build_ldae(name: str, weights: Path | None, config: str = "realistic", **unk
     weights_file, config_path = resolve_weights(weights)
     cfg = read_config(config_path)
     state, sha = read_checkpoint(weights_file, load_card(name))
+    verify_export(weights_file, sha, config_path, cfg)
     semantic_state = {k.removeprefix("semantic."): v for k, v in state.items() if k.startswith("semantic.")}
     module = build_semantic_encoder(cfg.semantic, cfg.data.size)
     load_strict(module, semantic_state, weights_file, name)
@@ -108,7 +109,9 @@ def load_trained_model(weights: Path) -> LatentDiffusionAutoencoder:
     """The whole trained network (autoencoder, semantic encoder, UNet) of a pretraining folder or its weights file,
     for reconstruction and interpolation; the zoo encoder loads only the semantic encoder."""
     weights_file, config_path = resolve_weights(weights)
-    model = LatentDiffusionAutoencoder(read_config(config_path))
-    state, _ = read_checkpoint(weights_file, load_card("ldae"))
+    config = read_config(config_path)
+    model = LatentDiffusionAutoencoder(config)
+    state, sha = read_checkpoint(weights_file, load_card("ldae"))
+    verify_export(weights_file, sha, config_path, config)
     load_strict(model, state, weights_file, "ldae")
     return model.eval()

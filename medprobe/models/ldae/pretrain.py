@@ -176,7 +176,4 @@ def _stage2(model: LatentDiffusionAutoencoder, config: LDAEConfig, out: Path, da
 
 def _export(model: LatentDiffusionAutoencoder, config: LDAEConfig, out: Path, summary: PretrainSummary) -> Path:
     stage_steps = {f"stage{s.stage}_steps": s.end_step for s in summary.stages}
-    return export_model(out, model.state_dict(), {
-        "format": "medprobe-ldae-v1", "config": config.model_dump(mode="json"),
-        "scale_factor": float(model.scale_factor), **stage_steps,
-    })
+    return export_model(out, model.state_dict(), config, {"scale_factor": float(model.scale_factor), **stage_steps})

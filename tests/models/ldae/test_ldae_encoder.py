@@ -1,3 +1,4 @@
+import json
 import shutil
 from pathlib import Path
 
@@ -52,5 +53,10 @@ def test_wrong_or_missing_weights_raise_a_clear_weights_error(
     wrong.mkdir()
     shutil.copy(stage1, wrong / "ldae.safetensors")
     shutil.copy(out / "ldae.json", wrong / "ldae.json")
+    with pytest.raises(WeightsError, match=r"does not match the digest recorded in ldae\.json"):
+        load_encoder("ldae", weights=wrong)
+    config = json.loads((wrong / "ldae.json").read_text())
+    del config["weights_sha256"]  # a config from before digests: the strict key check still refuses the file
+    (wrong / "ldae.json").write_text(json.dumps(config))
     with pytest.raises(WeightsError, match="missing keys"):
         load_encoder("ldae", weights=wrong)
