@@ -10,9 +10,11 @@ SIGBUS, not an error); readers memory-map it, so a probe touches only the rows i
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -116,24 +118,50 @@ def write_tokens(path: Path, cache: TokenCache, keys: Sequence[str]) -> dict[str
     header = {"descr": np.lib.format.dtype_to_descr(_DTYPE), "fortran_order": False,
               "shape": (len(keys), count, width)}
     needed = len(keys) * count * width * _DTYPE.itemsize + 128
+    digest = hashlib.sha256()
     with atomic_write(path, needed, "the patch tokens file") as pending, pending.path.open("wb") as handle:
-        np.lib.format.write_array_header_1_0(handle, header)
-        for start in range(0, len(keys), _COPY_ROWS):
-            rows = np.ascontiguousarray(cache.read(keys[start : start + _COPY_ROWS]), dtype=_DTYPE)
-            handle.write(rows.reshape(-1).view(np.uint8).data)
-    return {"file": path.name, "shape": [len(keys), count, width], "dtype": "float16"}
+        head = io.BytesIO()
+        np.lib.format.write_array_header_1_0(head, header)
+        for chunk in _chunks(head.getvalue(), cache, keys):
+            digest.update(chunk)
+            handle.write(chunk)
+    return {"file": path.name, "shape": [len(keys), count, width], "dtype": "float16", "sha256": digest.hexdigest()}
+
+
+def _chunks(header: bytes, cache: TokenCache, keys: Sequence[str]) -> Iterator[bytes | memoryview]:
+    """The bytes of the tokens file: the .npy header, then the rows of `keys` in order, a few hundred at a time."""
+    yield header
+    for start in range(0, len(keys), _COPY_ROWS):
+        rows = np.ascontiguousarray(cache.read(keys[start : start + _COPY_ROWS]), dtype=_DTYPE)
+        yield rows.reshape(-1).view(np.uint8).data
 
 
 def read_tokens(table_path: Path, metadata: dict[str, object]) -> np.ndarray | None:
-    """The memory-mapped (n, T, D) tokens of a table whose metadata names them, else None."""
+    """The memory-mapped (n, T, D) tokens of a table whose metadata names them, else None. The file's sha256,
+    recorded in the table's metadata (which the table's own digest covers), is checked first: a damaged tokens file
+    never reaches a probe. Files written before the digest existed are read with a warning."""
     entry = metadata.get(TOKENS_METADATA_KEY)
     if not isinstance(entry, dict):
         return None
     path = table_path.with_name(str(entry["file"]))
     if not path.is_file():
         raise MedprobeError(f"{table_path}: its patch tokens file {path.name} is missing; re-run the embedding")
+    _verify(path, entry.get("sha256"))
     tokens = np.load(path, mmap_mode="r")
     if list(tokens.shape) != list(entry["shape"]):
         raise MedprobeError(f"{path}: shape {tokens.shape} does not match the table's {entry['shape']}; "
                             "re-run the embedding")
     return tokens
+
+
+def _verify(path: Path, expected: object) -> None:
+    if not isinstance(expected, str):
+        log.warning("%s predates patch-token digests and is used unverified; re-run the embedding to add one", path)
+        return
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(1 << 22):
+            digest.update(chunk)
+    if digest.hexdigest() != expected:
+        raise MedprobeError(f"{path}: damaged patch tokens file (its sha256 differs from the one recorded in the "
+                            "table); re-run `medprobe embed` or `medprobe run`, which rebuild it from the cache")

@@ -87,3 +87,18 @@ def test_a_table_whose_tokens_file_went_missing_says_so(volume_dataset, tmp_path
     tokens_path(tmp_path / "t.parquet").unlink()
     with pytest.raises(MedprobeError, match=r"t\.tokens\.npy is missing"):
         result.tokens()
+
+
+def test_a_flipped_byte_anywhere_in_the_tokens_file_is_refused(volume_dataset, tmp_path: Path) -> None:
+    result = _embed(volume_dataset(n=2), tmp_path / "cache", tmp_path / "t.parquet", tokens=True)[2]
+    path = tokens_path(tmp_path / "t.parquet")
+    intact = path.read_bytes()
+    assert result.tokens() is not None
+    for offset in np.linspace(0, len(intact) - 1, 12).astype(int):  # the .npy header and the rows
+        damaged = bytearray(intact)
+        damaged[offset] ^= 0x10
+        path.write_bytes(bytes(damaged))
+        with pytest.raises(MedprobeError, match="damaged patch tokens file"):
+            result.tokens()
+    path.write_bytes(intact)
+    assert result.tokens() is not None
