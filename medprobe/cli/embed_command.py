@@ -31,7 +31,9 @@ def register(commands: argparse._SubParsersAction) -> None:
         "embed", help="embed a manifest's images with one model into an embedding table (Parquet)",
         description="Writes OUT/embeddings.parquet (sample_id, salted subject_id, site, split, every other "
                     "manifest column as a label, embedding), a resumable cache in OUT/cache and, when inputs "
-                    "were skipped, OUT/quarantine.csv. Re-running resumes: cached samples are not recomputed.",
+                    "were skipped, OUT/quarantine.csv (pseudonyms and categories; paths and the readers' messages "
+                    "only in OUT/local-only/skipped-files.csv). Re-running resumes: cached samples are not "
+                    "recomputed.",
         epilog="Exit codes: 0 ok, 3 completed with skipped inputs, 2 user error. Multi-GPU: "
                "torchrun --nproc_per_node N -m medprobe.cli.main embed ...",
     )
