@@ -116,7 +116,7 @@ def _analysis(args: argparse.Namespace) -> AnalysisOptions | None:
 
 def _track(args: argparse.Namespace, outcome: EvaluationResult) -> None:
     from medprobe.embed.table import read_metadata
-    from medprobe.evaluation.tracking import log_evaluation
+    from medprobe.jobs.evaluation_runs import log_evaluation
     from medprobe.tracking.recorder import RunRecorder
 
     uri = args.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{args.out.resolve() / 'mlflow.db'}"

@@ -11,7 +11,7 @@ from medprobe.cli.formatting import aligned
 
 if TYPE_CHECKING:  # the job machinery imports torch; keep `medprobe --help` fast
     from medprobe.jobs import JobReport, ProtocolOutcome, TransferOutcome
-    from medprobe.robustness.scoring import RobustnessResult
+    from medprobe.jobs.robustness_scoring import RobustnessResult
 
 #: The metrics a job's tables show, per task type, when present; every metric is in results.json and MLflow.
 HEADLINE = {"classification": ("auroc", "balanced_accuracy", "accuracy"), "regression": ("mae", "r2")}

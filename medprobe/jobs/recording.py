@@ -88,7 +88,7 @@ class JobRecorder:
                      files: Sequence[Path] = ()) -> str:
         """One child run of `job`, finished once all its files are logged; `head` names the files of the probe
         head it publishes (linear only), `plots` the protocol's figures, `analysis` the (metrics, params) of its
-        subgroups and label-efficiency curve (`medprobe.evaluation.run_metrics`) or of the robustness protocol,
+        subgroups and label-efficiency curve (`medprobe.jobs.analysis_runs`) or of the robustness protocol,
         `files` other tables to attach. A run with neither `test/` nor analysis metrics is marked failed."""
         name = naming.protocol_run_name(self.spec.site, model, task.name, protocol)
         run_id = self.runs.start_run(name, {**job.tags, naming.PROTOCOL: protocol, naming.RUN_KIND: "protocol"},

@@ -1,5 +1,5 @@
 """The robustness protocol in a site job: re-embed the test split under each artefact and severity, then score the
-linear probe's clean-trained head on it (`medprobe.robustness.scoring`).
+linear probe's clean-trained head on it (`medprobe.jobs.robustness_scoring`).
 
 Only the test split is corrupted and embedded again, through the job's own cache: a corrupted image's cache key
 holds the corruption (artefact, severity, seed, parameters) in the preprocessing description, so a re-run reuses
@@ -17,15 +17,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from medprobe.artefacts import Corruption, parse_artefacts
+from medprobe.artefacts.library_calls import preload
 from medprobe.embed import EmbedResult, EmbedSettings, embed_manifest
 from medprobe.evaluation.rows import table_split
+from medprobe.jobs.robustness_scoring import RobustnessResult, TestEmbeddings, score_robustness
 from medprobe.metrics.plots import robustness_plot
 from medprobe.models import Encoder
 from medprobe.preprocess import PreprocessChain
 from medprobe.probes import ProtocolResult
-from medprobe.robustness import Corruption, parse_artefacts
-from medprobe.robustness.library_calls import preload
-from medprobe.robustness.scoring import RobustnessResult, TestEmbeddings, score_robustness
 from medprobe.spec import PipelineSpec
 from medprobe.tracking.naming import ROBUSTNESS_PREFIX
 from medprobe.transfer import FeatureSpace

@@ -22,11 +22,12 @@ from medprobe.errors import ProbeError
 from medprobe.evaluation import EvaluationResult, TaskRows, evaluate_task, write_report
 from medprobe.evaluation.paired import PairedComparison
 from medprobe.evaluation.report import analysis_files, protocol_plots
-from medprobe.evaluation.run_metrics import analysis_run_values
+from medprobe.jobs.analysis_runs import analysis_run_values
 from medprobe.jobs.datasets import site_rows
 from medprobe.jobs.diagnostics_step import diagnostics_step
 from medprobe.jobs.paired_step import paired_step
 from medprobe.jobs.recording import JobRecorder
+from medprobe.jobs.robustness_scoring import RobustnessResult, TestEmbeddings
 from medprobe.jobs.robustness_step import Corrupted, embed_corrupted, robustness_result, run_metrics
 from medprobe.jobs.transfer_step import TransferOutcome, offline_message, transfer_step
 from medprobe.jobs.workdir_lock import hold_workdir
@@ -36,7 +37,6 @@ from medprobe.privacy.guard import PathGuard
 from medprobe.probes import ProtocolResult
 from medprobe.probes.inputs import prepare_inputs
 from medprobe.probes.options import LinearOptions
-from medprobe.robustness.scoring import RobustnessResult, TestEmbeddings
 from medprobe.spec import PipelineSpec, load_manifest
 from medprobe.spec.pipeline import ModelSpec, TaskSpec
 from medprobe.tracking.recorder import OFFLINE_REASON

@@ -129,7 +129,7 @@ def label_efficiency_figure(curve: pd.DataFrame, title: str, series: str = "metr
 
 def robustness_plot(path: Path, table: pd.DataFrame, metric: str, title: str) -> bool:
     """`metric` against severity, one line per artefact starting from the clean value at severity 0, with the 95 %
-    interval as a band (the rows of `medprobe.robustness.scoring.COLUMNS`); False if there is nothing to draw."""
+    interval as a band (the rows of `medprobe.jobs.robustness_scoring.COLUMNS`); False if there is nothing to draw."""
     figure = robustness_figure(table, metric, title, series="artefact")
     if figure is not None:
         figure.savefig(path, dpi=100, bbox_inches="tight")

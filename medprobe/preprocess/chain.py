@@ -15,6 +15,7 @@ import torch
 
 from medprobe.errors import ReadError, SpecError
 from medprobe.io.image import MedicalImage
+from medprobe.preprocess.corruption import ImageCorruption
 from medprobe.preprocess.input_spec import InputSpec
 from medprobe.preprocess.intensity import IntensityStep
 from medprobe.preprocess.options import PreprocessOptions
@@ -22,7 +23,6 @@ from medprobe.preprocess.spatial import ToOrientation, ToSize, ToSpacing
 from medprobe.preprocess.tensor_steps import match_channels, normalise, pad_to_square, resize
 from medprobe.preprocess.views import VolumeSlicer
 from medprobe.preprocess.volumes import SelectVolume
-from medprobe.robustness.artefacts import Corruption
 
 
 class PreprocessChain:
@@ -34,7 +34,8 @@ class PreprocessChain:
     own input size.
     """
 
-    def __init__(self, data: PreprocessOptions, model_input: InputSpec, corruption: Corruption | None = None) -> None:
+    def __init__(self, data: PreprocessOptions, model_input: InputSpec,
+                 corruption: ImageCorruption | None = None) -> None:
         prep = data.preprocessing
         self.volume_step = SelectVolume(prep.volume_index, prep.reduce_4d)
         self.corruption = corruption

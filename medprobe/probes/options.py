@@ -13,9 +13,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field, StrictBool, StrictInt, ValidationError, model_validator
 
+from medprobe.artefacts.options import RobustnessOptions
 from medprobe.errors import ProbeError
 from medprobe.options import MAX_SEED_REPEATS, StrictModel, format_validation_error
-from medprobe.robustness.options import RobustnessOptions
 
 
 def _as_list(value: Any) -> Any:
@@ -91,7 +91,7 @@ OPTION_MODELS: dict[str, type[ProtocolOptions]] = {
 
 class ProtocolsOptions(StrictModel):
     """Protocols to run: a key present (even empty, `knn: {}`) enables it with default options. `robustness` is not
-    a probe on the embeddings but the linear probe's head on re-embedded corrupted test images (`medprobe.robustness`),
+    a probe on the embeddings but the linear probe's head on re-embedded corrupted test images (`medprobe.artefacts`),
     so it needs `linear`."""
 
     linear: LinearOptions | None = None

@@ -97,7 +97,7 @@ class PipelineSpec(StrictModel):
     def _known_artefacts(self) -> PipelineSpec:
         robustness = self.protocols.robustness
         if robustness is not None and robustness.artefacts is not None:
-            from medprobe.robustness.registry import parse_artefacts
+            from medprobe.artefacts.registry import parse_artefacts
 
             try:
                 parse_artefacts(robustness.artefacts, self.data.modality)

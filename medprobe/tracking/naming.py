@@ -69,7 +69,7 @@ def transfer_run_name(train_site: str, site: str, model: str, task: str) -> str:
     return f"{train_site} → {job_run_name(site, model, task)} · transfer"
 
 
-#: A protocol run's analyses (`medprobe.evaluation.run_metrics`): subgroup metrics, subgroup gaps, the linear
+#: A protocol run's analyses (`medprobe.jobs.analysis_runs`): subgroup metrics, subgroup gaps, the linear
 #: probe's label-efficiency curve.
 SUBGROUP_PREFIX = "subgroup/"
 GAP_PREFIX = "subgroup_gap/"

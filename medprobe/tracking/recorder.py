@@ -21,14 +21,14 @@ import uuid
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
+import pandas as pd
 
 from medprobe import __version__
 from medprobe.errors import TrackingError
 from medprobe.privacy.guard import PathGuard
-from medprobe.probes.result import ProtocolResult
 from medprobe.tracking import naming
 from medprobe.tracking.bundle import ResultsBundle, close_abandoned
 from medprobe.tracking.failures import disk_full, is_connection_failure, store_location
@@ -42,6 +42,18 @@ log = logging.getLogger("medprobe.tracking")
 OFFLINE_REASON = "--offline"
 #: The metric of a run some of whose values the guard withheld.
 WITHHELD_METRIC = "privacy/withheld_values"
+
+
+class ResultRecord(Protocol):
+    """What `log_result` logs: a protocol's outcome as plain values (`medprobe.probes.ProtocolResult` is one), so
+    that tracking knows nothing of the protocols themselves."""
+
+    metrics: dict[str, float]
+    predictions: pd.DataFrame
+    params: dict[str, str | float | int]
+    n_train: int
+    n_test: int
+    notes: list[str]
 
 
 class RunRecorder:
@@ -150,7 +162,7 @@ class RunRecorder:
             copy = Path(folder) / path.name
             copy.write_bytes(redacted)
             self.store.log_file(run, copy, artifact_path)
-    def log_result(self, run: str, result: ProtocolResult, notes: Sequence[str] = (),
+    def log_result(self, run: str, result: ResultRecord, notes: Sequence[str] = (),
                    sample_ids: np.ndarray | None = None) -> None:
         """`test/<metric>` metrics (with their intervals), `data/n_train` and `data/n_test`, the parameters,
         `notes.txt` (`notes` then the result's own) and `predictions.csv` with sample pseudonyms and no subject

@@ -20,8 +20,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from medprobe.errors import MedprobeError, ReadError
-from medprobe.io import read_image
-from medprobe.io.manifest import load_manifest
+from medprobe.io import load_manifest, read_image
 from medprobe.models.ldae.config import LDAEConfig
 from medprobe.preprocess import InputSpec, PreprocessChain
 from medprobe.preprocess.options import Preprocessing, PreprocessOptions

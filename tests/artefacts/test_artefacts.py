@@ -11,12 +11,12 @@ from typing import get_args
 import numpy as np
 import pytest
 
+from medprobe.artefacts import SEVERITIES, Corruption, artefacts_for, parse_artefacts
+from medprobe.artefacts.definition import Suite
+from medprobe.artefacts.registry import SUITE_OF_MODALITY, SUITES
 from medprobe.errors import SpecError
 from medprobe.io.image import MedicalImage
 from medprobe.preprocess.options import Modality
-from medprobe.robustness import SEVERITIES, Corruption, artefacts_for, parse_artefacts
-from medprobe.robustness.definition import Suite
-from medprobe.robustness.registry import SUITE_OF_MODALITY, SUITES
 
 # --------------------------------------------------------------------------------------------- phantoms
 
@@ -298,6 +298,6 @@ def test_artefact_of_another_modality_is_refused(phantoms: dict[Suite, MedicalIm
 
 def test_import_is_light() -> None:
     """Listing and recording artefacts must not load MONAI or TorchIO (a spec check never corrupts an image)."""
-    code = ("import sys; import medprobe.robustness as r; r.Corruption('motion', 2).describe(); "
+    code = ("import sys; import medprobe.artefacts as r; r.Corruption('motion', 2).describe(); "
             "assert 'monai' not in sys.modules and 'torchio' not in sys.modules, 'heavy import'")
     subprocess.run([sys.executable, "-c", code], check=True)

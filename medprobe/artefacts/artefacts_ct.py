@@ -13,9 +13,9 @@ import math
 
 import numpy as np
 
+from medprobe.artefacts.definition import ArtefactDefinition, Parameters, legacy_state, signed
+from medprobe.artefacts.library_calls import down_and_back, monai_apply, through_plane_axis, torchio_apply
 from medprobe.io.image import MedicalImage
-from medprobe.robustness.definition import ArtefactDefinition, Parameters, legacy_state, signed
-from medprobe.robustness.library_calls import down_and_back, monai_apply, through_plane_axis, torchio_apply
 
 _REFERENCE_NOISE_HU = 10.0
 #: Quantum noise of a lower dose. Noise σ scales with dose^-1/2; a reference scan with 10 HU of noise (soft tissue,

@@ -13,7 +13,7 @@ Severity = Annotated[StrictInt, Field(ge=1, le=5)]
 
 class RobustnessOptions(StrictModel):
     """The test split embedded again under each of `artefacts` (None: the modality's whole suite,
-    `medprobe.robustness.artefacts_for`) at each of `severities`, scored by the linear probe's clean-trained head.
+    `medprobe.artefacts.artefacts_for`) at each of `severities`, scored by the linear probe's clean-trained head.
     `seed` fixes every random draw of the corruptions; `bootstrap` resamples give the intervals; `summary_severity`
     is the severity of the ranking number (mean relative drop of the headline metric over the artefacts): one of
     `severities`, by default 3 when it is among them, else the middle one."""

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from medprobe.artefacts.artefacts_2d import ARTEFACTS_2D
+from medprobe.artefacts.artefacts_ct import CT_ARTEFACTS
+from medprobe.artefacts.artefacts_mri import MRI_ARTEFACTS
+from medprobe.artefacts.definition import ArtefactDefinition, Suite
 from medprobe.errors import SpecError
-from medprobe.robustness.artefacts_2d import ARTEFACTS_2D
-from medprobe.robustness.artefacts_ct import CT_ARTEFACTS
-from medprobe.robustness.artefacts_mri import MRI_ARTEFACTS
-from medprobe.robustness.definition import ArtefactDefinition, Suite
 
 SUITES: dict[Suite, dict[str, ArtefactDefinition]] = {
     "mri": {a.name: a for a in MRI_ARTEFACTS},

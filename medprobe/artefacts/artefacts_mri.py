@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from medprobe.io.image import MedicalImage
-from medprobe.robustness.definition import (
+from medprobe.artefacts.definition import (
     ArtefactDefinition,
     Parameters,
     legacy_state,
     signed,
 )
-from medprobe.robustness.library_calls import down_and_back, monai_apply, through_plane_axis, torchio_apply
+from medprobe.artefacts.library_calls import down_and_back, monai_apply, through_plane_axis, torchio_apply
+from medprobe.io.image import MedicalImage
 
 #: Smooth multiplicative field exp(Σ c·xⁱyʲzᵏ), polynomial order 3 over the field of view scaled to [-1, 1].
 #: Each of the 19 non-constant coefficients is `coefficient_max` × U(-1, 1), drawn per sample; the constant term

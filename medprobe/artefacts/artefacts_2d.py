@@ -16,9 +16,9 @@ import io
 import numpy as np
 from PIL import Image
 
+from medprobe.artefacts.definition import ArtefactDefinition, Parameters, legacy_state, signed
+from medprobe.artefacts.library_calls import monai_apply, torchio_apply
 from medprobe.io.image import MedicalImage
-from medprobe.robustness.definition import ArtefactDefinition, Parameters, legacy_state, signed
-from medprobe.robustness.library_calls import monai_apply, torchio_apply
 
 #: Defocus or a dirty lens: Gaussian blur of σ = fraction × the shorter side (σ 0.56 to 4.9 pixels at 224 pixels,
 #: the usual model input).

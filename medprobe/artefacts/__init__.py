@@ -7,6 +7,6 @@
 
 from __future__ import annotations
 
-from medprobe.robustness.artefacts import SEVERITIES, Corruption, artefacts_for, parse_artefacts
+from medprobe.artefacts.artefacts import SEVERITIES, Corruption, artefacts_for, parse_artefacts
 
 __all__ = ["SEVERITIES", "Corruption", "artefacts_for", "parse_artefacts"]

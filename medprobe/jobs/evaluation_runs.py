@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from medprobe.evaluation.report import analysis_files, protocol_plots
-from medprobe.evaluation.run_metrics import analysis_run_values
 from medprobe.evaluation.suite import EvaluationResult
+from medprobe.jobs.analysis_runs import analysis_run_values
 from medprobe.tracking import naming
 from medprobe.tracking.recorder import RunRecorder
 

@@ -16,10 +16,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from medprobe.artefacts.definition import SEVERITIES, ArtefactDefinition, ParameterValue, artefact_rng
+from medprobe.artefacts.registry import artefacts_for, check_dimensions, check_modality, lookup, parse_artefacts
 from medprobe.errors import SpecError
 from medprobe.io.image import MedicalImage
-from medprobe.robustness.definition import SEVERITIES, ArtefactDefinition, ParameterValue, artefact_rng
-from medprobe.robustness.registry import artefacts_for, check_dimensions, check_modality, lookup, parse_artefacts
 
 __all__ = ["SEVERITIES", "Corruption", "artefacts_for", "parse_artefacts"]
 
