@@ -20,6 +20,7 @@ if TYPE_CHECKING:  # the engine imports torch; keep `medprobe --help` fast
 
     from medprobe.embed import EmbedResult
     from medprobe.preprocess.options import PreprocessOptions
+    from medprobe.spec import PipelineSpec
 
 MODALITIES = ("mri", "ct", "xray", "fundus", "photo", "other")
 #: Manifest columns that are not labels; every other column is copied into the table.
@@ -33,7 +34,10 @@ def register(commands: argparse._SubParsersAction) -> None:
                     "manifest column as a label, embedding), a resumable cache in OUT/cache and, when inputs "
                     "were skipped, OUT/quarantine.csv (pseudonyms and categories; paths and the readers' messages "
                     "only in OUT/local-only/skipped-files.csv). Re-running resumes: cached samples are not "
-                    "recomputed.",
+                    "recomputed. Pseudonyms: with --spec, the site and the subject salt are the spec's (its "
+                    "workdir's subject-salt.txt), so the table's sample_id and subject_id match `medprobe run SPEC`; "
+                    "without --spec the salt is kept in OUT/subject-salt.txt; $MEDPROBE_SUBJECT_SALT, when set, "
+                    "wins over both.",
         epilog="Exit codes: 0 ok, 3 completed with skipped inputs, 2 user error. Multi-GPU: "
                "torchrun --nproc_per_node N -m medprobe.cli.main embed ...",
     )
@@ -41,14 +45,15 @@ def register(commands: argparse._SubParsersAction) -> None:
     embed.add_argument("--weights", metavar="PATH", help="checkpoint; without it the network is random-init")
     embed.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                        help="model option, repeatable (e.g. input_size=224, pooling=cls+mean)")
-    embed.add_argument("--manifest", required=True, metavar="M", help="manifest (CSV, TSV or Parquet)")
+    embed.add_argument("--manifest", metavar="M",
+                       help="manifest (CSV, TSV or Parquet); default: the --spec's data.manifest")
     embed.add_argument("--out", required=True, metavar="DIR", help="output folder")
     embed.add_argument("--modality", choices=MODALITIES, default=None,
                        help="selects the default preprocessing (intensity step); default: the --spec's, else other "
                             "(scale to 0-1)")
     embed.add_argument("--spec", type=Path, metavar="SPEC",
-                       help="take modality and preprocessing from a job spec's `data` section, so the table matches "
-                            "what `medprobe run SPEC` embeds")
+                       help="take modality, preprocessing, manifest, site and subject salt from a job spec, so the "
+                            "table (embeddings and pseudonyms) matches what `medprobe run SPEC` embeds")
     embed.add_argument("--preprocessing", type=Path, metavar="YAML",
                        help="a preprocessing block (the keys of a spec's `data.preprocessing`: orientation, spacing, "
                             "intensity, size, fit, volume_to_2d); wins over the --spec's")
@@ -59,7 +64,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     embed.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     embed.add_argument("--site", metavar="NAME",
                        help="site name for the table; with a 'site' column in the manifest, only its rows are "
-                            "embedded (default: each row's 'site' value)")
+                            "embedded (default: the --spec's site, else each row's 'site' value)")
     embed.add_argument("--no-progress", action="store_true", help="no progress bar (batch logs)")
     embed.add_argument("--tokens", action="store_true",
                        help="also keep the patch tokens (float16, OUT/embeddings.tokens.npy) for the attentive probe")
@@ -84,22 +89,27 @@ def _hold(out: Path) -> contextlib.AbstractContextManager[object]:
 
 
 def _embed(args: argparse.Namespace, out: Path) -> int:
-    from medprobe.embed import EmbedSettings, embed_manifest, launched_ranks, resolve_device, site_salt
+    from medprobe.embed import EmbedSettings, embed_manifest, launched_ranks, resolve_device
+    from medprobe.embed.pseudonyms import command_salt
     from medprobe.models import load_encoder
     from medprobe.preprocess import PreprocessChain
-    from medprobe.spec import load_manifest
+    from medprobe.spec import load_manifest, load_spec
 
-    preprocessing = _preprocess_options(args)
+    spec = load_spec(args.spec) if args.spec else None
+    preprocessing = _preprocess_options(args, spec)
     options = _options(args.option)
-    manifest_path = Path(args.manifest)
-    manifest = _site_rows(load_manifest(manifest_path), args.site, manifest_path)
+    site = _site(args.site, spec)
+    manifest_path = Path(args.manifest) if args.manifest else _spec_manifest(spec)
+    manifest = _site_rows(load_manifest(manifest_path), site, manifest_path)
     encoder = load_encoder(args.model, args.weights, **options)
     ranks = launched_ranks()
     device = resolve_device(args.device, ranks.local_rank if ranks.world > 1 else None)
     chain = PreprocessChain(preprocessing, encoder.preprocessing)
+    salt = command_salt(spec.workdir if spec else None, out)
+    assert salt is not None  # an output folder always stands for the workdir
     settings = EmbedSettings(
-        site=args.site,
-        salt=site_salt(out),
+        site=site,
+        salt=salt,
         label_columns=tuple(c for c in manifest.columns if c not in NON_LABEL_COLUMNS),
         modality=preprocessing.modality,
         batch_size=args.batch_size,
@@ -123,13 +133,29 @@ def _embed(args: argparse.Namespace, out: Path) -> int:
     return EXIT_SKIPPED if result.skipped else EXIT_OK
 
 
-def _preprocess_options(args: argparse.Namespace) -> PreprocessOptions:
+def _site(given: str | None, spec: PipelineSpec | None) -> str | None:
+    """--site, else the spec's site; a --site that names another site than the spec's is an error (its rows
+    would carry the spec's salt under another site's name)."""
+    if spec is None:
+        return given
+    if given is not None and given != spec.site:
+        raise MedprobeError(f"--site {given!r} differs from the --spec's site {spec.site!r}: leave --site out, or "
+                            "embed without --spec")
+    return spec.site
+
+
+def _spec_manifest(spec: PipelineSpec | None) -> Path:
+    if spec is None:
+        raise MedprobeError("embed needs --manifest M, or --spec SPEC to embed the spec's data.manifest")
+    return spec.data.manifest
+
+
+def _preprocess_options(args: argparse.Namespace, spec: PipelineSpec | None) -> PreprocessOptions:
     """--spec's data section, then --modality and --preprocessing over it; checked before any model loads."""
     from medprobe.preprocess.options import Preprocessing, PreprocessOptions
-    from medprobe.spec import load_spec
     from medprobe.spec.loading import read_yaml, validated
 
-    base = load_spec(args.spec).data if args.spec else PreprocessOptions(modality="other")
+    base = spec.data if spec is not None else PreprocessOptions(modality="other")
     update: dict[str, object] = {"modality": args.modality or base.modality}
     if args.preprocessing:
         update["preprocessing"] = validated(Preprocessing, read_yaml(args.preprocessing), args.preprocessing)

@@ -32,7 +32,9 @@ def register(commands: argparse._SubParsersAction) -> None:
                           help="manifest (.csv, .tsv or .parquet); default: the --spec's data.manifest")
     validate.add_argument("--spec", metavar="SPEC", default=None,
                           help="a job spec: --check-read then applies its data.preprocessing (4D series policy), so "
-                               "the report predicts what the job skips; its tasks' target columns must exist")
+                               "the report predicts what the job skips; its tasks' target columns must exist; "
+                               "subject hashes use the job's salt (the spec workdir's subject-salt.txt, created if "
+                               "missing, or $MEDPROBE_SUBJECT_SALT), so they are the job's pseudonyms")
     validate.add_argument("--labels", nargs="+", metavar="COL", default=None,
                           help="label columns to summarise (default: every column but path, subject_id, site, "
                                "split, sample_id)")
@@ -45,7 +47,7 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def handle(args: argparse.Namespace) -> int:
-    from medprobe.embed.pseudonyms import environment_salt
+    from medprobe.embed.pseudonyms import command_salt
     from medprobe.spec import load_manifest, load_spec
     from medprobe.spec.validation import validate_manifest
 
@@ -58,7 +60,7 @@ def handle(args: argparse.Namespace) -> int:
         raise MedprobeError("validate needs a MANIFEST, or --spec SPEC to check the spec's manifest")
     required = args.labels or ([task.target for task in spec.tasks] if spec else [])
     table = load_manifest(manifest, required)
-    salt = environment_salt()  # the job's salt, when set, so that the hashes match the job's pseudonyms
+    salt = command_salt(spec.workdir if spec else None)  # the job's salt, so the hashes are its pseudonyms
     report = validate_manifest(table, manifest, labels=args.labels, check_read=args.check_read, salt=salt,
                                preprocessing=spec.data.preprocessing if spec else None, spec=args.spec or "")
     if args.json:
@@ -94,8 +96,8 @@ def _print_validation(report: ValidationReport, salted: bool) -> None:
             if len(lines) > _SHOWN_PROBLEMS:
                 print(f"  ... and {len(lines) - _SHOWN_PROBLEMS} more (--json lists all)")
     if report.leakage and not salted:
-        print("subject hashes use a one-off salt; set $MEDPROBE_SUBJECT_SALT to the job's salt to match its "
-              "pseudonyms")
+        print("subject hashes use a one-off salt; give --spec SPEC (or set $MEDPROBE_SUBJECT_SALT) to see the "
+              "job's pseudonyms")
     print()
     if report.clean:
         print(f"clean: no problems, {len(warnings)} warning(s)")

@@ -1,5 +1,19 @@
 """Salted pseudonyms for subject and sample identifiers, so tables and runs never carry the site's own IDs.
 
+One salt per site, found the same way by every command (`command_salt` is the rule, every command calls it):
+
+- $MEDPROBE_SUBJECT_SALT when it is set (at least 16 characters), for every command;
+- else the salt kept in the site's workdir, `WORKDIR/subject-salt.txt` (created on first use, owner-only), where
+  the workdir is the spec's `workdir` for `medprobe run SPEC`, `medprobe embed --spec SPEC` and
+  `medprobe validate --spec SPEC`, and OUT for `medprobe embed --out OUT` without a spec;
+- `medprobe validate MANIFEST` without a spec has no workdir: it uses a one-off salt, so its hashes match
+  nothing else (give it `--spec` to see the job's pseudonyms);
+- `medprobe evaluate` and the Python API never re-salt: they read the pseudonyms already in the table, and an id
+  that is not a medprobe pseudonym is hashed with a one-off salt before any file is written.
+
+So `run SPEC`, `embed --spec SPEC` and `validate --spec SPEC` give the same subject and sample pseudonyms with or
+without the environment salt; keep (and back up) the workdir's salt file to keep them across re-runs.
+
 The salt file in a workdir is created so that it is never seen empty or half-written, and so that two jobs
 starting at once on a fresh workdir end up with one salt: each writes a complete salt to its own temporary file,
 fsyncs it, and hard-links it to the final name, which fails for all but the first; everyone then reads the final
@@ -41,6 +55,17 @@ def environment_salt() -> bytes | None:
                             f"{MIN_ENV_SALT} (e.g. the output of `openssl rand -hex 32`), or unset it to use "
                             "the salt kept in the workdir")
     return value.encode()
+
+
+def command_salt(spec_workdir: Path | None = None, out: Path | None = None) -> bytes | None:
+    """The site's salt as every command finds it (the rule in this module's docstring): the environment's, else
+    the one kept in the spec's workdir, else in `out` (a command's output folder that stands for the workdir);
+    None when a command has neither (the caller then uses a one-off salt and says so)."""
+    salt = environment_salt()
+    if salt is not None:
+        return salt
+    workdir = spec_workdir if spec_workdir is not None else out
+    return None if workdir is None else site_salt(workdir)
 
 
 def site_salt(workdir: Path) -> bytes:
