@@ -9,7 +9,6 @@ fall, coloured by label and subgroup: no image, identifier or file name.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -38,6 +37,7 @@ def diagnostics_step(spec: PipelineSpec, tables: list[tuple[FeatureSpace, EmbedR
             stale.unlink()
     labels = {t.target: t.type for t in spec.tasks}
     rows, files, vectors = [], [], {}
+    priority: dict[str, int] = {}
     for space, embedded in tables:
         if len(embedded) == 0:
             continue
@@ -54,7 +54,9 @@ def diagnostics_step(spec: PipelineSpec, tables: list[tuple[FeatureSpace, EmbedR
             path = folder / f"{space.model}_projection.png"
             figure.savefig(path, dpi=90, bbox_inches="tight")
             files.append(path)
-        vectors[space.model] = _cka_sample(X, embedded.frame["sample_id"].astype(str))
+        sample_ids = embedded.frame["sample_id"].astype(str)
+        priority = priority or _cka_priority(sample_ids, spec.seed)
+        vectors[space.model] = _cka_sample(X, sample_ids, priority)
     table = pd.DataFrame(rows)
     if table.empty:
         return table
@@ -65,12 +67,21 @@ def diagnostics_step(spec: PipelineSpec, tables: list[tuple[FeatureSpace, EmbedR
     return table
 
 
-def _cka_sample(X: np.ndarray, sample_ids: pd.Series) -> pd.DataFrame:
-    """At most `CKA_SAMPLES` rows, chosen by a hash of the sample id, so every model keeps the same samples and the
-    job never holds all models' full matrices at once."""
+def _cka_priority(sample_ids: pd.Series, seed: int) -> dict[str, int]:
+    """Each sample's rank in a permutation drawn from `seed` of the first model's rows (the manifest's order less
+    that model's skips): the CKA subsample depends on the seed and the order of appearance, never on the salted
+    sample ids' values, so two fresh workdirs (two salts) keep the same samples."""
+    ranks = np.random.default_rng(seed).permutation(len(sample_ids))
+    return dict(zip(sample_ids.tolist(), ranks.tolist(), strict=True))
+
+
+def _cka_sample(X: np.ndarray, sample_ids: pd.Series, priority: dict[str, int]) -> pd.DataFrame:
+    """At most `CKA_SAMPLES` rows, those first in `priority` (samples it lacks, which the first model skipped and so
+    cannot share, come last), so every model keeps the same samples and the job never holds all models' full
+    matrices at once."""
     if len(X) <= CKA_SAMPLES:
         return pd.DataFrame(X, index=sample_ids.to_numpy())
-    keys = np.array([hashlib.sha256(s.encode()).hexdigest() for s in sample_ids])
+    keys = np.array([priority.get(s, len(priority)) for s in sample_ids])
     chosen = np.sort(np.argsort(keys, kind="stable")[:CKA_SAMPLES])
     return pd.DataFrame(X[chosen], index=sample_ids.to_numpy()[chosen])
 
@@ -80,7 +91,8 @@ def _cka(vectors: dict[str, pd.DataFrame], folder: Path, files: list[Path]) -> p
     `CKA_SAMPLES` of them."""
     if len(vectors) < 2:
         return pd.DataFrame()
-    shared = sorted(set.intersection(*(set(v.index) for v in vectors.values())))
+    common = set.intersection(*(set(v.index) for v in vectors.values()))
+    shared = [s for s in next(iter(vectors.values())).index if s in common]  # in order of appearance
     if len(shared) < 3:
         return pd.DataFrame()
     matrix = cka_matrix({model: v.loc[shared].to_numpy() for model, v in vectors.items()})

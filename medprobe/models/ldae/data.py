@@ -83,7 +83,9 @@ def prepare_volumes(config: LDAEConfig, manifest: Path, out: Path, workers: int 
     index_path = out / INDEX_FILE
     if index_path.is_file():
         index = json.loads(index_path.read_text(encoding="utf-8"))
-        if index.get("digest") == digest:
+        if index.get("digest") == digest:  # the volumes are reused; the hold-out follows this config's seed
+            cached = sorted(index["train"] + index["holdout"])
+            index["train"], index["holdout"] = _split_rows(table, cached, config.train.holdout, config.train.seed)
             return _from_index(out, index)
     folder = out / "volumes"
     folder.mkdir(parents=True, exist_ok=True)
@@ -104,7 +106,7 @@ def prepare_volumes(config: LDAEConfig, manifest: Path, out: Path, workers: int 
     if not readable:
         raise MedprobeError(f"{manifest}: none of the {len(table)} images could be read "
                             f"(first reason: {skipped[0]['reason'] if skipped else 'none'})")
-    train, holdout = _split_rows(table, readable, config.train.holdout)
+    train, holdout = _split_rows(table, readable, config.train.holdout, config.train.seed)
     if not train:
         raise MedprobeError(f"{manifest}: no readable rows left for training (rows with split val/test are held "
                             "out); mark some rows split=train or drop the split column")
@@ -124,15 +126,16 @@ def _from_index(out: Path, index: dict[str, Any]) -> PreparedVolumes:
     return PreparedVolumes(files(index["train"]), files(index["holdout"]), index["skipped"], index["total"])
 
 
-def _split_rows(table: pd.DataFrame, readable: list[int], holdout: int) -> tuple[list[int], list[int]]:
-    """Rows whose split is val/test never train; else whole subjects (by hash order) are held out, keeping at
-    least half the volumes for training."""
+def _split_rows(table: pd.DataFrame, readable: list[int], holdout: int, seed: int) -> tuple[list[int], list[int]]:
+    """Rows whose split is val/test never train; else whole subjects are held out, keeping at least half the
+    volumes for training. The subjects are drawn by a permutation from `seed` of their order of first appearance,
+    so the hold-out depends on the seed and the manifest's order, never on the identifiers' values (or a salt)."""
     if "split" in table.columns:
         held = [r for r in readable if table.at[r, "split"] in ("val", "test")]
         if held:
             return [r for r in readable if r not in held], held[:holdout]
-    subjects = sorted({table.at[r, "subject_id"] for r in readable},
-                      key=lambda s: hashlib.sha256(s.encode()).hexdigest())
+    appearance = list(dict.fromkeys(table.at[r, "subject_id"] for r in readable))
+    subjects = [appearance[i] for i in np.random.default_rng(seed).permutation(len(appearance))]
     held = []
     for subject in subjects:
         rows = [r for r in readable if table.at[r, "subject_id"] == subject]
