@@ -159,6 +159,9 @@ def run_knn(
         raise ProbeError(f"option 'temperature' must be a positive number, got {temperature!r}")
     temperature = float(temperature)
     notes: list[str] = []
+    if primary not in ks:
+        notes.append(f"primary_k {primary} is not in k ({', '.join(map(str, ks))}): k = {primary} is run as "
+                     f"well (k{primary}/...) and is the headline unless k is chosen on a validation split")
     n_fit = min(len(fold.fit_rows) for fold in folds)
     if primary > n_fit:
         notes.append(f"primary_k {primary} exceeds the {n_fit} training rows; using k={n_fit}")

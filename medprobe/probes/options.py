@@ -23,6 +23,10 @@ def _as_list(value: Any) -> Any:
     return [value] if isinstance(value, numbers.Integral) and not isinstance(value, bool) else value
 
 
+def _positive_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
 IntList = Annotated[list[Annotated[StrictInt, Field(ge=1)]], BeforeValidator(_as_list), Field(min_length=1)]
 
 
@@ -49,15 +53,39 @@ class LinearOptions(ProtocolOptions):
     inner_folds: StrictInt = Field(3, ge=2, le=20)
 
 
+#: The k-NN headline k when `primary_k` is not given and the `k` list holds it.
+DEFAULT_PRIMARY_K = 20
+
+
+def headline_k(ks: list[int]) -> int:
+    """The headline k of a `k` list given without `primary_k`: the largest k up to `DEFAULT_PRIMARY_K`, else the
+    smallest (`k: [5]` → 5, `k: [10, 20, 50]` → 20, `k: [50, 100]` → 50), so the headline is always a k asked for."""
+    within = [k for k in ks if k <= DEFAULT_PRIMARY_K]
+    return max(within) if within else min(ks)
+
+
 class KnnOptions(ProtocolOptions):
     """DINO-style weighted k-NN on cosine similarity: every `k` is reported; the headline k is chosen on the
     validation split by `selection` when the data has one (regression: by mean squared error), else `primary_k`.
-    `selection: primary_k` always uses `primary_k`."""
+    `selection: primary_k` always uses `primary_k`. Without `primary_k` the headline k is one of the list: the
+    largest k up to 20, else the smallest (`k: [5]` reports k = 5); a `primary_k` outside the list is run as well
+    and noted in the results."""
 
     k: IntList = Field(default_factory=lambda: [10, 20, 50, 100, 200])
-    primary_k: StrictInt = Field(20, ge=1)
+    primary_k: StrictInt = Field(DEFAULT_PRIMARY_K, ge=1)
     selection: Literal["log_loss", "accuracy", "balanced_accuracy", "auroc", "primary_k"] = "log_loss"
     temperature: float = Field(0.07, gt=0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _headline_in_the_list(cls, data: Any) -> Any:
+        """A `k` list without `primary_k` takes its headline k from the list (`headline_k`), not the default 20."""
+        if not isinstance(data, Mapping) or data.get("primary_k") is not None or data.get("k") is None:
+            return data
+        ks = _as_list(data["k"])
+        if not isinstance(ks, list) or not ks or not all(_positive_int(k) for k in ks):
+            return data  # the field's own validation names the problem
+        return {**data, "primary_k": headline_k(ks)}
 
 
 class FewshotOptions(ProtocolOptions):

@@ -3,6 +3,7 @@ import pytest
 from sklearn.base import clone
 
 from medprobe.probes import KNNProbe, evaluate_protocol
+from medprobe.probes.options import KnnOptions
 
 
 def _loop_knn(train: np.ndarray, labels: np.ndarray, query: np.ndarray, k: int, t: float, n_out: int | None):
@@ -144,3 +145,37 @@ def test_validation_split_chooses_k_by_log_loss_as_a_direct_loop_scores_it() -> 
     cross_validated = evaluate_protocol("knn", {"k": ks, "primary_k": 5, "bootstrap": 0}, X, y, "classification",
                                         subjects)
     assert cross_validated.params["k"] == 5  # no validation split: primary_k
+
+
+def test_a_k_list_without_primary_k_has_its_headline_inside_the_list() -> None:
+    rng = np.random.default_rng(11)
+    n = 40
+    X = rng.normal(size=(n, 4)).astype(np.float32)
+    y = rng.integers(0, 2, size=n)
+    subjects = np.arange(n).astype(str)
+    split = np.array(["train"] * 30 + ["test"] * 10)
+    result = evaluate_protocol("knn", {"k": [5], "bootstrap": 0}, X, y, "classification", subjects, split)
+    assert result.params["k"] == 5 and result.params["ks"] == "5"
+    assert result.metrics["accuracy"] == result.metrics["k5/accuracy"] and "k20/accuracy" not in result.metrics
+    assert not any("primary_k" in note for note in result.notes)
+
+
+@pytest.mark.parametrize(("ks", "headline"), [([5], 5), (7, 7), ([10, 20, 50], 20), ([5, 10, 50], 10),
+                                              ([50, 100], 50), (None, 20)])
+def test_the_headline_k_of_a_list_without_primary_k(ks: list[int] | int | None, headline: int) -> None:
+    options = KnnOptions.model_validate({} if ks is None else {"k": ks})
+    assert options.primary_k == headline and headline in options.k
+    assert KnnOptions.model_validate(options.model_dump()) == options  # a dumped spec reads back the same
+
+
+def test_a_primary_k_outside_the_list_is_run_and_noted() -> None:
+    rng = np.random.default_rng(12)
+    n = 40
+    X = rng.normal(size=(n, 4)).astype(np.float32)
+    y = rng.integers(0, 2, size=n)
+    subjects = np.arange(n).astype(str)
+    split = np.array(["train"] * 30 + ["test"] * 10)
+    result = evaluate_protocol("knn", {"k": [5, 10], "primary_k": 7, "bootstrap": 0}, X, y, "classification",
+                               subjects, split)
+    assert result.params["k"] == 7 and result.metrics["accuracy"] == result.metrics["k7/accuracy"]
+    assert any("primary_k 7 is not in k (5, 10)" in note for note in result.notes)
