@@ -29,6 +29,7 @@ from medprobe.preprocess.options import Modality, Preprocessing, PreprocessOptio
 from medprobe.probes.evaluate import PROTOCOLS
 
 if TYPE_CHECKING:  # torch loads on first use
+    from medprobe.compare import ExperimentComparison
     from medprobe.io.image import MedicalImage
     from medprobe.models.encoder import Encoder
 
@@ -112,12 +113,20 @@ def compare_models(evaluations: Mapping[str, EvaluationResult], baselines: Seque
     return compare_evaluations({tasks.pop(): dict(evaluations)}, pairs, n_resamples, seed).table
 
 
-def compare(experiment: str, tracking_uri: str) -> pd.DataFrame:
-    """One row per site × model × task × protocol with its `test/*` metrics: what `medprobe compare` prints."""
-    from medprobe.compare import protocol_runs
+def compare_sites(experiment: str, tracking_uri: str) -> pd.DataFrame:
+    """One row per site × model × task × protocol with its `test/*` metrics: the rows `medprobe compare` reads
+    (`compare_experiment` gives every view it prints). Not called `compare`: that name is the `medprobe.compare`
+    package, which replaces a function of that name as soon as it is imported."""
+    return compare_experiment(experiment, tracking_uri).runs
+
+
+def compare_experiment(experiment: str, tracking_uri: str) -> ExperimentComparison:
+    """Every view `medprobe compare` prints (sites side by side, pooled, paired, robustness, transfer matrix), from
+    the one function the CLI and the demo call."""
+    from medprobe.compare import compare_experiment as compare_in_store
     from medprobe.tracking.reading import open_for_reading
 
-    return protocol_runs(open_for_reading(tracking_uri), experiment)
+    return compare_in_store(open_for_reading(tracking_uri), experiment)
 
 
 def _medical_image(image: ImageInput, index: int) -> MedicalImage:

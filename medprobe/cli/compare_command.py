@@ -32,18 +32,7 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def handle(args: argparse.Namespace) -> int:
-    from medprobe.compare import (
-        HEADLINE_METRICS,
-        identity_notes,
-        paired_runs,
-        pooled_table,
-        protocol_runs,
-        robustness_ranking,
-        sites_side_by_side,
-        transfer_matrix,
-        transfer_runs,
-        write_report,
-    )
+    from medprobe.compare import compare_experiment, write_report
     from medprobe.tracking.reading import StoreNotFound, open_for_reading
 
     uri = args.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
@@ -53,26 +42,24 @@ def handle(args: argparse.Namespace) -> int:
         store = open_for_reading(uri)
     except StoreNotFound as exc:
         raise StoreNotFound(f"experiment '{args.experiment}' not found: {exc}") from None
-    runs = protocol_runs(store, args.experiment)
-    if runs.empty:
+    comparison = compare_experiment(store, args.experiment)
+    if comparison.runs.empty:
         raise MedprobeError(f"experiment '{args.experiment}' has no medprobe protocol runs")
-    transfers = transfer_runs(store, args.experiment)
-    for note in identity_notes(runs, transfers):
+    for note in comparison.notes:
         print(f"note: {note}")
-    print(format_frame(sites_side_by_side(runs)))
-    pooled = pooled_table(runs, HEADLINE_METRICS)
-    print_pooled(pooled)
-    paired = paired_runs(store, args.experiment)
-    print_paired(paired)
-    print_robustness_ranking(robustness_ranking(runs))
-    matrix = transfer_matrix(runs, transfers)
-    print_matrices(matrix)
+    print(format_frame(comparison.side_by_side))
+    print_pooled(comparison.pooled)
+    print_paired(comparison.paired)
+    print_robustness_ranking(comparison.robustness)
+    print_matrices(comparison.matrix)
     if args.out:
-        files = write_report(runs, args.experiment, Path(args.out), matrix, pooled, paired)
-        transfer = f", {files.transfer_csv} ({len(matrix)} cells)" if files.transfer_csv else ""
-        print(f"wrote {files.csv} ({len(runs)} rows){transfer}, {files.html} and {len(files.figures)} figure(s)")
+        files = write_report(comparison.runs, args.experiment, Path(args.out), comparison.matrix, comparison.pooled,
+                             comparison.paired)
+        transfer = f", {files.transfer_csv} ({len(comparison.matrix)} cells)" if files.transfer_csv else ""
+        print(f"wrote {files.csv} ({len(comparison.runs)} rows){transfer}, {files.html} and {len(files.figures)} "
+              "figure(s)")
         if not args.no_log:
-            run_id = _log_comparison(store.uri, args.experiment, files, len(runs))
+            run_id = _log_comparison(store.uri, args.experiment, files, len(comparison.runs))
             print(f"logged as comparison run {run_id}")
     return EXIT_OK
 

@@ -1,6 +1,7 @@
 """Cross-site comparison: tables over the runs of an experiment, the transfer matrix, figures and the HTML report."""
 
 from medprobe.compare.analyses import curve_table, paired_runs, robustness_ranking, robustness_table, subgroup_tables
+from medprobe.compare.experiment import ExperimentComparison, compare_experiment
 from medprobe.compare.identity import identity_notes, model_labels
 from medprobe.compare.pooling import PooledEstimate, pool_sites, pooled_table
 from medprobe.compare.report import ComparisonFiles, write_report
@@ -10,7 +11,9 @@ from medprobe.compare.transfer import matrix_tables, matrix_title, transfer_matr
 __all__ = [
     "HEADLINE_METRICS",
     "ComparisonFiles",
+    "ExperimentComparison",
     "PooledEstimate",
+    "compare_experiment",
     "curve_table",
     "identity_notes",
     "matrix_tables",

@@ -14,16 +14,7 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from medprobe.compare import (
-    HEADLINE_METRICS,
-    paired_runs,
-    pooled_table,
-    protocol_runs,
-    robustness_ranking,
-    sites_side_by_side,
-    transfer_matrix,
-    transfer_runs,
-)
+from medprobe.compare import compare_experiment
 from medprobe.demo.synthetic import DemoSite, write_demo_dataset
 from medprobe.jobs import JobReport, run_job, run_transfer
 from medprobe.spec import load_spec
@@ -83,14 +74,12 @@ def run_demo(out: Path, n_subjects: int = 48, progress: bool = True, say: Callab
     started = time.perf_counter()
     store = TrackingStore(tracking_uri)
     experiments = [f"medprobe/{MRI_PIPELINE}", f"medprobe/{FUNDUS_PIPELINE}"]
-    runs = {name: protocol_runs(store, name) for name in experiments}
-    tables = {name: sites_side_by_side(frame) for name, frame in runs.items()}
-    matrices = {name: transfer_matrix(frame, transfer_runs(store, name)) for name, frame in runs.items()}
-    pooled = {name: pooled_table(frame, HEADLINE_METRICS) for name, frame in runs.items()}
-    paired = {name: paired_runs(store, name) for name in experiments}
-    rankings = {name: robustness_ranking(frame) for name, frame in runs.items()}
+    comparisons = {name: compare_experiment(store, name) for name in experiments}
     seconds["compare"] = time.perf_counter() - started
-    return DemoResult(tracking_uri, experiments, reports, tables, matrices, pooled, paired, rankings, seconds)
+    return DemoResult(tracking_uri, experiments, reports, {n: c.side_by_side for n, c in comparisons.items()},
+                      {n: c.matrix for n, c in comparisons.items()}, {n: c.pooled for n, c in comparisons.items()},
+                      {n: c.paired for n, c in comparisons.items()}, {n: c.robustness for n, c in comparisons.items()},
+                      seconds)
 
 
 def _write_specs(out: Path, site: DemoSite, robustness: bool) -> list[Path]:

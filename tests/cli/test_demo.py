@@ -10,8 +10,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
+
+import medprobe
+from medprobe.cli.main import main
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
@@ -127,3 +132,20 @@ def test_readme_python_example_runs_on_the_demo_folder(demo: tuple[Path, subproc
     assert "linear" in ran.stdout and "mae" in ran.stdout  # the evaluation summary
     assert "(4, 48)" in ran.stdout  # four fundus images, 48 handcrafted features
     assert "site-a" in ran.stdout and "site-b" in ran.stdout  # the comparison table
+
+
+def test_the_cli_and_the_api_compare_through_one_function(demo: tuple[Path, subprocess.CompletedProcess[str]],
+                                                          tmp_path: Path) -> None:
+    """What `medprobe compare --out` writes is what `medprobe.compare_experiment` returns."""
+    out, done = demo
+    assert done.returncode == 0, done.stderr[-3000:]
+    uri = f"sqlite:///{out / 'mlflow.db'}"
+    comparison = medprobe.compare_experiment("medprobe/demo-brain-mri", uri)
+    assert comparison.runs.equals(medprobe.compare_sites("medprobe/demo-brain-mri", uri))
+    assert main(["compare", "--experiment", "medprobe/demo-brain-mri", "--tracking-uri", uri,
+                 "--out", str(tmp_path / "cmp"), "--no-log"]) == 0
+    written = pd.read_csv(tmp_path / "cmp" / "pooled.csv")
+    assert len(written) == len(comparison.pooled) > 0
+    assert np.allclose(written["estimate"].to_numpy(), comparison.pooled["estimate"].to_numpy())
+    transfer = pd.read_csv(tmp_path / "cmp" / "transfer.csv")
+    assert len(transfer) == len(comparison.matrix) == 2 * 2 * 4

@@ -15,7 +15,7 @@ import pandas as pd
 from mlflow.entities import ViewType
 from mlflow.tracking import MlflowClient
 
-from medprobe.api import compare
+from medprobe.api import compare_sites
 from medprobe.cli.main import main
 from medprobe.tracking import naming
 
@@ -53,7 +53,7 @@ def _start_and_stop(spec: Path, uri: str, how: signal.Signals) -> subprocess.Com
 
 def _complete(uri: str) -> None:
     """Every (model, task, protocol) result exactly once, from FINISHED runs."""
-    table = compare(EXPERIMENT, uri)
+    table = compare_sites(EXPERIMENT, uri)
     assert len(table) == len(TASKS) * len(PROTOCOLS) - 1  # few-shot does not apply to the regression task
     assert not table.duplicated(["site", "model", "task", "protocol"]).any()
 
@@ -116,7 +116,7 @@ def test_a_rerun_supersedes_what_it_repeats_and_sync_keeps_the_original_times(vo
     online = [r for r in _runs(uri) if r.info.run_id not in synced_ids]
     assert synced and max(r.info.start_time for r in synced) < min(r.info.start_time for r in online)
     assert all(r.info.end_time and r.info.end_time >= r.info.start_time for r in synced)
-    table = compare(EXPERIMENT, uri)  # the newest result of each key: still the online one
+    table = compare_sites(EXPERIMENT, uri)  # the newest result of each key: still the online one
     newest = max((r for r in online if naming.SUPERSEDED_BY not in r.data.tags
                   and r.data.tags.get(naming.PROTOCOL) == "linear"), key=lambda r: r.info.start_time)
     assert table.loc[table["protocol"] == "linear", "auroc"].item() == newest.data.metrics["test/auroc"]

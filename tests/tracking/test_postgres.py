@@ -28,7 +28,7 @@ import pytest
 from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
 
-from medprobe.api import compare
+from medprobe.api import compare_sites
 from medprobe.cli.main import main
 from medprobe.tracking import naming
 from medprobe.tracking.bundle import open_bundle
@@ -208,5 +208,5 @@ def test_a_job_killed_while_logging_leaves_no_running_run_after_the_rerun(
     results = [r for r in runs if r.info.status == "FINISHED" and naming.SUPERSEDED_BY not in r.data.tags]
     names = [r.info.run_name for r in results if _kind(r) == "protocol"]
     assert sorted(names) == sorted(f"site-k · {MODEL} · {TASK} · {p}" for p in PROTOCOLS)
-    table = compare(experiment, uri)
+    table = compare_sites(experiment, uri)
     assert sorted(table["protocol"]) == sorted(PROTOCOLS) and table["auroc"].notna().all()
