@@ -24,7 +24,7 @@ def log_evaluation(runs: RunRecorder, outcome: EvaluationResult, metadata: dict[
     fingerprint = str(metadata.get("encoder_fingerprint") or "")
     tags = {
         naming.SITE: site,
-        **naming.model_tags(model, str(metadata.get("architecture") or ""), fingerprint,
+        **naming.model_tags(model, _architecture(metadata), fingerprint,
                             str(metadata.get("weights") or ""), pretrained=metadata.get("pretrained", True) is True),
         naming.TASK: outcome.target,
         naming.TASK_TYPE: outcome.task_type,
@@ -51,3 +51,9 @@ def log_evaluation(runs: RunRecorder, outcome: EvaluationResult, metadata: dict[
             runs.log_file(parent, path)
     runs.finish(parent, failed=bool(outcome.failures) and not outcome.results)
     return parent
+
+
+def _architecture(metadata: dict[str, Any]) -> str:
+    """The encoder architecture a table was embedded with: medprobe's tables record it as `model` (the zoo or timm
+    name), as a site job's runs tag it; tables from other tools may say nothing."""
+    return str(metadata.get("architecture") or metadata.get("model") or "")

@@ -17,7 +17,7 @@ def _table(path: Path, n_subjects: int = 40, pseudonyms: bool = False) -> Path:
     ids = [f"sub-{i:016x}" if pseudonyms else f"MRN{i:05d}" for i in range(n_subjects)]
     frame = pd.DataFrame({"sample_id": [f"x{i}" for i in range(len(y))], "subject_id": np.repeat(ids, 2),
                           "site": "A", "label": y, "embedding": list(X.astype(np.float32))})
-    write_table(frame, path, {})
+    write_table(frame, path, {"model": "dinov2_vits14"})  # what `medprobe embed` records of the architecture
     return path
 
 
@@ -47,6 +47,7 @@ def test_writes_metrics_predictions_and_plots(tmp_path: Path) -> None:
                  if r.data.tags["medprobe.run_kind"] == "protocol"}
     assert set(protocols) == {"knn", "fewshot"} and len(runs) == 3
     assert protocols["knn"].data.tags["medprobe.site"] == "A" and "test/auroc_ci_low" in protocols["knn"].data.metrics
+    assert {r.data.tags["medprobe.architecture"] for r in runs} == {"dinov2_vits14"}  # as a site job tags its runs
     assert {a.path for a in client.list_artifacts(protocols["knn"].info.run_id, "plots")} >= {"plots/knn_roc.png"}
     assert b"MRN" not in (out / "mlflow.db").read_bytes()
 
