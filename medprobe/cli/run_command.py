@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
-from medprobe.cli.exit_codes import EXIT_BUNDLE_ONLY, EXIT_OK, EXIT_SKIPPED
+from medprobe.exit_codes import EXIT_BUNDLE_ONLY, EXIT_OK, EXIT_SKIPPED
 from medprobe.cli.job_printing import print_outcomes, print_robustness, print_tracking, print_transfers
 from medprobe.errors import MedprobeError
 
@@ -14,9 +14,16 @@ if TYPE_CHECKING:  # the job machinery imports torch; keep `medprobe --help` fas
 
 
 def register(commands: argparse._SubParsersAction) -> None:
-    run = commands.add_parser("run", help="run a site job from a pipeline spec (YAML)")
+    run = commands.add_parser(
+        "run", help="run a site job from a pipeline spec (YAML)",
+        description="Embeds the manifest with every model, evaluates every task and logs the runs. Subject and "
+                    "sample pseudonyms are salted with $MEDPROBE_SUBJECT_SALT, else the salt kept in the spec "
+                    "workdir's subject-salt.txt, the same salt `medprobe embed --spec` and `medprobe validate --spec` "
+                    "use, so their pseudonyms match the job's.")
     run.add_argument("spec", help="pipeline spec file")
-    run.add_argument("--dry-run", action="store_true", help="validate spec and manifest, print the plan, stop")
+    run.add_argument("--dry-run", action="store_true",
+                     help="validate spec and manifest, print the plan (with the runs the job will create, by kind), "
+                          "stop")
     run.add_argument("--check-read", action="store_true",
                      help="with --dry-run: read every image once through the job's reader and 4D policy (slow; "
                           "nothing is embedded) and name those the job would skip")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -55,14 +56,72 @@ def describe_plan(spec: PipelineSpec, check_read: bool = False) -> list[str]:
     rows = "test split" if split is not None else "all labelled rows"
     lines.append(f"transfer   {heads}scores other sites' heads (same encoder fingerprint) on the {rows}")
     lines.append(f"tracking   {redacted_uri(spec.tracking.uri)} · experiment '{spec.experiment_name}'")
-    jobs = len(spec.models) * len(spec.tasks)
-    lines.append(f"runs       {jobs} job run(s) with {jobs * len(protocols)} protocol run(s)")
+    lines.append(f"runs       {planned_runs(spec).describe()}")
     lines.append(f"workdir    {spec.workdir}")
     lines.append("not done   weights were not loaded into their architectures (missing or extra keys show when the "
                  "job loads them); nothing was embedded")
     if not check_read:
         lines.append("not done   image files were not read, only found: add --check-read to read each one")
     return lines
+
+
+@dataclass(frozen=True)
+class PlannedRuns:
+    """The runs `run_job` creates for a spec, by kind, when every model embeds some samples and every step has
+    something to log (a protocol that fails is still logged as a run)."""
+
+    job: int
+    protocol: int
+    robustness: int
+    paired: int
+    diagnostics: int
+
+    @property
+    def total(self) -> int:
+        return self.job + self.protocol + self.robustness + self.paired + self.diagnostics
+
+    def describe(self) -> str:
+        kinds = [f"{self.job} job", f"{self.protocol} protocol", f"{self.robustness} robustness",
+                 f"{self.paired} paired", f"{self.diagnostics} diagnostics"]
+        return (f"{self.total} run(s): {', '.join(kinds)}; plus one transfer run per task and head another site "
+                "published for the same encoder (not known before the job)")
+
+
+def planned_runs(spec: PipelineSpec) -> PlannedRuns:
+    """What `medprobe.jobs.site_job.run_job` creates: per model and task one job run, one run per protocol that
+    applies to the task type (few-shot does not to regression) and one robustness run when enabled; one paired run
+    per compared pair of models, task and prediction protocol (`paired_step`); one diagnostics run."""
+    from medprobe.evaluation.scorers import PREDICTION_PROTOCOLS  # imports torch, as the job's own steps do
+    from medprobe.probes.evaluate import NOT_APPLICABLE
+
+    enabled = list(spec.protocols.enabled())
+    applicable = {task.name: [p for p in enabled if (p, task.type) not in NOT_APPLICABLE] for task in spec.tasks}
+    per_model = sum(len(protocols) for protocols in applicable.values())
+    pairs = _paired_pairs(spec)
+    paired = sum(len(pairs) * len([p for p in protocols if p in PREDICTION_PROTOCOLS])
+                 for protocols in applicable.values())
+    robustness = len(spec.tasks) if spec.protocols.robustness is not None else 0
+    models = len(spec.models)
+    return PlannedRuns(job=models * len(spec.tasks), protocol=models * per_model, robustness=models * robustness,
+                       paired=paired, diagnostics=1 if models else 0)
+
+
+def _paired_pairs(spec: PipelineSpec) -> list[tuple[str, str]]:
+    """The (model, baseline) pairs `paired_step` compares, from the spec alone: a model's architecture is its zoo
+    name and it is pretrained when the spec gives it weights (what its `FeatureSpace` says once loaded)."""
+    from medprobe.evaluation.paired import comparison_pairs
+    from medprobe.jobs.paired_step import default_pairs
+    from medprobe.transfer import FeatureSpace
+
+    options = spec.analysis.paired
+    if options.bootstrap < 1:
+        return []
+    models = [m.key for m in spec.models]
+    if options.pairs == "all" or options.baselines is not None:
+        return comparison_pairs(models, options.baselines or [], every_pair=options.pairs == "all")
+    spaces = [FeatureSpace(m.key, m.name, "", "planned" if m.weights is not None else "random-init", "", 0)
+              for m in spec.models]
+    return default_pairs(spaces)
 
 
 def _file_lines(manifest: pd.DataFrame, spec: PipelineSpec, check_read: bool) -> list[str]:
