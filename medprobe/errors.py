@@ -5,11 +5,13 @@ Anything else that escapes is a bug: the CLI prints its traceback and exits 1.
 
 from __future__ import annotations
 
+from medprobe.exit_codes import EXIT_USER_ERROR
+
 
 class MedprobeError(Exception):
     """A problem the user can fix (bad spec, missing file, bad arguments). Exit code 2."""
 
-    exit_code = 2
+    exit_code = EXIT_USER_ERROR
 
 
 class SpecError(MedprobeError):

@@ -7,9 +7,9 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from medprobe.cli.exit_codes import EXIT_OK
 from medprobe.cli.formatting import format_frame
 from medprobe.errors import MedprobeError
+from medprobe.exit_codes import EXIT_OK
 
 if TYPE_CHECKING:  # MLflow and matplotlib load lazily, keeping `medprobe --help` fast
     import pandas as pd

@@ -6,9 +6,9 @@ import argparse
 from pathlib import Path
 
 from medprobe.cli.compare_command import print_matrices, print_paired, print_pooled, print_robustness_ranking
-from medprobe.cli.exit_codes import EXIT_SKIPPED
 from medprobe.cli.formatting import format_frame
 from medprobe.errors import MedprobeError
+from medprobe.exit_codes import EXIT_SKIPPED
 
 
 def register(commands: argparse._SubParsersAction) -> None:

@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from medprobe.cli.arguments import non_negative_int, positive_int
-from medprobe.cli.exit_codes import EXIT_OK, EXIT_SKIPPED
 from medprobe.errors import MedprobeError
+from medprobe.exit_codes import EXIT_OK, EXIT_SKIPPED
 
 if TYPE_CHECKING:  # the engine imports torch; keep `medprobe --help` fast
     import pandas as pd

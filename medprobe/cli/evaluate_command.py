@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from medprobe.cli.arguments import non_negative_int, positive_int, seed_int
-from medprobe.cli.exit_codes import EXIT_OK, EXIT_SKIPPED
+from medprobe.exit_codes import EXIT_OK, EXIT_SKIPPED
 from medprobe.options import field_default
 from medprobe.probes.options import ProtocolOptions
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from medprobe.cli.exit_codes import EXIT_OK
 from medprobe.errors import MedprobeError
+from medprobe.exit_codes import EXIT_OK
 
 
 def register(commands: argparse._SubParsersAction) -> None:

@@ -7,9 +7,9 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from medprobe.cli.exit_codes import EXIT_OK, EXIT_SKIPPED
 from medprobe.cli.formatting import aligned, number
 from medprobe.errors import MedprobeError
+from medprobe.exit_codes import EXIT_OK, EXIT_SKIPPED
 
 
 def register(commands: argparse._SubParsersAction) -> None:

@@ -17,7 +17,7 @@ import traceback
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
-from medprobe.cli.exit_codes import EXIT_BUG, EXIT_INTERRUPTED
+from medprobe.exit_codes import EXIT_BUG, EXIT_INTERRUPTED
 
 # The command is the application, so it may set process-wide defaults the library never sets on import: no
 # telemetry from MLflow (hospital jobs have no business calling out), and no INFO lines from MLflow's own logger

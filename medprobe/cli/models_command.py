@@ -8,8 +8,8 @@ import argparse
 from pathlib import Path
 
 from medprobe.cli.arguments import positive_seconds
-from medprobe.cli.exit_codes import EXIT_OK
 from medprobe.cli.formatting import aligned
+from medprobe.exit_codes import EXIT_OK
 
 FETCH_EPILOG = """\
 The files land in DIR/NAME/ (DIR/<org>--<name>/ for hf:<org>/<name>), beside medprobe-weights.lock.json: the model,

@@ -6,9 +6,9 @@ import argparse
 from pathlib import Path
 
 from medprobe.cli.arguments import non_negative_int, positive_int
-from medprobe.cli.exit_codes import EXIT_OK, EXIT_SKIPPED
 from medprobe.cli.formatting import aligned, number
 from medprobe.errors import MedprobeError
+from medprobe.exit_codes import EXIT_OK, EXIT_SKIPPED
 
 
 def register(commands: argparse._SubParsersAction) -> None:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
-from medprobe.exit_codes import EXIT_BUNDLE_ONLY, EXIT_OK, EXIT_SKIPPED
 from medprobe.cli.job_printing import print_outcomes, print_robustness, print_tracking, print_transfers
 from medprobe.errors import MedprobeError
+from medprobe.exit_codes import EXIT_BUNDLE_ONLY, EXIT_OK, EXIT_SKIPPED
 
 if TYPE_CHECKING:  # the job machinery imports torch; keep `medprobe --help` fast
     from medprobe.jobs import JobReport

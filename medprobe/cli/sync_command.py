@@ -10,8 +10,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from medprobe.cli.exit_codes import EXIT_OK
 from medprobe.errors import MedprobeError
+from medprobe.exit_codes import EXIT_OK
 
 #: How long a sync waits for another sync of the same bundle to finish.
 LOCK_WAIT_S = 600.0

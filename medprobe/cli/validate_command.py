@@ -7,9 +7,9 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from medprobe.cli.exit_codes import EXIT_OK, EXIT_SKIPPED
 from medprobe.cli.formatting import aligned, number
 from medprobe.errors import MedprobeError
+from medprobe.exit_codes import EXIT_OK, EXIT_SKIPPED
 
 if TYPE_CHECKING:
     from medprobe.spec.validation import LabelSummary, ValidationReport

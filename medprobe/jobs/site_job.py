@@ -22,6 +22,7 @@ from medprobe.errors import ProbeError
 from medprobe.evaluation import EvaluationResult, TaskRows, evaluate_task, write_report
 from medprobe.evaluation.paired import PairedComparison
 from medprobe.evaluation.report import analysis_files, protocol_plots
+from medprobe.exit_codes import EXIT_BUNDLE_ONLY, EXIT_OK, EXIT_SKIPPED
 from medprobe.jobs.analysis_runs import analysis_run_values
 from medprobe.jobs.datasets import site_rows
 from medprobe.jobs.diagnostics_step import diagnostics_step
@@ -87,10 +88,10 @@ class JobReport:
     @property
     def exit_code(self) -> int:
         """0 when everything ran and was delivered; 4 when the runs went only to the bundle although a tracking store
-        was configured; else 3 when inputs, protocols or runs were skipped or failed (see medprobe.cli.exit_codes)."""
+        was configured; else 3 when inputs, protocols or runs were skipped or failed (see medprobe.exit_codes)."""
         if self.bundle_only:
-            return 4
-        return 3 if self.skipped_inputs or self.failed_protocols or self.failed_runs else 0
+            return EXIT_BUNDLE_ONLY
+        return EXIT_SKIPPED if self.skipped_inputs or self.failed_protocols or self.failed_runs else EXIT_OK
 
 
 def run_job(spec: PipelineSpec, progress: bool = True, say: Callable[[str], None] = print,

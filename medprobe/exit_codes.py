@@ -1,4 +1,5 @@
-"""Exit codes shared by every command (documented in the README and in `medprobe --help`)."""
+"""Exit codes shared by every command (documented in docs/exit-codes.md and in `medprobe --help`), by name:
+the jobs that decide them and the commands that return them use these constants, never the numbers."""
 
 EXIT_OK = 0
 EXIT_BUG = 1
