@@ -40,7 +40,7 @@ def print_outcomes(outcomes: list[ProtocolOutcome]) -> None:
         return
     for task in dict.fromkeys(o.task for o in outcomes):
         rows = [o for o in outcomes if o.task == task and o.protocol != "robustness"]  # its own table
-        names = headline_metrics([o.metrics for o in rows])
+        names = headline_metrics([o.metrics for o in rows]) or ["result"]  # every protocol skipped: one column
         print(f"\n{task} (test metrics, 95 % subject-bootstrap intervals)")
         table = [[o.model, o.protocol, *(with_interval(o.metrics, n) for n in names)] if o.metrics
                  else [o.model, o.protocol, "skipped", *([""] * (len(names) - 1))] for o in rows]

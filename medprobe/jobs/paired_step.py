@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from medprobe.evaluation import EvaluationResult
+from medprobe.evaluation.options import PairedOptions
 from medprobe.evaluation.paired import PAIRED_COLUMNS, PairedComparison, compare_evaluations, comparison_pairs
 from medprobe.jobs.recording import JobRecorder
 from medprobe.spec import PipelineSpec
@@ -40,6 +41,14 @@ def default_pairs(spaces: list[FeatureSpace]) -> list[tuple[str, str]]:
     return pairs
 
 
+def job_pairs(options: PairedOptions, spaces: list[FeatureSpace]) -> list[tuple[str, str]]:
+    """The (model, baseline) pairs a job compares: those the spec names (`baselines`, `pairs: all`), else the
+    defaults (`default_pairs`). The dry-run plan counts its paired runs with the same rule."""
+    if options.pairs == "all" or options.baselines is not None:
+        return comparison_pairs([s.model for s in spaces], options.baselines or [], every_pair=options.pairs == "all")
+    return default_pairs(spaces)
+
+
 def paired_step(spec: PipelineSpec, spaces: list[FeatureSpace], evaluations: dict[str, dict[str, EvaluationResult]],
                 recorder: JobRecorder, say: Callable[[str], None]) -> PairedComparison:
     """`evaluations`: task name → model key → its evaluation. Returns the comparison (empty when nothing pairs)."""
@@ -47,10 +56,7 @@ def paired_step(spec: PipelineSpec, spaces: list[FeatureSpace], evaluations: dic
     path = spec.workdir / "evaluation" / "paired.csv"
     path.unlink(missing_ok=True)
     models = [s.model for s in spaces]
-    if options.pairs == "all" or options.baselines is not None:
-        pairs = comparison_pairs(models, options.baselines or [], every_pair=options.pairs == "all")
-    else:
-        pairs = default_pairs(spaces)
+    pairs = job_pairs(options, spaces)
     if options.bootstrap < 1 or not pairs:
         if len(models) > 1 and options.bootstrap >= 1:
             say("  paired comparisons: none (no handcrafted model, no random-init control of a model's own "

@@ -109,19 +109,14 @@ def planned_runs(spec: PipelineSpec) -> PlannedRuns:
 def _paired_pairs(spec: PipelineSpec) -> list[tuple[str, str]]:
     """The (model, baseline) pairs `paired_step` compares, from the spec alone: a model's architecture is its zoo
     name and it is pretrained when the spec gives it weights (what its `FeatureSpace` says once loaded)."""
-    from medprobe.evaluation.paired import comparison_pairs
-    from medprobe.jobs.paired_step import default_pairs
+    from medprobe.jobs.paired_step import job_pairs
     from medprobe.transfer import FeatureSpace
 
-    options = spec.analysis.paired
-    if options.bootstrap < 1:
+    if spec.analysis.paired.bootstrap < 1:
         return []
-    models = [m.key for m in spec.models]
-    if options.pairs == "all" or options.baselines is not None:
-        return comparison_pairs(models, options.baselines or [], every_pair=options.pairs == "all")
     spaces = [FeatureSpace(m.key, m.name, "", "planned" if m.weights is not None else "random-init", "", 0)
               for m in spec.models]
-    return default_pairs(spaces)
+    return job_pairs(spec.analysis.paired, spaces)
 
 
 def _file_lines(manifest: pd.DataFrame, spec: PipelineSpec, check_read: bool) -> list[str]:

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
@@ -135,3 +136,18 @@ def test_dry_run_check_read_names_the_images_the_job_would_skip(volume_dataset, 
     out = capsys.readouterr().out
     assert "every image read once with the job's reader: 1 would be skipped" in out
     assert "WARNING    unreadable (" in out and "vol002.nii.gz" in out and "add --check-read" not in out
+
+
+def test_a_task_whose_every_protocol_is_skipped_prints_and_exits_3(volume_dataset, write_spec, tmp_path: Path,
+                                                                     capsys) -> None:
+    """A split that puts one subject in train and test refuses every protocol of the task: the job says so in its
+    table (it used to end in exit 1 while printing it)."""
+    manifest = volume_dataset(n=12)
+    frame = pd.read_csv(manifest)
+    leaked = frame.index[frame["split"] == "train"][0]
+    frame.loc[leaked, "subject_id"] = frame.loc[frame.index[frame["split"] == "test"][0], "subject_id"]
+    frame.to_csv(manifest, index=False)
+    spec = write_spec(manifest, protocols={"linear": {"bootstrap": 0}, "knn": {"k": [3], "bootstrap": 0}})
+    assert main(["run", str(spec), "--no-progress"]) == 3
+    out = capsys.readouterr().out
+    assert "skipped" in out and "result" in out
