@@ -25,8 +25,8 @@ from PIL import Image
 def child(manifest_path: Path, count: int, model: str, out: Path) -> None:
     from medprobe.embed import EmbedSettings, embed_manifest
     from medprobe.models import load_encoder
+    from medprobe.pipeline_spec import DataSpec, load_manifest
     from medprobe.preprocess import PreprocessChain
-    from medprobe.spec import DataSpec, load_manifest
 
     manifest = load_manifest(manifest_path, ["label"]).iloc[:count].reset_index(drop=True)
     encoder = load_encoder(model)

@@ -30,8 +30,8 @@ from medprobe.embed import EmbedSettings, embed_manifest
 from medprobe.embed.device import autocast
 from medprobe.io import read_image
 from medprobe.models import load_encoder
+from medprobe.pipeline_spec import DataSpec, load_manifest
 from medprobe.preprocess import PreprocessChain
-from medprobe.spec import DataSpec, load_manifest
 
 
 def write_pngs(folder: Path, count: int) -> Path:

@@ -34,8 +34,8 @@ import numpy as np
 import torch
 
 from medprobe.io import read_image
+from medprobe.pipeline_spec import DataSpec
 from medprobe.preprocess import InputSpec, PreprocessChain
-from medprobe.spec import DataSpec
 
 PIXDIM = 1.5
 NATIVE = InputSpec(spatial_dims=None, size=None, channels=None, mean=None, std=None)

@@ -21,7 +21,7 @@ import yaml
 from medprobe.demo.runner import FUNDUS_PIPELINE, MRI_PIPELINE, demo_spec
 from medprobe.demo.synthetic import write_demo_dataset
 from medprobe.jobs import run_job
-from medprobe.spec import load_spec
+from medprobe.pipeline_spec import load_spec
 
 
 def run(folder: Path, manifest: Path, modality: str, robustness: bool) -> tuple[float, object]:

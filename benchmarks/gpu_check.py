@@ -49,8 +49,8 @@ def extraction_rows(device: torch.device, models: tuple[str, ...], images: int, 
     from medprobe.embed.device import autocast
     from medprobe.io import read_image
     from medprobe.models import load_encoder
+    from medprobe.pipeline_spec import DataSpec, load_manifest
     from medprobe.preprocess import PreprocessChain
-    from medprobe.spec import DataSpec, load_manifest
 
     manifest_path = write_pngs(folder, images)
     manifest = load_manifest(manifest_path, ["label"])

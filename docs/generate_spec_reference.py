@@ -23,8 +23,8 @@ from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
+from medprobe.pipeline_spec import PipelineSpec
 from medprobe.preprocess.options import DEFAULT_INTENSITY
-from medprobe.spec import PipelineSpec
 
 OUTPUT = Path(__file__).resolve().parent / "spec-reference.md"
 

@@ -18,14 +18,14 @@ import medprobe
 
 PACKAGE = Path(medprobe.__file__).parent
 
-#: ARCHITECTURE.md's layers, bottom first. `spec` composes the option models of the layers below it, so it sits
-#: with the steps that read it.
+#: ARCHITECTURE.md's layers, bottom first. `pipeline_spec` (ARCHITECTURE.md's `spec`) composes the option models of
+#: the layers below it, so it sits with the steps that read it.
 LAYERS: list[set[str]] = [
     {"io", "privacy", "artefacts", "metrics"},
     {"preprocess", "models", "probes"},
     {"embed", "tracking"},
     {"evaluation"},
-    {"spec", "jobs", "compare", "federated", "transfer"},
+    {"pipeline_spec", "jobs", "compare", "federated", "transfer"},
     {"cli", "demo"},
 ]
 #: Top-level modules that every layer may use (they import no package of medprobe).
@@ -33,7 +33,7 @@ BASE_MODULES = {"errors", "exit_codes", "options", "lazy_exports", "interrupts",
 
 #: "knows nothing about": imports (first-party packages or third-party modules) a package must not make.
 FORBIDDEN: dict[str, set[str]] = {
-    "spec": {"torch", "mlflow"},
+    "pipeline_spec": {"torch", "mlflow"},
     "io": {"medprobe.models"},
     "embed": {"medprobe.probes"},
     "probes": {"mlflow", "medprobe.tracking"},

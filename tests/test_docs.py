@@ -13,7 +13,7 @@ from types import ModuleType
 import pytest
 import yaml
 
-from medprobe.spec import load_spec
+from medprobe.pipeline_spec import load_spec
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]

@@ -19,8 +19,8 @@ if TYPE_CHECKING:  # the engine imports torch; keep `medprobe --help` fast
     import pandas as pd
 
     from medprobe.embed import EmbedResult
+    from medprobe.pipeline_spec import PipelineSpec
     from medprobe.preprocess.options import PreprocessOptions
-    from medprobe.spec import PipelineSpec
 
 MODALITIES = ("mri", "ct", "xray", "fundus", "photo", "other")
 #: Manifest columns that are not labels; every other column is copied into the table.
@@ -92,8 +92,8 @@ def _embed(args: argparse.Namespace, out: Path) -> int:
     from medprobe.embed import EmbedSettings, embed_manifest, launched_ranks, resolve_device
     from medprobe.embed.pseudonyms import command_salt
     from medprobe.models import load_encoder
+    from medprobe.pipeline_spec import load_manifest, load_spec
     from medprobe.preprocess import PreprocessChain
-    from medprobe.spec import load_manifest, load_spec
 
     spec = load_spec(args.spec) if args.spec else None
     preprocessing = _preprocess_options(args, spec)
@@ -152,8 +152,8 @@ def _spec_manifest(spec: PipelineSpec | None) -> Path:
 
 def _preprocess_options(args: argparse.Namespace, spec: PipelineSpec | None) -> PreprocessOptions:
     """--spec's data section, then --modality and --preprocessing over it; checked before any model loads."""
+    from medprobe.pipeline_spec.loading import read_yaml, validated
     from medprobe.preprocess.options import Preprocessing, PreprocessOptions
-    from medprobe.spec.loading import read_yaml, validated
 
     base = spec.data if spec is not None else PreprocessOptions(modality="other")
     update: dict[str, object] = {"modality": args.modality or base.modality}

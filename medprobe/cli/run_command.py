@@ -35,7 +35,7 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def handle(args: argparse.Namespace) -> int:
-    from medprobe.spec import load_spec
+    from medprobe.pipeline_spec import load_spec
 
     if args.check_read and not args.dry_run:
         raise MedprobeError("--check-read goes with --dry-run (a job reads every image anyway)")

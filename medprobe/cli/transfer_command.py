@@ -19,7 +19,7 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 def handle(args: argparse.Namespace) -> int:
     from medprobe.jobs import run_transfer
-    from medprobe.spec import load_spec
+    from medprobe.pipeline_spec import load_spec
 
     spec = load_spec(args.spec)
     print(f"medprobe transfer: pipeline '{spec.name}', site '{spec.site}'")

@@ -12,7 +12,7 @@ from medprobe.errors import MedprobeError
 from medprobe.exit_codes import EXIT_OK, EXIT_SKIPPED
 
 if TYPE_CHECKING:
-    from medprobe.spec.validation import LabelSummary, ValidationReport
+    from medprobe.pipeline_spec.validation import LabelSummary, ValidationReport
 
 #: Problems listed one per line in the text output; --json always holds all of them.
 _SHOWN_PROBLEMS = 20
@@ -48,8 +48,8 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 def handle(args: argparse.Namespace) -> int:
     from medprobe.embed.pseudonyms import command_salt
-    from medprobe.spec import load_manifest, load_spec
-    from medprobe.spec.validation import validate_manifest
+    from medprobe.pipeline_spec import load_manifest, load_spec
+    from medprobe.pipeline_spec.validation import validate_manifest
 
     spec = load_spec(args.spec) if args.spec else None
     if args.manifest:

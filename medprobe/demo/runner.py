@@ -17,7 +17,7 @@ import yaml
 from medprobe.compare import compare_experiment
 from medprobe.demo.synthetic import DemoSite, write_demo_dataset
 from medprobe.jobs import JobReport, run_job, run_transfer
-from medprobe.spec import load_spec
+from medprobe.pipeline_spec import load_spec
 from medprobe.tracking import TrackingStore
 
 MRI_PIPELINE = "demo-brain-mri"

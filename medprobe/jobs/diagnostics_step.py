@@ -19,7 +19,7 @@ from medprobe.compare.plots import grid_png
 from medprobe.embed import EmbedResult
 from medprobe.evaluation.diagnostics import cka_matrix, embedding_diagnostics, projection_colours, projection_figure
 from medprobe.jobs.recording import JobRecorder
-from medprobe.spec import PipelineSpec
+from medprobe.pipeline_spec import PipelineSpec
 from medprobe.tracking import naming
 from medprobe.transfer import FeatureSpace
 

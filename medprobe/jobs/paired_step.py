@@ -19,7 +19,7 @@ from medprobe.evaluation import EvaluationResult
 from medprobe.evaluation.options import PairedOptions
 from medprobe.evaluation.paired import PAIRED_COLUMNS, PairedComparison, compare_evaluations, comparison_pairs
 from medprobe.jobs.recording import JobRecorder
-from medprobe.spec import PipelineSpec
+from medprobe.pipeline_spec import PipelineSpec
 from medprobe.tracking import naming
 from medprobe.transfer import FeatureSpace
 

@@ -11,7 +11,7 @@ import pandas as pd
 from medprobe.errors import MedprobeError, WeightsError
 from medprobe.evaluation.rows import table_split
 from medprobe.jobs.datasets import site_rows
-from medprobe.spec import ModelSpec, PipelineSpec, load_manifest
+from medprobe.pipeline_spec import ModelSpec, PipelineSpec, load_manifest
 from medprobe.tracking.redaction import redacted_uri
 
 if TYPE_CHECKING:
@@ -127,7 +127,7 @@ def _file_lines(manifest: pd.DataFrame, spec: PipelineSpec, check_read: bool) ->
         if missing:
             return [f"WARNING    {len(missing)} file(s) listed in the manifest do not exist and would be skipped"]
         return []
-    from medprobe.spec.validation import check_files
+    from medprobe.pipeline_spec.validation import check_files
 
     issues = check_files(manifest, check_read=True, preprocessing=spec.data.preprocessing)
     lines = [f"files      every image read once with the job's reader: {len(issues)} would be skipped"]

@@ -16,10 +16,10 @@ import pandas as pd
 from medprobe.embed import Skipped, site_salt
 from medprobe.errors import MedprobeError
 from medprobe.models import model_card
+from medprobe.pipeline_spec import PipelineSpec
+from medprobe.pipeline_spec.pipeline import TaskSpec
 from medprobe.privacy.guard import PathGuard
 from medprobe.probes import ProtocolResult
-from medprobe.spec import PipelineSpec
-from medprobe.spec.pipeline import TaskSpec
 from medprobe.tracking import TrackingStore, naming
 from medprobe.tracking.recorder import RunRecorder, job_identity
 from medprobe.tracking.redaction import redacted_spec

@@ -24,9 +24,9 @@ from medprobe.evaluation.rows import table_split
 from medprobe.jobs.robustness_scoring import RobustnessResult, TestEmbeddings, score_robustness
 from medprobe.metrics.plots import robustness_plot
 from medprobe.models import Encoder
+from medprobe.pipeline_spec import PipelineSpec
 from medprobe.preprocess import PreprocessChain
 from medprobe.probes import ProtocolResult
-from medprobe.spec import PipelineSpec
 from medprobe.tracking.naming import ROBUSTNESS_PREFIX
 from medprobe.transfer import FeatureSpace
 from medprobe.transfer.heads import ProbeHead

@@ -33,13 +33,13 @@ from medprobe.jobs.robustness_step import Corrupted, embed_corrupted, robustness
 from medprobe.jobs.transfer_step import TransferOutcome, offline_message, transfer_step
 from medprobe.jobs.workdir_lock import hold_workdir
 from medprobe.models import Encoder, load_encoder
+from medprobe.pipeline_spec import PipelineSpec, load_manifest
+from medprobe.pipeline_spec.pipeline import ModelSpec, TaskSpec
 from medprobe.preprocess import PreprocessChain
 from medprobe.privacy.guard import PathGuard
 from medprobe.probes import ProtocolResult
 from medprobe.probes.inputs import prepare_inputs
 from medprobe.probes.options import LinearOptions
-from medprobe.spec import PipelineSpec, load_manifest
-from medprobe.spec.pipeline import ModelSpec, TaskSpec
 from medprobe.tracking.recorder import OFFLINE_REASON
 from medprobe.transfer import FeatureSpace, fit_head, write_head
 from medprobe.transfer.heads import ProbeHead

@@ -14,7 +14,7 @@ from medprobe.jobs.recording import JobRecorder
 from medprobe.jobs.site_job import JobReport
 from medprobe.jobs.transfer_step import transfer_step
 from medprobe.jobs.workdir_lock import hold_workdir
-from medprobe.spec import PipelineSpec, load_manifest
+from medprobe.pipeline_spec import PipelineSpec, load_manifest
 from medprobe.transfer import FeatureSpace
 
 

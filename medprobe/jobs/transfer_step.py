@@ -17,10 +17,10 @@ import pandas as pd
 from medprobe.errors import ProbeError
 from medprobe.evaluation import TaskRows
 from medprobe.jobs.recording import JobRecorder
+from medprobe.pipeline_spec import PipelineSpec
+from medprobe.pipeline_spec.pipeline import TaskSpec
 from medprobe.probes.inputs import prepare_inputs
 from medprobe.probes.options import LinearOptions
-from medprobe.spec import PipelineSpec
-from medprobe.spec.pipeline import TaskSpec
 from medprobe.tracking.failures import is_connection_failure
 from medprobe.transfer import FeatureSpace, PublishedHead, evaluate_head, published_heads
 from medprobe.transfer.rows import scored_rows

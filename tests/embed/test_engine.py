@@ -8,8 +8,8 @@ import pytest
 from medprobe.embed import EmbedSettings, ShardCache, embed_manifest, engine, read_table, write_table
 from medprobe.errors import MedprobeError
 from medprobe.models import load_encoder
+from medprobe.pipeline_spec import DataSpec, load_manifest
 from medprobe.preprocess import PreprocessChain
-from medprobe.spec import DataSpec, load_manifest
 from tests.conftest import write_volume
 
 

@@ -15,8 +15,8 @@ from medprobe.embed import EmbedSettings, ShardCache, embed_manifest
 from medprobe.embed.integrity import CORRUPT_FOLDER
 from medprobe.embed.tokens import TokenCache, tokens_path
 from medprobe.models import load_encoder
+from medprobe.pipeline_spec import DataSpec, load_manifest
 from medprobe.preprocess import PreprocessChain
-from medprobe.spec import DataSpec, load_manifest
 
 
 def _flip(path: Path, offset: int, bit: int = 0) -> None:

@@ -22,8 +22,8 @@ from medprobe.embed.table import (
     write_table_chunks,
 )
 from medprobe.models import load_encoder
+from medprobe.pipeline_spec import DataSpec, load_manifest
 from medprobe.preprocess import PreprocessChain
-from medprobe.spec import DataSpec, load_manifest
 
 
 def _flip(data: bytes, offset: int) -> bytes:

@@ -12,8 +12,8 @@ from medprobe.embed.tokens import TokenCache, tokens_path
 from medprobe.errors import MedprobeError
 from medprobe.io import read_image
 from medprobe.models import load_encoder
+from medprobe.pipeline_spec import DataSpec, load_manifest
 from medprobe.preprocess import PreprocessChain
-from medprobe.spec import DataSpec, load_manifest
 
 
 def _embed(manifest: Path, cache: Path, table: Path, tokens: bool, name: str = "dinov2_vits14"):

@@ -14,7 +14,7 @@ import pytest
 from medprobe.embed.pseudonyms import pseudonym
 from medprobe.jobs import diagnostics_step as step
 from medprobe.models.ldae.data import _split_rows
-from medprobe.spec import load_spec
+from medprobe.pipeline_spec import load_spec
 
 
 @dataclass

@@ -7,9 +7,9 @@ import torch
 
 from medprobe.errors import ReadError
 from medprobe.io import MedicalImage, read_image
+from medprobe.pipeline_spec import DataSpec
 from medprobe.preprocess import InputSpec, PreprocessChain
 from medprobe.preprocess.tensor_steps import pad_to_square
-from medprobe.spec import DataSpec
 from tests.conftest import write_volume
 
 VIT = InputSpec(2, (28, 28), 3)
@@ -48,8 +48,8 @@ def test_slices_orthogonal_and_model_input(tmp_path: Path) -> None:
 
 
 def test_slice_positions_cover_the_central_extent() -> None:
+    from medprobe.pipeline_spec import VolumeTo2D
     from medprobe.preprocess.views import VolumeSlicer
-    from medprobe.spec import VolumeTo2D
 
     assert VolumeSlicer(VolumeTo2D(n=3, extent=0.5)).positions(41) == [10, 20, 30]
     assert VolumeSlicer(VolumeTo2D(n=1)).positions(41) == [20]

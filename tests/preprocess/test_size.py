@@ -8,9 +8,9 @@ from pydantic import ValidationError
 
 from medprobe.errors import ReadError, SpecError
 from medprobe.io import MedicalImage
+from medprobe.pipeline_spec import DataSpec, Preprocessing
 from medprobe.preprocess import InputSpec, PreprocessChain
 from medprobe.preprocess.spatial import ToSize
-from medprobe.spec import DataSpec, Preprocessing
 
 NATIVE_3D = InputSpec(3, None, None, None, None)
 

@@ -12,9 +12,9 @@ from pydantic import ValidationError
 
 from medprobe.errors import ReadError
 from medprobe.io import read_image
+from medprobe.pipeline_spec import DataSpec, Preprocessing
 from medprobe.preprocess import InputSpec, PreprocessChain
 from medprobe.preprocess.volumes import volume_problem
-from medprobe.spec import DataSpec, Preprocessing
 from tests.conftest import write_volume
 
 VIT = InputSpec(2, (28, 28), 3)

@@ -12,7 +12,7 @@ from pydantic import BaseModel, ValidationError
 
 from medprobe.errors import SpecError
 from medprobe.options import format_validation_error
-from medprobe.spec.pipeline import PipelineSpec
+from medprobe.pipeline_spec.pipeline import PipelineSpec
 from medprobe.tracking.uri import normalise_uri
 from medprobe.yaml_files import load_yaml, yaml_problem
 

@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 
 from medprobe.errors import ManifestError
-from medprobe.spec import load_manifest
+from medprobe.pipeline_spec import load_manifest
 
 
 def test_relative_paths_and_parquet(tmp_path: Path) -> None:

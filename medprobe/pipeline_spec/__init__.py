@@ -2,9 +2,9 @@
 
 from medprobe.io.manifest import load_manifest
 from medprobe.options import format_validation_error
+from medprobe.pipeline_spec.loading import SITE_ENV, TRACKING_URI_ENV, load_spec
+from medprobe.pipeline_spec.pipeline import DataSpec, ModelSpec, PipelineSpec, TaskSpec
 from medprobe.preprocess.options import CT_WINDOW_PRESETS, Preprocessing, VolumeTo2D
-from medprobe.spec.loading import SITE_ENV, TRACKING_URI_ENV, load_spec
-from medprobe.spec.pipeline import DataSpec, ModelSpec, PipelineSpec, TaskSpec
 
 __all__ = [
     "CT_WINDOW_PRESETS",

@@ -4,7 +4,7 @@ import pytest
 import yaml
 
 from medprobe.errors import SpecError
-from medprobe.spec import load_spec
+from medprobe.pipeline_spec import load_spec
 from medprobe.yaml_files import load_yaml
 from tests.conftest import spec_dict
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from medprobe.spec import load_manifest
-from medprobe.spec.validation import (
+from medprobe.pipeline_spec import load_manifest
+from medprobe.pipeline_spec.validation import (
     check_files,
     find_duplicate_paths,
     find_leakage,
@@ -184,7 +184,7 @@ def test_series_uid_rows_are_read_and_deduplicated_per_series(tmp_path: Path) ->
 
 
 def test_check_read_predicts_what_the_job_skips_for_4d_series(tmp_path: Path) -> None:
-    from medprobe.spec import Preprocessing
+    from medprobe.pipeline_spec import Preprocessing
 
     rows = clean_rows()
     write_volume(tmp_path / rows[1]["path"], np.ones((3, 3, 3, 4), dtype=np.float32))
