@@ -62,3 +62,11 @@ def test_gpu_check_says_in_one_line_that_there_is_no_cuda_device(monkeypatch: py
     assert err == "" and out.strip().splitlines() == [
         "no CUDA device visible: nothing to measure (python benchmarks/gpu_check.py --device cpu --quick checks "
         "the script)"]
+
+
+@pytest.mark.gpu
+def test_a_spec_runs_its_probes_on_the_gpu(volume_dataset, write_spec) -> None:
+    from medprobe.cli.main import main
+
+    spec = write_spec(volume_dataset(n=12), probe_device="cuda")
+    assert main(["run", str(spec), "--no-progress"]) == 0

@@ -99,6 +99,7 @@ def run_job(spec: PipelineSpec, progress: bool = True, say: Callable[[str], None
     """Embed, probe and record one site job, holding its workdir (a second job on it refuses). With `offline`, or
     when the tracking server cannot be reached, the runs go only to the results bundle (`report.bundle_path`), for
     `medprobe sync` later."""
+    resolve_device(spec.probe_device)  # a GPU asked for and missing is an error before any embedding
     workdir = spec.workdir
     workdir.mkdir(parents=True, exist_ok=True)
     manifest = site_rows(load_manifest(spec.data.manifest, spec.targets), spec.site,
@@ -210,7 +211,8 @@ def _evaluate_task(spec: PipelineSpec, space: FeatureSpace, task: TaskSpec, embe
     started = time.perf_counter()
     tokens = embedded.tokens() if spec.protocols.attentive is not None and len(embedded) else None
     evaluation = evaluate_task(embedded.frame, embeddings, task.target, task.type, spec.protocols.enabled(),
-                               spec.seed, tokens=tokens, analysis=spec.analysis)
+                               spec.seed, tokens=tokens, analysis=spec.analysis,
+                               device=str(resolve_device(spec.probe_device)))
     rows = evaluation.rows
     heads: dict[str, list[Path]] = {}
     head = None

@@ -71,6 +71,10 @@ class PipelineSpec(StrictModel):
     workdir: Path = Path("medprobe-work")
     seed: Seed = 0
     num_workers: int = Field(1, ge=0, le=64)
+    probe_device: Literal["cpu", "cuda", "auto"] = Field(
+        "cpu", description="where the probes' torch parts run (k-NN search, attentive head, the linear probe's "
+                           "solver): cpu gives the same numbers on every machine; cuda or auto (a GPU when one is "
+                           "visible) is faster on large tables")
 
     @field_validator("models")
     @classmethod

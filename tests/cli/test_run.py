@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import torch
 from mlflow.tracking import MlflowClient
 
 from medprobe.cli.main import main
@@ -151,3 +152,13 @@ def test_a_task_whose_every_protocol_is_skipped_prints_and_exits_3(volume_datase
     assert main(["run", str(spec), "--no-progress"]) == 3
     out = capsys.readouterr().out
     assert "skipped" in out and "result" in out
+
+
+def test_probes_on_a_missing_gpu_are_refused_before_embedding(volume_dataset, write_spec, tmp_path: Path,
+                                                             capsys) -> None:
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    spec = write_spec(volume_dataset(n=6), probe_device="cuda")
+    assert main(["run", str(spec), "--no-progress"]) == 2
+    assert "no CUDA GPU is visible" in capsys.readouterr().err
+    assert not (tmp_path / "work" / "cache").exists()
