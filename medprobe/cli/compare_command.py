@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -34,8 +33,9 @@ def register(commands: argparse._SubParsersAction) -> None:
 def handle(args: argparse.Namespace) -> int:
     from medprobe.compare import compare_experiment, write_report
     from medprobe.tracking.reading import StoreNotFound, open_for_reading
+    from medprobe.tracking.uri import chosen_uri
 
-    uri = args.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
+    uri = chosen_uri(args.tracking_uri)
     if not uri:
         raise MedprobeError("no tracking store: pass --tracking-uri or set MLFLOW_TRACKING_URI")
     try:  # compare reads: a mistyped path must not leave an empty database behind

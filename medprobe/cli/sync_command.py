@@ -42,8 +42,9 @@ def handle(args: argparse.Namespace) -> int:
     from medprobe.tracking.failures import disk_full, is_connection_failure
     from medprobe.tracking.redaction import redacted_uri
     from medprobe.tracking.sync import sync_bundle
+    from medprobe.tracking.uri import chosen_uri
 
-    uri = args.uri or os.environ.get("MLFLOW_TRACKING_URI")
+    uri = chosen_uri(args.uri)
     if not uri:
         raise MedprobeError("sync needs a destination: --to URI or $MLFLOW_TRACKING_URI")
     bundle = Path(args.bundle)

@@ -13,14 +13,13 @@ from pydantic import BaseModel, ValidationError
 from medprobe.errors import SpecError
 from medprobe.options import format_validation_error
 from medprobe.pipeline_spec.pipeline import PipelineSpec
-from medprobe.tracking.uri import normalise_uri
+from medprobe.tracking.uri import TRACKING_URI_ENV, normalise_uri
 from medprobe.yaml_files import load_yaml, yaml_problem
 
 M = TypeVar("M", bound=BaseModel)
 
 #: Batch schedulers set these; they win over the spec file.
 SITE_ENV = "MEDPROBE_SITE"
-TRACKING_URI_ENV = "MLFLOW_TRACKING_URI"
 
 
 def load_spec(path: str | os.PathLike[str], environ: Mapping[str, str] | None = None) -> PipelineSpec:

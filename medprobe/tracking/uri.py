@@ -1,11 +1,24 @@
-"""Tracking URIs: anchored once (a relative SQLite file), and shown without credentials or local folders."""
+"""Tracking URIs: chosen by one rule, anchored once (a relative SQLite file), and shown without credentials or local
+folders."""
 
 from __future__ import annotations
 
+import os
 import re
+from collections.abc import Mapping
 from pathlib import Path
 
 SQLITE = "sqlite:///"
+#: The environment variable every command reads (MLflow's own), so a scheduler or a shell sets it once.
+TRACKING_URI_ENV = "MLFLOW_TRACKING_URI"
+
+
+def chosen_uri(flag: str | None, fallback: str | None = None, environ: Mapping[str, str] | None = None) -> str | None:
+    """The one rule of every command: its own flag (`--tracking-uri`, `--to`), else $MLFLOW_TRACKING_URI, else
+    `fallback` (the spec's `tracking.uri`, or a command's own default such as `evaluate`'s store in its output
+    folder); None when there is none (the command says what to pass)."""
+    env = os.environ if environ is None else environ
+    return flag or env.get(TRACKING_URI_ENV) or fallback
 
 
 def normalise_uri(uri: str, base: Path | None = None) -> str:

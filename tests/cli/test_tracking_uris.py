@@ -45,3 +45,14 @@ def test_relative_sqlite_uris_and_unreachable_servers(volume_dataset, write_spec
     assert "3 run(s) created" in capsys.readouterr().out and (tmp_path / "synced.db").is_file()
     assert main(["compare", "--experiment", "medprobe/unit", "--tracking-uri", "sqlite:///typo.db"]) == 2
     assert not (tmp_path / "typo.db").exists()
+
+
+def test_one_rule_picks_the_tracking_uri() -> None:
+    """A command's flag, else $MLFLOW_TRACKING_URI, else the spec's or the command's own default."""
+    from medprobe.tracking.uri import chosen_uri
+
+    env = {"MLFLOW_TRACKING_URI": "http://server:5000"}
+    assert chosen_uri("sqlite:///flag.db", "sqlite:///own.db", env) == "sqlite:///flag.db"
+    assert chosen_uri(None, "sqlite:///own.db", env) == "http://server:5000"
+    assert chosen_uri(None, "sqlite:///own.db", {}) == "sqlite:///own.db"
+    assert chosen_uri(None, None, {}) is None
