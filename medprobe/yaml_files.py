@@ -8,6 +8,7 @@ expand to millions of values once validation walks them).
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -81,3 +82,19 @@ def yaml_problem(exc: yaml.YAMLError) -> str:
     mark = getattr(exc, "problem_mark", None)
     where = f"line {mark.line + 1}: " if mark is not None else ""
     return f"{where}{getattr(exc, 'problem', None) or exc}"
+
+
+def read_mapping(path: Path, error: type[Exception], expected: str) -> dict[str, Any]:
+    """The top-level mapping of a user's YAML file (`load_yaml`'s checks), or `error` naming the file: not valid
+    YAML (with the line), not UTF-8, or not a mapping (`expected` says of what). An empty file is an empty mapping."""
+    try:
+        raw = load_yaml(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise error(f"{path}: not valid YAML ({yaml_problem(exc)})") from None
+    except UnicodeDecodeError:
+        raise error(f"{path}: not a UTF-8 text file") from None
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise error(f"{path}: expected a mapping of {expected} at the top level")
+    return raw

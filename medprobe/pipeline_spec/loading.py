@@ -7,14 +7,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
-import yaml
 from pydantic import BaseModel, ValidationError
 
 from medprobe.errors import SpecError
 from medprobe.options import format_validation_error
 from medprobe.pipeline_spec.pipeline import PipelineSpec
 from medprobe.tracking.uri import TRACKING_URI_ENV, normalise_uri
-from medprobe.yaml_files import load_yaml, yaml_problem
+from medprobe.yaml_files import read_mapping
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -54,15 +53,7 @@ def read_yaml(path: Path) -> dict[str, Any]:
     """The top-level mapping of a user's YAML file; a SpecError with the line for bad YAML or a key given twice."""
     if not path.is_file():
         raise SpecError(f"{path}: spec file not found")
-    try:
-        raw = load_yaml(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise SpecError(f"{path}: not valid YAML ({yaml_problem(exc)})") from None
-    except UnicodeDecodeError:
-        raise SpecError(f"{path}: not a UTF-8 text file") from None
-    if not isinstance(raw, dict):
-        raise SpecError(f"{path}: expected a mapping of keys (name, site, data, models, ...) at the top level")
-    return raw
+    return read_mapping(path, SpecError, "keys (name, site, data, models, ...)")
 
 
 def _resolve_paths(spec: PipelineSpec, base: Path, keep_uri: bool) -> PipelineSpec:

@@ -13,12 +13,11 @@ import json
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from medprobe.errors import MedprobeError
 from medprobe.options import Seed, format_validation_error
-from medprobe.yaml_files import load_yaml, yaml_problem
+from medprobe.yaml_files import read_mapping
 
 
 class _Strict(BaseModel):
@@ -219,14 +218,7 @@ def load_config(choice: str | Path) -> LDAEConfig:
     path = Path(choice)
     if not path.is_file():
         raise MedprobeError(f"--config {choice}: not a preset ({', '.join(PRESETS)}) or an existing YAML file")
-    try:
-        raw = load_yaml(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        raise MedprobeError(f"{path}: not valid YAML ({yaml_problem(exc)})") from None
-    except UnicodeDecodeError:
-        raise MedprobeError(f"{path}: not a UTF-8 text file") from None
-    if not isinstance(raw, dict):
-        raise MedprobeError(f"{path}: expected a mapping of config sections (data, autoencoder, semantic, ...)")
+    raw = read_mapping(path, MedprobeError, "config sections (data, autoencoder, semantic, ...)")
     base = str(raw.get("preset", "realistic"))
     if base not in PRESETS:
         raise MedprobeError(f"{path}: preset must be one of {sorted(PRESETS)}, got {base!r}")
