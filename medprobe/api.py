@@ -26,7 +26,6 @@ from medprobe.errors import MedprobeError
 from medprobe.evaluation.options import AnalysisOptions
 from medprobe.evaluation.suite import EvaluationResult, ProtocolOptionsIn, evaluate_task
 from medprobe.preprocess.options import Modality, Preprocessing, PreprocessOptions
-from medprobe.probes.evaluate import PROTOCOLS
 
 if TYPE_CHECKING:  # torch loads on first use
     from medprobe.compare import ExperimentComparison
@@ -75,11 +74,13 @@ def read_table(path: str | os.PathLike[str]) -> tuple[pd.DataFrame, np.ndarray, 
 
 
 def evaluate(table: pd.DataFrame | str | os.PathLike[str], target: str, task_type: str = "classification",
-             protocols: ProtocolOptionsIn = PROTOCOLS, embeddings: np.ndarray | None = None, seed: int = 0,
+             protocols: ProtocolOptionsIn | None = None, embeddings: np.ndarray | None = None, seed: int = 0,
              out_dir: str | os.PathLike[str] | None = None,
              analysis: AnalysisOptions | Mapping[str, Any] | None = None) -> EvaluationResult:
     """Every protocol on an embedding table for the label column `target`: a table file, or a frame with its
-    `embeddings` (rows matching). With `out_dir`, the report (metrics.json, predictions, plots) is written there.
+    `embeddings` (rows matching). `protocols`: names or name → options of registered protocols
+    (`medprobe.probes.registry`); None runs its defaults, those on the pooled embeddings.
+    With `out_dir`, the report (metrics.json, predictions, plots) is written there.
     `result.summary()` is one row per protocol and metric with its 95 % interval. `analysis` (the spec's
     `analysis:` section, e.g. `{"subgroups": {"columns": ["sex"]}, "label_efficiency": {}}`) adds
     `result.subgroups` and `result.label_efficiency`; `compare_models` compares two evaluations pairwise."""

@@ -8,9 +8,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from medprobe.cli.arguments import non_negative_int, positive_int, seed_int
+from medprobe.errors import ProbeError
 from medprobe.exit_codes import EXIT_OK, EXIT_SKIPPED
 from medprobe.options import field_default
 from medprobe.probes.options import ProtocolOptions
+from medprobe.probes.registry import TASK_TYPES, check_protocols, default_protocols, protocols
 
 if TYPE_CHECKING:
     from medprobe.evaluation import EvaluationResult
@@ -31,10 +33,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     evaluate.add_argument("--embeddings", required=True, type=Path, metavar="FILE", help="embedding table (.parquet)")
     evaluate.add_argument("--target", required=True, metavar="COL", help="label column to predict")
-    evaluate.add_argument("--task", choices=("classification", "regression"), default="classification")
-    evaluate.add_argument("--protocols", default="linear,knn,fewshot",
-                          help="comma-separated, from linear, knn, fewshot, attentive (default: the first three);"
-                               " attentive reads the patch tokens beside the table (`medprobe embed --tokens`)")
+    evaluate.add_argument("--task", choices=TASK_TYPES, default=TASK_TYPES[0])
+    evaluate.add_argument("--protocols", type=protocol_list, default=",".join(default_protocols()), metavar="P[,P]",
+                          help=_protocols_help())
     evaluate.add_argument("--out", type=Path, default=Path("medprobe-evaluate"), metavar="DIR",
                           help="output folder (default: ./medprobe-evaluate)")
     evaluate.add_argument("--seeds", type=positive_int, default=field_default(ProtocolOptions, "seeds"), metavar="N",
@@ -62,11 +63,26 @@ def register(commands: argparse._SubParsersAction) -> None:
     evaluate.set_defaults(handler=handle)
 
 
+def protocol_list(text: str) -> list[str]:
+    """`--protocols`: comma-separated registered protocols (`medprobe.probes.registry`)."""
+    try:
+        return check_protocols(p.strip() for p in text.split(",") if p.strip())
+    except ProbeError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def _protocols_help() -> str:
+    tokens = [entry.name for entry in protocols() if entry.tokens]
+    reads = f"; {', '.join(tokens)} read(s) the patch tokens beside the table (`medprobe embed --tokens`)"
+    return (f"comma-separated, from {', '.join(entry.name for entry in protocols())} (default: "
+            f"{','.join(default_protocols())}){reads if tokens else ''}")
+
+
 def handle(args: argparse.Namespace) -> int:
     from medprobe.evaluation import evaluate_file
     from medprobe.metrics.bootstrap import is_interval_key
 
-    names = [p.strip() for p in args.protocols.split(",") if p.strip()]
+    names = args.protocols
     common = {"seeds": args.seeds, "bootstrap": args.bootstrap, "ordinal": args.ordinal}
     outcome = evaluate_file(
         args.embeddings, args.target, args.out, task_type=args.task,

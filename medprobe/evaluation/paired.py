@@ -23,11 +23,12 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from medprobe.evaluation.scorers import ANALYSIS_METRICS, LOWER_IS_BETTER, PREDICTION_PROTOCOLS, ScoredPredictions
+from medprobe.evaluation.scorers import ANALYSIS_METRICS, LOWER_IS_BETTER, ScoredPredictions
 from medprobe.evaluation.suite import EvaluationResult
 from medprobe.metrics.bootstrap import bootstrap_values, defined_resamples, percentile_interval
 from medprobe.metrics.delong import delong_test
 from medprobe.metrics.multiplicity import holm
+from medprobe.probes.registry import prediction_protocols
 
 ALPHA = 0.05
 #: `paired.csv`: one row per task × protocol × (model, baseline) × metric.
@@ -120,12 +121,13 @@ def paired_table(predictions: Mapping[tuple[str, str], Mapping[str, pd.DataFrame
 def compare_evaluations(evaluations: Mapping[str, Mapping[str, EvaluationResult]], pairs: Sequence[tuple[str, str]],
                         n_resamples: int = 1000, seed: int = 0) -> PairedComparison:
     """`paired_table` for evaluations of the same rows (task name → model → `evaluate_task` result), on the
-    protocols whose predictions their metrics score (`PREDICTION_PROTOCOLS`)."""
+    protocols whose predictions their metrics score (`scores_predictions` in the protocol registry)."""
+    scored = prediction_protocols()
     predictions = {
         (task, protocol): {model: _with_sample_ids(evaluation, protocol) for model, evaluation in by_model.items()
                            if protocol in evaluation.results}
         for task, by_model in evaluations.items()
-        for protocol in dict.fromkeys(p for e in by_model.values() for p in e.results if p in PREDICTION_PROTOCOLS)
+        for protocol in dict.fromkeys(p for e in by_model.values() for p in e.results if p in scored)
     }
     task_types = {task: next(iter(by_model.values())).task_type for task, by_model in evaluations.items() if by_model}
     return paired_table(predictions, task_types, pairs, n_resamples, seed)

@@ -19,12 +19,11 @@ from medprobe.evaluation.degenerate import degenerate_embeddings_note
 from medprobe.evaluation.label_efficiency import LabelEfficiency, label_efficiency
 from medprobe.evaluation.options import AnalysisOptions
 from medprobe.evaluation.rows import TaskRows
-from medprobe.evaluation.scorers import PREDICTION_PROTOCOLS
 from medprobe.evaluation.subgroups import SubgroupResult, subgroup_metrics
 from medprobe.metrics.bootstrap import is_interval_key
-from medprobe.probes import ALL_PROTOCOLS, PROTOCOLS, ProtocolResult, evaluate_protocol
-from medprobe.probes.evaluate import NOT_APPLICABLE
+from medprobe.probes import ProtocolResult, evaluate_protocol
 from medprobe.probes.options import ProtocolOptions, options_for
+from medprobe.probes.registry import check_protocols, default_protocols, get_protocol
 
 ProtocolOptionsIn = Mapping[str, "ProtocolOptions | Mapping[str, Any] | None"] | Sequence[str]
 
@@ -88,7 +87,7 @@ def evaluate_task(
     X: np.ndarray,
     target: str,
     task_type: str = "classification",
-    protocols: ProtocolOptionsIn = PROTOCOLS,
+    protocols: ProtocolOptionsIn | None = None,
     seed: int = 0,
     tokens: np.ndarray | None = None,
     device: str | None = None,
@@ -96,18 +95,19 @@ def evaluate_task(
 ) -> EvaluationResult:
     """Evaluate `X` (one row per row of `table`) for the label column `target` with each protocol.
 
-    `protocols` names the protocols, or maps each to its options (a `medprobe.probes.options` model, a mapping
-    of option values, or None for the defaults). `table` needs `subject_id` and `target`; see `TaskRows` for
+    `protocols` names the registered protocols (`medprobe.probes.registry`; None: its defaults, those on the
+    pooled embeddings), or maps each to its options (a `medprobe.probes.options` model, a mapping of option values,
+    or None for the defaults). `table` needs `subject_id` and `target`; see `TaskRows` for
     which rows are used and how they split. `tokens` (rows matching `table`) feed the attentive protocol. A
     protocol that cannot run on this data is recorded in `failures` with the reason; the others still run.
     `analysis` adds each protocol's subgroup metrics (`analysis.subgroups`, columns of `table`) and the linear
     probe's label-efficiency curve (`analysis.label_efficiency`); paired comparisons need two models, so the
     caller that has them runs `medprobe.evaluation.paired`.
     """
+    if protocols is None:
+        protocols = default_protocols()
     chosen = dict(protocols) if isinstance(protocols, Mapping) else dict.fromkeys(protocols)
-    unknown = [p for p in chosen if p not in ALL_PROTOCOLS]
-    if unknown or not chosen:
-        raise MedprobeError(f"unknown protocol(s) {unknown}; choose from {', '.join(ALL_PROTOCOLS)}")
+    check_protocols(chosen)
     if len(table) != len(X):
         raise MedprobeError(f"{len(table)} table rows but {len(X)} embeddings")
     rows = TaskRows.of(table, target, task_type)
@@ -118,19 +118,21 @@ def evaluate_task(
         rows.notes.append(degenerate)
     for protocol, given in chosen.items():
         options = options_for(protocol, given)
-        if (protocol, task_type) in NOT_APPLICABLE:
-            outcome.not_applicable[protocol] = NOT_APPLICABLE[protocol, task_type]
+        entry = get_protocol(protocol)
+        reason = entry.not_applicable(task_type)
+        if reason is not None:
+            outcome.not_applicable[protocol] = reason
             continue
         outcome.options[protocol] = options
         try:
             if len(rows) == 0:
                 raise ProbeError(f"no sample has a usable '{target}' label")
-            if protocol == "attentive" and tokens is None:
-                raise ProbeError("no patch tokens: the attentive probe needs an encoder that exposes them "
+            if entry.tokens and tokens is None:
+                raise ProbeError(f"no patch tokens: the {protocol} probe needs an encoder that exposes them "
                                  "(DINOv2, RETFound, timm:..., monai_vit3d) and a table embedded with tokens")
             outcome.results[protocol] = evaluate_protocol(
                 protocol, options, X_rows, rows.labels, task_type, rows.subjects, rows.split, seed,
-                tokens=np.asarray(tokens)[rows.usable] if protocol == "attentive" else None, device=device,
+                tokens=np.asarray(tokens)[rows.usable] if entry.tokens else None, device=device,
             )
         except ProbeError as error:
             outcome.failures[protocol] = str(error)
@@ -144,7 +146,7 @@ def _analyse(outcome: EvaluationResult, analysis: AnalysisOptions, X_rows: np.nd
     curve."""
     if analysis.subgroups is not None and analysis.subgroups.attributes:
         for protocol, result in outcome.results.items():
-            if protocol in PREDICTION_PROTOCOLS and not result.predictions.empty:
+            if get_protocol(protocol).scores_predictions and not result.predictions.empty:
                 outcome.subgroups[protocol] = subgroup_metrics(result.predictions, outcome.frame, outcome.task_type,
                                                                analysis.subgroups, seed)
     curve = analysis.label_efficiency

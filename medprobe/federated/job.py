@@ -23,7 +23,7 @@ from medprobe.federated.linear_head import LinearHead
 from medprobe.federated.messaging import ask_all, wait_for_sites
 from medprobe.federated.result import FederatedResult
 from medprobe.federated.ridge import RidgeHead
-from medprobe.federated.settings import FederatedSettings
+from medprobe.federated.settings import PROTOCOLS, FederatedSettings
 from medprobe.federated.statistics import (
     ClassSums,
     Moments,
@@ -61,7 +61,7 @@ def run_job(grid, settings: FederatedSettings) -> FederatedResult:
             tracker.log_round(server_round, per_site, aggregate)
 
     try:
-        head = PROTOCOLS[settings.protocol](grid, settings, survey, on_round)
+        head = HEADS[settings.protocol](grid, settings, survey, on_round)
         result = FederatedResult(
             protocol=settings.protocol, task=settings.task_name, model=survey.model,
             site_metrics=finals["last"], aggregate=weighted_means(finals["last"]), history=history,
@@ -169,4 +169,8 @@ def _head_header(settings: FederatedSettings, survey: Survey) -> dict:
             "feature_dim": len(survey.scaler.mean), "train_counts": survey.train_counts}
 
 
-PROTOCOLS = {"linear": _linear, "centroid": _centroid, "ridge": _ridge}
+#: How each federated protocol (`medprobe.federated.settings.PROTOCOLS`, the names the run config is checked against)
+#: trains its head. These heads are not the probe registry's protocols: they aggregate sites' statistics or weights.
+HEADS = {"linear": _linear, "centroid": _centroid, "ridge": _ridge}
+if list(HEADS) != list(PROTOCOLS):
+    raise RuntimeError(f"federated heads {list(HEADS)} differ from the run config's protocols {list(PROTOCOLS)}")

@@ -12,6 +12,8 @@ from typing import Any
 
 from medprobe.errors import MedprobeError
 
+#: The federated protocols a run config may name (`protocol`); `medprobe.federated.job.HEADS` trains each. They are
+#: not the probe registry's protocols (`medprobe.probes.registry`): a federated head aggregates what sites send.
 PROTOCOLS = ("linear", "centroid", "ridge")
 STRATEGIES = ("fedavg", "fedprox")
 

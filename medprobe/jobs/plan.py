@@ -12,6 +12,7 @@ from medprobe.errors import MedprobeError, WeightsError
 from medprobe.evaluation.rows import table_split
 from medprobe.jobs.datasets import site_rows
 from medprobe.pipeline_spec import ModelSpec, PipelineSpec, load_manifest
+from medprobe.probes.registry import applicable_protocols, prediction_protocols
 from medprobe.tracking.redaction import redacted_uri
 
 if TYPE_CHECKING:
@@ -90,16 +91,14 @@ class PlannedRuns:
 def planned_runs(spec: PipelineSpec) -> PlannedRuns:
     """What `medprobe.jobs.site_job.run_job` creates: per model and task one job run, one run per protocol that
     applies to the task type (few-shot does not to regression) and one robustness run when enabled; one paired run
-    per compared pair of models, task and prediction protocol (`paired_step`); one diagnostics run."""
-    from medprobe.evaluation.scorers import PREDICTION_PROTOCOLS  # imports torch, as the job's own steps do
-    from medprobe.probes.evaluate import NOT_APPLICABLE
-
+    per compared pair of models, task and prediction protocol (`paired_step`); one diagnostics run. Which protocol
+    applies and which scores its predictions is the protocol registry's (`medprobe.probes.registry`)."""
     enabled = list(spec.protocols.enabled())
-    applicable = {task.name: [p for p in enabled if (p, task.type) not in NOT_APPLICABLE] for task in spec.tasks}
+    applicable = {task.name: applicable_protocols(enabled, task.type) for task in spec.tasks}
     per_model = sum(len(protocols) for protocols in applicable.values())
     pairs = _paired_pairs(spec)
-    paired = sum(len(pairs) * len([p for p in protocols if p in PREDICTION_PROTOCOLS])
-                 for protocols in applicable.values())
+    scored = prediction_protocols()
+    paired = sum(len(pairs) * len([p for p in protocols if p in scored]) for protocols in applicable.values())
     robustness = len(spec.tasks) if spec.protocols.robustness is not None else 0
     models = len(spec.models)
     return PlannedRuns(job=models * len(spec.tasks), protocol=models * per_model, robustness=models * robustness,

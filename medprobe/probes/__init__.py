@@ -2,8 +2,9 @@
 
 The pipeline calls `evaluate_protocol`; the estimators (`LinearProbe`, `KNNProbe`, `AttentiveProbe`) follow
 scikit-learn's contract so they can be used and checked on their own. Each protocol's options model (and so its
-defaults) is in `medprobe.probes.options`. Names load on first use (PEP 562): checking a spec's protocol options
-must not import torch.
+defaults) is in `medprobe.probes.options`, registered there with its task types and runner in the protocol registry
+(`medprobe.probes.registry`), which every front end reads. Names load on first use (PEP 562): checking a spec's
+protocol options must not import torch.
 """
 
 from __future__ import annotations
@@ -11,14 +12,18 @@ from __future__ import annotations
 from medprobe.lazy_exports import lazy_getattr
 
 _WHERE = {
-    "ALL_PROTOCOLS": "evaluate",
-    "PROTOCOLS": "evaluate",
     "evaluate_protocol": "evaluate",
     "AttentiveProbe": "attentive",
     "KNNProbe": "knn",
     "LinearProbe": "linear",
     "ProtocolResult": "result",
     "OPTION_MODELS": "options",
+    "ProtocolEntry": "registry",
+    "default_protocols": "registry",
+    "get_protocol": "registry",
+    "protocol_names": "registry",
+    "register_protocol": "registry",
+    "registered_protocol": "registry",
     "ProtocolOptions": "options",
     "ProtocolsOptions": "options",
     "options_for": "options",

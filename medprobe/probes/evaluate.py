@@ -3,33 +3,22 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from medprobe.errors import ProbeError
 from medprobe.metrics.bootstrap import is_interval_key
-from medprobe.probes import attentive, fewshot, knn, linear
 from medprobe.probes.inputs import ProbeInputs, prepare_inputs
 from medprobe.probes.options import ProtocolOptions, resolve_options
+from medprobe.probes.registry import get_protocol
 from medprobe.probes.result import ProtocolResult
 from medprobe.probes.splits import Fold, make_folds
 from medprobe.probes.threads import threads_for
 
-Runner = Callable[[ProbeInputs, list[Fold], np.ndarray | None, dict, int], ProtocolResult]
-
-#: Protocols that do not apply to a task type, and why: they are not run (nor logged) for it.
-NOT_APPLICABLE: dict[tuple[str, str], str] = {("fewshot", "regression"): "few-shot is classification only"}
-#: Protocols on the pooled embeddings of the table; "attentive" (in ALL_PROTOCOLS) needs patch tokens as well.
-PROTOCOLS: tuple[str, ...] = ("linear", "knn", "fewshot")
-ALL_PROTOCOLS: tuple[str, ...] = (*PROTOCOLS, "attentive")
-_RUNNERS: dict[str, Runner] = {
-    "linear": linear.run_linear,
-    "knn": knn.run_knn,
-    "fewshot": fewshot.run_fewshot,
-    "attentive": attentive.run_attentive,
-}
+if TYPE_CHECKING:
+    from medprobe.probes.registry import Runner
 
 
 def evaluate_protocol(
@@ -61,11 +50,10 @@ def evaluate_protocol(
     shot levels are clipped or skipped, undefined metrics are left out. Problems no protocol can work around
     raise ProbeError: an unknown protocol or option, a leaking split, or training rows of a single class.
     """
-    if protocol not in _RUNNERS:
-        raise ProbeError(f"unknown protocol {protocol!r}; choose one of {', '.join(ALL_PROTOCOLS)}")
+    entry = get_protocol(protocol)
     if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or not 0 <= seed < 2**32:
         raise ProbeError(f"seed must be an integer in [0, 2**32), got {seed!r}")
-    runner = _RUNNERS[protocol]
+    runner = entry.load_runner()
     resolved = resolve_options(protocol, options)
     resolved["device"] = device
     repeats = resolved["seeds"]

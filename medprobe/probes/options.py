@@ -2,7 +2,8 @@
 
 The pipeline spec's `protocols:` section, `medprobe evaluate`'s flags, the probe heads and the federated probes all
 read these models; nothing else writes a protocol default. Unknown keys and bad values are refused with a message
-that names the option. This module imports neither torch nor the protocols, so a spec is checked without them.
+that names the option. Each built-in protocol is registered (`medprobe.probes.registry`) beside its model, its runner
+named by import path. This module imports neither torch nor the protocols, so a spec is checked without them.
 """
 
 from __future__ import annotations
@@ -11,11 +12,13 @@ import numbers
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
-from pydantic import BeforeValidator, Field, StrictBool, StrictInt, ValidationError, model_validator
+from pydantic import BeforeValidator, ConfigDict, Field, StrictBool, StrictInt, ValidationError, model_validator
 
 from medprobe.artefacts.options import RobustnessOptions
 from medprobe.errors import ProbeError
 from medprobe.options import MAX_SEED_REPEATS, StrictModel, format_validation_error
+from medprobe.probes import registry
+from medprobe.probes.registry import register_protocol
 
 
 def _as_list(value: Any) -> Any:
@@ -53,6 +56,9 @@ class LinearOptions(ProtocolOptions):
     inner_folds: StrictInt = Field(3, ge=2, le=20)
 
 
+register_protocol("linear", options=LinearOptions, scores_predictions=True, runner="medprobe.probes.linear:run_linear")
+
+
 #: The k-NN headline k when `primary_k` is not given and the `k` list holds it.
 DEFAULT_PRIMARY_K = 20
 
@@ -88,12 +94,20 @@ class KnnOptions(ProtocolOptions):
         return {**data, "primary_k": headline_k(ks)}
 
 
+register_protocol("knn", options=KnnOptions, scores_predictions=True, runner="medprobe.probes.knn:run_knn")
+
+
 class FewshotOptions(ProtocolOptions):
     """SimpleShot and a ridge classifier over `episodes` sampled episodes per shot level (shots in subjects)."""
 
     shots: IntList = Field(default_factory=lambda: [1, 2, 4, 8, 16])
     episodes: StrictInt = Field(100, ge=1, le=10000)
     linear_alpha: float = Field(1.0, gt=0)
+
+
+#: Few-shot's metrics are means over episodes and its predictions the episodes' vote shares: no prediction analyses.
+register_protocol("fewshot", options=FewshotOptions, task_types=("classification",), scores_predictions=False,
+                  runner="medprobe.probes.fewshot:run_fewshot")
 
 
 class AttentiveOptions(ProtocolOptions):
@@ -108,19 +122,24 @@ class AttentiveOptions(ProtocolOptions):
     batch_size: StrictInt = Field(256, ge=2, le=65536)
 
 
-#: Protocol name → its options model, in the order protocols run and are reported.
-OPTION_MODELS: dict[str, type[ProtocolOptions]] = {
-    "linear": LinearOptions,
-    "knn": KnnOptions,
-    "fewshot": FewshotOptions,
-    "attentive": AttentiveOptions,
-}
+register_protocol("attentive", options=AttentiveOptions, scores_predictions=True, tokens=True,
+                  runner="medprobe.probes.attentive:run_attentive")
+
+
+def __getattr__(name: str) -> Any:
+    """`OPTION_MODELS` (protocol name → options model, in the order protocols run), read from the registry."""
+    if name == "OPTION_MODELS":
+        return {entry.name: entry.options for entry in registry.protocols()}
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class ProtocolsOptions(StrictModel):
-    """Protocols to run: a key present (even empty, `knn: {}`) enables it with default options. `robustness` is not
-    a probe on the embeddings but the linear probe's head on re-embedded corrupted test images (`medprobe.artefacts`),
-    so it needs `linear`."""
+    """Protocols to run: a key present (even empty, `knn: {}`) enables it with default options; the keys are the
+    registered protocols (`medprobe.probes.registry`). `robustness` is not a probe on the embeddings but the linear
+    probe's head on re-embedded corrupted test images (`medprobe.artefacts`), so it needs `linear`."""
+
+    # Protocols registered after the built-ins (fields below) are validated by the registry into extra keys.
+    model_config = ConfigDict(extra="allow")
 
     linear: LinearOptions | None = None
     knn: KnnOptions | None = None
@@ -128,25 +147,44 @@ class ProtocolsOptions(StrictModel):
     attentive: AttentiveOptions | None = None
     robustness: RobustnessOptions | None = None
 
+    @model_validator(mode="before")
+    @classmethod
+    def _registered_keys(cls, data: Any) -> Any:
+        """Every key is a registered protocol (or `robustness`); one not a field is validated by its options model."""
+        if not isinstance(data, Mapping):
+            return data
+        others = [key for key in data if key not in cls.model_fields]
+        if not others:
+            return data
+        try:
+            registry.check_protocols(others)
+            return {**data, **{key: options_for(key, data[key]) for key in others}}
+        except ProbeError as error:  # answered as the spec's error, with its key path
+            raise ValueError(str(error)) from None
+
     def enabled(self) -> dict[str, ProtocolOptions]:
         """The probe protocols, in the order they run (robustness runs after them, on the linear head)."""
-        return {name: opts for name, opts in self if isinstance(opts, ProtocolOptions)}
+        return {name: opts for name in registry.protocol_names()
+                if isinstance(opts := getattr(self, name, None), ProtocolOptions)}
 
     @model_validator(mode="after")
     def _at_least_one(self) -> ProtocolsOptions:
         if not self.enabled():
-            raise ValueError("enable at least one protocol (linear, knn, fewshot or attentive)")
+            raise ValueError(f"enable at least one protocol ({', '.join(registry.protocol_names())})")
         if self.robustness is not None and self.linear is None:
             raise ValueError("protocols.robustness scores the linear probe's clean-trained head: enable "
                              "protocols.linear too")
         return self
 
 
+_FIELDS = [name for name in ProtocolsOptions.model_fields if name not in registry.RESERVED_NAMES]
+if list(registry.protocol_names()) != _FIELDS:  # the typed fields are the built-ins, in their registered order
+    raise RuntimeError(f"ProtocolsOptions fields {_FIELDS} differ from the registered protocols")
+
+
 def options_for(protocol: str, options: Mapping[str, Any] | ProtocolOptions | None = None) -> ProtocolOptions:
     """The validated options model of `protocol`; a key given as None keeps its default."""
-    if protocol not in OPTION_MODELS:
-        raise ProbeError(f"unknown protocol {protocol!r}; choose one of {', '.join(OPTION_MODELS)}")
-    model = OPTION_MODELS[protocol]
+    model = registry.get_protocol(protocol).options
     if isinstance(options, model):
         return options
     if isinstance(options, ProtocolOptions):

@@ -3,7 +3,10 @@ import pandas as pd
 import pytest
 
 from medprobe.errors import ProbeError
-from medprobe.probes import PROTOCOLS, ProtocolResult, evaluate_protocol
+from medprobe.probes import ProtocolResult, evaluate_protocol
+from medprobe.probes.registry import default_protocols
+
+PROTOCOLS = default_protocols()
 
 
 def _data(seed: int, n_subjects: int = 30, rows_each: int = 2, d: int = 6):
@@ -21,7 +24,7 @@ FAST = {
 }
 
 
-def test_protocols_tuple() -> None:
+def test_default_protocols_are_those_on_pooled_embeddings() -> None:
     assert PROTOCOLS == ("linear", "knn", "fewshot")
 
 
