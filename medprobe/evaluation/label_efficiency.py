@@ -35,7 +35,7 @@ from medprobe.options import field_default
 from medprobe.probes.evaluate import training_classes
 from medprobe.probes.inputs import ProbeInputs, prepare_inputs
 from medprobe.probes.linear import run_linear
-from medprobe.probes.options import ProtocolOptions, resolve_options
+from medprobe.probes.options import LinearOptions, ProtocolOptions, options_for
 from medprobe.probes.result import ProtocolResult, tested_rows
 from medprobe.probes.splits import Fold, make_folds
 from medprobe.probes.threads import threads_for
@@ -99,11 +99,12 @@ def label_efficiency(
         raise ProbeError(f"seed must be an integer in [0, 2**32), got {seed!r}")
     if isinstance(n_resamples, bool) or not isinstance(n_resamples, numbers.Integral) or n_resamples < 0:
         raise ProbeError(f"n_resamples must be an integer >= 0, got {n_resamples!r}")
-    options = {**resolve_options("linear", linear), "bootstrap": 0}
+    options = options_for("linear", linear).model_copy(update={"bootstrap": 0})
+    assert isinstance(options, LinearOptions), "the registry's linear protocol takes LinearOptions"
     inputs, notes = prepare_inputs(X, y, subjects, split, task_type)
     rows: list[dict[str, Any]] = []
     with threads_for(inputs.X.size):
-        folds, fold_notes = make_folds(inputs, options["folds"], int(seed))
+        folds, fold_notes = make_folds(inputs, options.folds, int(seed))
         classes, class_notes = training_classes(inputs, folds)
         notes += [*fold_notes, *class_notes]
         test = tested_rows(folds)
@@ -190,7 +191,7 @@ def _fit_fraction(
     inputs: ProbeInputs,
     folds: list[Fold],
     classes: np.ndarray | None,
-    options: dict[str, Any],
+    options: LinearOptions,
     fraction: float,
     repeats: int,
     seed: int,

@@ -47,7 +47,7 @@ from medprobe.probes.estimator import (
     from_numpy,
 )
 from medprobe.probes.inputs import ProbeInputs
-from medprobe.probes.options import AttentiveOptions, positive_int
+from medprobe.probes.options import AttentiveOptions
 from medprobe.probes.result import ProtocolResult, align_proba, fit_size, predictions_frame, score, tested_rows
 from medprobe.probes.splits import Fold
 from medprobe.probes.threads import threads_for
@@ -261,9 +261,11 @@ def _squared_error(out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 
 def run_attentive(
-    inputs: ProbeInputs, folds: list[Fold], classes: np.ndarray | None, options: dict, seed: int
+    inputs: ProbeInputs, folds: list[Fold], classes: np.ndarray | None, options: AttentiveOptions, seed: int,
+    device: str | None = None,
 ) -> ProtocolResult:
-    """Train one head per fold on the training (+ val) rows' tokens; score the pooled test predictions."""
+    """Train one head per fold on the training (+ val) rows' tokens; score the pooled test predictions. `options`
+    validated by its model."""
     if inputs.tokens is None:
         raise ProbeError(
             "the attentive protocol needs patch tokens (evaluate_protocol(..., tokens=array of shape (n, T, D))); "
@@ -278,15 +280,15 @@ def run_attentive(
         outputs = np.zeros(len(inputs.y))
     notes: list[str] = []
     dim = inputs.tokens.shape[2]
-    wanted = positive_int(options["queries"], "queries")
+    wanted = options.queries
     if usable_queries(dim, wanted) != wanted:
         notes.append(f"{wanted} queries do not divide the token width {dim}; used {usable_queries(dim, wanted)}")
     for number, fold in enumerate(folds):
         fit = fold.fit_rows
         probe = AttentiveProbe(
-            task=task, queries=wanted, epochs=options["epochs"], optimizer=options["optimizer"], lr=options["lr"],
-            weight_decay=options["weight_decay"], batch_size=options["batch_size"],
-            seed=seed * 1000 + number, device=options.get("device"),
+            task=task, queries=wanted, epochs=options.epochs, optimizer=options.optimizer, lr=options.lr,
+            weight_decay=options.weight_decay, batch_size=options.batch_size,
+            seed=seed * 1000 + number, device=device,
         ).fit(inputs.tokens[fit], inputs.y[fit])
         if task == "classification":
             assert classes is not None
@@ -294,12 +296,12 @@ def run_attentive(
         else:
             outputs[fold.test] = probe.predict(inputs.tokens[fold.test])
     metrics, metric_notes = score(inputs, test, outputs[test], classes, options, seed)
-    default_lr, default_decay = OPTIMIZER_DEFAULTS[options["optimizer"]]  # a known name: the probes' fit checked it
+    default_lr, default_decay = OPTIMIZER_DEFAULTS[options.optimizer]  # a name its options model allows
     params: dict[str, str | float | int] = {
-        "queries": usable_queries(dim, wanted), "epochs": options["epochs"], "optimizer": options["optimizer"],
-        "lr": float(options["lr"] if options["lr"] is not None else default_lr),
-        "weight_decay": float(options["weight_decay"] if options["weight_decay"] is not None else default_decay),
-        "batch_size": options["batch_size"],
+        "queries": usable_queries(dim, wanted), "epochs": options.epochs, "optimizer": options.optimizer,
+        "lr": float(options.lr if options.lr is not None else default_lr),
+        "weight_decay": float(options.weight_decay if options.weight_decay is not None else default_decay),
+        "batch_size": options.batch_size,
     }
     if inputs.split is None:
         params["folds"] = len(folds)

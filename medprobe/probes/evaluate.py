@@ -11,7 +11,7 @@ import numpy as np
 from medprobe.errors import ProbeError
 from medprobe.metrics.bootstrap import is_interval_key
 from medprobe.probes.inputs import ProbeInputs, prepare_inputs
-from medprobe.probes.options import ProtocolOptions, resolve_options
+from medprobe.probes.options import ProtocolOptions, options_for
 from medprobe.probes.registry import get_protocol
 from medprobe.probes.result import ProtocolResult
 from medprobe.probes.splits import Fold, make_folds
@@ -38,7 +38,7 @@ def evaluate_protocol(
 
     With `split` (per-row "train"/"val"/"test"), fit on train + val and test on test; a subject on both sides
     is refused. Without it, cross-validate with subject-grouped (and, for classification, stratified) folds,
-    `options["folds"]` of them, and score the pooled out-of-fold predictions.
+    `options.folds` of them, and score the pooled out-of-fold predictions.
 
     Metrics come with 95 % subject-bootstrap intervals (`<name>_ci_low/high`, option `bootstrap` resamples,
     0 for none; every default is in `medprobe.probes.options`). Option `seeds` N > 1 repeats the protocol with
@@ -54,9 +54,8 @@ def evaluate_protocol(
     if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or not 0 <= seed < 2**32:
         raise ProbeError(f"seed must be an integer in [0, 2**32), got {seed!r}")
     runner = entry.load_runner()
-    resolved = resolve_options(protocol, options)
-    resolved["device"] = device
-    repeats = resolved["seeds"]
+    resolved = options_for(protocol, options)  # the runner gets this validated model, nothing re-checks it
+    repeats = resolved.seeds
     if int(seed) + repeats > 2**32:
         raise ProbeError(f"seed {seed} + {repeats} repeats leaves the range [0, 2**32)")
     inputs, notes = prepare_inputs(X, y, subject_ids, split, task_type)
@@ -66,16 +65,17 @@ def evaluate_protocol(
             raise ProbeError(f"tokens must have shape ({len(np.asarray(X))}, T, D), got {tokens.shape}")
         inputs = dataclasses.replace(inputs, tokens=tokens[inputs.rows])
     with threads_for(inputs.X.size if inputs.tokens is None else inputs.tokens.size):
-        results = [_run(runner, inputs, resolved, int(seed) + repeat) for repeat in range(repeats)]
+        results = [_run(runner, inputs, resolved, int(seed) + repeat, device) for repeat in range(repeats)]
     result = results[0] if repeats == 1 else _combine(results, int(seed))
     result.notes = [*notes, *result.notes]
     return result
 
 
-def _run(runner: Runner, inputs: ProbeInputs, options: dict, seed: int) -> ProtocolResult:
-    folds, fold_notes = make_folds(inputs, options["folds"], seed)
+def _run(runner: Runner, inputs: ProbeInputs, options: ProtocolOptions, seed: int, device: str | None
+         ) -> ProtocolResult:
+    folds, fold_notes = make_folds(inputs, options.folds, seed)
     classes, class_notes = training_classes(inputs, folds)
-    result = runner(inputs, folds, classes, options, seed)
+    result = runner(inputs, folds, classes, options, seed, device)
     result.notes = [*fold_notes, *class_notes, *result.notes]
     return result
 

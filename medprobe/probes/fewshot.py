@@ -17,9 +17,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from medprobe.errors import ProbeError
 from medprobe.probes.inputs import ProbeInputs
-from medprobe.probes.options import int_list, positive_int
+from medprobe.probes.options import FewshotOptions
 from medprobe.probes.result import ProtocolResult, fit_size, predictions_frame, tested_rows
 from medprobe.probes.splits import Fold
 
@@ -150,15 +149,14 @@ def _row_units(unit_rows: list[np.ndarray], n_rows: int) -> torch.Tensor:
 
 
 def run_fewshot(
-    inputs: ProbeInputs, folds: list[Fold], classes: np.ndarray | None, options: dict, seed: int
+    inputs: ProbeInputs, folds: list[Fold], classes: np.ndarray | None, options: FewshotOptions, seed: int,
+    device: str | None = None,
 ) -> ProtocolResult:
     """Per shot level and classifier (SimpleShot; `linear_` the ridge classifier): accuracy over episodes (mean,
     2.5/97.5 percentiles: the interval over episodes) on the pooled test rows."""
-    shot_levels = int_list(options["shots"], "shots")
-    episodes = positive_int(options["episodes"], "episodes")
-    alpha = options["linear_alpha"]
-    if isinstance(alpha, bool) or not isinstance(alpha, int | float) or not alpha > 0:
-        raise ProbeError(f"option 'linear_alpha' must be a positive number, got {alpha!r}")
+    shot_levels = sorted(set(options.shots))
+    episodes = options.episodes
+    alpha = options.linear_alpha
     params: dict[str, str | float | int] = {
         "episodes": episodes, "shots": ",".join(map(str, shot_levels)), "linear_alpha": float(alpha),
     }

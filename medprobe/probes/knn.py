@@ -15,7 +15,6 @@ import torch
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from medprobe.errors import ProbeError
 from medprobe.options import field_default
 from medprobe.probes.estimator import (
     ProbeEstimator,
@@ -25,7 +24,7 @@ from medprobe.probes.estimator import (
     from_numpy,
 )
 from medprobe.probes.inputs import ProbeInputs
-from medprobe.probes.options import KnnOptions, int_list, positive_int
+from medprobe.probes.options import KnnOptions
 from medprobe.probes.result import (
     ProtocolResult,
     align_proba,
@@ -148,16 +147,14 @@ class KNNProbe(ProbeEstimator):
 
 
 def run_knn(
-    inputs: ProbeInputs, folds: list[Fold], classes: np.ndarray | None, options: dict, seed: int
+    inputs: ProbeInputs, folds: list[Fold], classes: np.ndarray | None, options: KnnOptions, seed: int,
+    device: str | None = None,
 ) -> ProtocolResult:
     """All k from one top-k search per fold; plain metric names at the headline k (chosen on the validation
-    split, else `primary_k`), `k{k}/...` for each k."""
-    ks = int_list(options["k"], "k")
-    primary = positive_int(options["primary_k"], "primary_k")
-    temperature = options["temperature"]
-    if isinstance(temperature, bool) or not isinstance(temperature, int | float) or not temperature > 0:
-        raise ProbeError(f"option 'temperature' must be a positive number, got {temperature!r}")
-    temperature = float(temperature)
+    split, else `primary_k`), `k{k}/...` for each k. `options` validated by its model."""
+    ks = sorted(set(options.k))
+    primary = options.primary_k
+    temperature = float(options.temperature)
     notes: list[str] = []
     if primary not in ks:
         notes.append(f"primary_k {primary} is not in k ({', '.join(map(str, ks))}): k = {primary} is run as "
@@ -170,9 +167,9 @@ def run_knn(
     if too_large:
         notes.append(f"k {', '.join(map(str, too_large))} skipped: more than the {n_fit} training rows")
     ks = sorted({k for k in ks if k <= n_fit} | {primary})
-    selection = options.get("selection", "primary_k")
+    selection: str = options.selection
     if selection != "primary_k" and len(folds[0].val) and len(ks) > 1:  # a validation split: one fold
-        primary, selection_note = _select_k(inputs, folds[0], ks, classes, selection, temperature, options)
+        primary, selection_note = _select_k(inputs, folds[0], ks, classes, selection, temperature, device)
         notes.append(selection_note)
     else:
         selection = "primary_k"
@@ -187,7 +184,7 @@ def run_knn(
     outputs = {k: np.zeros(shape) for k in ks}
     for fold in folds:
         fit_rows = fold.fit_rows
-        probe = KNNProbe(task=task, k=max(ks), temperature=temperature, device=options.get("device"))
+        probe = KNNProbe(task=task, k=max(ks), temperature=temperature, device=device)
         probe.fit(inputs.X[fit_rows], inputs.y[fit_rows])
         for k, fold_outputs in probe.predict_many(inputs.X[fold.test], ks).items():
             if task == "classification":
@@ -222,13 +219,13 @@ def run_knn(
 
 
 def _select_k(inputs: ProbeInputs, fold: Fold, ks: list[int], classes: np.ndarray | None, criterion: str,
-              temperature: float, options: dict) -> tuple[int, str]:
+              temperature: float, device: str | None) -> tuple[int, str]:
     """The k with the best validation score of a probe fitted on the train rows alone (ties: the smaller k);
     the test predictions then come from train + val as before."""
     usable = [k for k in ks if k <= len(fold.train)]
     if not usable:
         return ks[0], f"k kept at {ks[0]}: too few train rows to score k on the validation split"
-    probe = KNNProbe(task=inputs.task_type, k=max(usable), temperature=temperature, device=options.get("device"))
+    probe = KNNProbe(task=inputs.task_type, k=max(usable), temperature=temperature, device=device)
     probe.fit(inputs.X[fold.train], inputs.y[fold.train])
     y_val = inputs.y[fold.val]
     scores = []

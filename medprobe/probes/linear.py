@@ -32,7 +32,7 @@ from medprobe.options import field_default
 from medprobe.probes.estimator import ProbeEstimator, ProbeValueError, check_positive_int, classification_only
 from medprobe.probes.inputs import ProbeInputs
 from medprobe.probes.linear_solvers import LogisticSolution, RidgeEigen, logistic_path, logistic_proba
-from medprobe.probes.options import LinearOptions, positive_int
+from medprobe.probes.options import LinearOptions
 from medprobe.probes.result import (
     ProtocolResult,
     align_proba,
@@ -278,10 +278,11 @@ class LinearProbe(ProbeEstimator):
 
 
 def run_linear(
-    inputs: ProbeInputs, folds: list[Fold], classes: np.ndarray | None, options: dict, seed: int
+    inputs: ProbeInputs, folds: list[Fold], classes: np.ndarray | None, options: LinearOptions, seed: int,
+    device: str | None = None,
 ) -> ProtocolResult:
-    """Fit one probe per fold and score the pooled test predictions."""
-    inner_folds = positive_int(options["inner_folds"], "inner_folds", minimum=2)
+    """Fit one probe per fold and score the pooled test predictions; `options` validated by its model."""
+    inner_folds = options.inner_folds
     task = inputs.task_type
     test = tested_rows(folds)
     if task == "classification":
@@ -295,12 +296,12 @@ def run_linear(
     for fold in folds:
         probe = LinearProbe(
             task=task,
-            grid=options["grid"],
-            class_weight=options["class_weight"],
+            grid=options.grid,
+            class_weight=options.class_weight,
             inner_folds=inner_folds,
-            selection=options["selection"],
+            selection=options.selection,
             seed=seed,
-            device=options.get("device"),
+            device=device,
         )
         if len(fold.val):
             probe.fit(inputs.X[fold.train], inputs.y[fold.train], X_val=inputs.X[fold.val], y_val=inputs.y[fold.val])
@@ -318,7 +319,7 @@ def run_linear(
         converged &= probe.converged_
     if not converged:
         notes.append("logistic regression hit max_iter before converging in at least one fold")
-    if task == "regression" and options["class_weight"] is not None:
+    if task == "regression" and options.class_weight is not None:
         notes.append("class_weight is ignored for regression")
 
     metrics, metric_notes = score(inputs, test, outputs[test], classes, options, seed)
@@ -328,7 +329,7 @@ def run_linear(
         name: float(values[counts.argmax()]),  # the most frequent choice; the smaller on a tie
         "selection": probe.selection_,
         "selection_metric": probe.selection_metric_,
-        "class_weight": str(options["class_weight"]),
+        "class_weight": str(options.class_weight),
         "inner_folds": inner_folds,
         "grid": ",".join(f"{value:g}" for value in probe.grid_),
     }

@@ -195,22 +195,3 @@ def options_for(protocol: str, options: Mapping[str, Any] | ProtocolOptions | No
     except ValidationError as exc:
         allowed = ", ".join(sorted(model.model_fields))
         raise ProbeError(f"protocol {protocol!r}: {format_validation_error(exc)} (options: {allowed})") from None
-
-
-def resolve_options(protocol: str, options: Mapping[str, Any] | ProtocolOptions | None = None) -> dict[str, Any]:
-    """`options_for` as the plain dict the protocol runners read."""
-    return options_for(protocol, options).model_dump()
-
-
-def positive_int(value: Any, name: str, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise ProbeError(f"option {name!r} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
-
-
-def int_list(value: Any, name: str) -> list[int]:
-    """Positive integers, sorted and deduplicated; a single integer counts as a list of one."""
-    values = [value] if isinstance(value, numbers.Integral) else list(value)
-    if not values:
-        raise ProbeError(f"option {name!r} must list at least one integer")
-    return sorted({positive_int(item, name) for item in values})

@@ -12,11 +12,11 @@ exit.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from medprobe.errors import ProbeError
 from medprobe.probes.inputs import TASK_TYPES
@@ -29,7 +29,14 @@ if TYPE_CHECKING:
     from medprobe.probes.result import ProtocolResult
     from medprobe.probes.splits import Fold
 
-    Runner = Callable[[ProbeInputs, list[Fold], np.ndarray | None, dict[str, Any], int], ProtocolResult]
+
+
+class Runner(Protocol):
+    """A protocol's runner: `(inputs, folds, classes, options, seed, device)`, `options` the protocol's validated
+    options model (typed; nothing re-checks it), `device` where the torch parts run (None: the CPU)."""
+
+    def __call__(self, inputs: ProbeInputs, folds: list[Fold], classes: np.ndarray | None, options: Any, seed: int,
+                 device: str | None = None, /) -> ProtocolResult: ...
 
 #: Keys of the spec's `protocols:` section that are not probe protocols (the robustness step).
 RESERVED_NAMES = frozenset({"robustness"})

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from medprobe.metrics import scored_metrics
 from medprobe.probes.inputs import ProbeInputs
+from medprobe.probes.options import ProtocolOptions
 from medprobe.probes.splits import Fold
 
 
@@ -44,14 +47,18 @@ def score(
     test: np.ndarray,
     outputs: np.ndarray,
     classes: np.ndarray | None,
-    options: dict | None = None,
+    options: ProtocolOptions | Mapping[str, Any] | None = None,
     seed: int = 0,
     intervals: bool = True,
 ) -> tuple[dict[str, float], list[str]]:
     """Metrics for the pooled `outputs` (probabilities, or predictions for regression) on rows `test`, with
-    `options["bootstrap"]` subject-bootstrap resamples for `<name>_ci_low/high` unless `intervals` is False."""
-    options = options or {}
-    resamples = int(options.get("bootstrap", 0)) if intervals else 0
+    `options.bootstrap` subject-bootstrap resamples for `<name>_ci_low/high` unless `intervals` is False; a
+    protocol's options model, or a mapping with `bootstrap` and `ordinal` (the transfer step's)."""
+    if isinstance(options, ProtocolOptions):
+        bootstrap, ordinal = options.bootstrap, options.ordinal
+    else:
+        bootstrap, ordinal = int((options or {}).get("bootstrap", 0)), bool((options or {}).get("ordinal", False))
+    resamples = bootstrap if intervals else 0
     return scored_metrics(
         inputs.y[test],
         outputs,
@@ -59,7 +66,7 @@ def score(
         classes if inputs.task_type == "classification" else None,
         n_resamples=resamples,
         seed=seed,
-        ordinal=bool(options.get("ordinal", False)),
+        ordinal=ordinal,
     )
 
 

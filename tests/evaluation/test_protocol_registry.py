@@ -144,9 +144,10 @@ def test_unknown_protocol_is_refused_in_one_place_with_the_registered_names(caps
 def test_a_protocol_registered_in_a_test_appears_in_every_reader(volume_dataset, write_spec) -> None:
     calls: list[str] = []
 
-    def toy_runner(inputs, folds, classes, options, seed):
+    def toy_runner(inputs, folds, classes, options, seed, device=None):
+        assert isinstance(options, ToyOptions)  # the typed options model, as validated, not a dict
         calls.append(inputs.task_type)
-        return run_linear(inputs, folds, classes, options, seed)
+        return run_linear(inputs, folds, classes, options, seed, device)
 
     with registered_protocol("toy", options=ToyOptions, task_types=("classification",), scores_predictions=True,
                              runner=toy_runner) as toy:
