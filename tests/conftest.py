@@ -90,7 +90,8 @@ def spec_dict(manifest: Path, tmp_path: Path, **overrides: object) -> dict:
         "data": {"manifest": str(manifest), "modality": "mri"},
         "models": [{"name": "handcrafted"}],
         "tasks": [{"name": "lesion", "target": "label", "type": "classification"}],
-        "protocols": {"linear": {}, "knn": {"k": [3, 5], "primary_k": 3}},
+        # No bootstrap intervals (1000 resamples per metric by default): a test that checks them asks for them.
+        "protocols": {"linear": {"bootstrap": 0}, "knn": {"k": [3, 5], "primary_k": 3, "bootstrap": 0}},
         "tracking": {"uri": f"sqlite:///{tmp_path / 'mlflow.db'}"},
         "workdir": str(tmp_path / "work"),
     }

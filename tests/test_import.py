@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 #: The libraries themselves set a few variables when imported (sklearn's KMP_*, mlflow's telemetry session, timm's
 #: inductor cache); they are imported first, so that only what medprobe's own modules do is measured.
 CHECK_IMPORT = """
@@ -21,6 +23,7 @@ assert matplotlib.get_backend() == backend, "matplotlib backend switched"
 """
 
 
+@pytest.mark.slow
 def test_importing_medprobe_changes_no_global_state() -> None:
     done = subprocess.run([sys.executable, "-c", CHECK_IMPORT], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]

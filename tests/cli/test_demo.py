@@ -18,6 +18,8 @@ from mlflow.tracking import MlflowClient
 import medprobe
 from medprobe.cli.main import main
 
+pytestmark = pytest.mark.slow  # the module's fixture runs the whole demo
+
 README = Path(__file__).resolve().parents[2] / "README.md"
 
 

@@ -81,6 +81,7 @@ def test_protocol_that_cannot_run_exits_3(tmp_path: Path) -> None:
     assert "attentive" in summary["failed"] and "knn" in summary["protocols"]
 
 
+@pytest.mark.slow
 def test_attentive_reads_the_tokens_medprobe_embed_kept(volume_dataset, tmp_path: Path, capsys) -> None:
     manifest = volume_dataset(n=16, split=False)
     embedded = tmp_path / "emb"

@@ -49,6 +49,7 @@ def test_user_errors_exit_2(volume_dataset, write_spec, capsys, overrides: dict,
     assert message in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_a_job_logs_runs_and_skips_bad_inputs(volume_dataset, write_spec, tmp_path: Path, capsys) -> None:
     manifest = volume_dataset(n=14)
     (manifest.parent / "vol004.nii.gz").write_text("corrupt")
@@ -91,6 +92,7 @@ def test_compare_needs_a_store_and_an_experiment(tmp_path: Path, capsys) -> None
     assert "experiment 'x' not found" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_attentive_protocol_runs_on_the_tokens_the_job_keeps(volume_dataset, write_spec, tmp_path: Path,
                                                              capsys) -> None:
     """A model with patch tokens gets the attentive probe; one without (handcrafted) is skipped by name."""

@@ -31,6 +31,7 @@ def _populate(uri: str) -> None:
                 store.finish(run)
 
 
+@pytest.mark.slow
 def test_compare_writes_csv_report_and_logs_a_comparison_run(tmp_path: Path, capsys) -> None:
     uri = f"sqlite:///{tmp_path / 'm.db'}"
     _populate(uri)

@@ -215,6 +215,7 @@ def test_site_b_intensity_shift(dataset: DemoDataset) -> None:
     assert ratio == pytest.approx(SHIFTED_STYLE.scale, rel=0.12)
 
 
+@pytest.mark.slow
 def test_same_seed_same_bytes_and_sites_are_independent(tmp_path: Path) -> None:
     first = write_demo_dataset(tmp_path / "one", n_subjects=8, seed=5)
     again = write_demo_dataset(tmp_path / "two", n_subjects=8, seed=5)

@@ -151,6 +151,7 @@ def _auto(manifest: Path, tmp_path: Path):
                           _settings(precision="auto"), tmp_path / "auto.parquet")
 
 
+@pytest.mark.slow
 def test_auto_precision_on_cpu_is_calibrated_and_recorded(volume_dataset, tmp_path: Path, monkeypatch) -> None:
     manifest = volume_dataset(n=3)
     calls: list[tuple] = []

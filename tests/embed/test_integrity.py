@@ -55,6 +55,7 @@ def _data_offset(shard: Path, vector: np.ndarray) -> int:
     raise AssertionError("none of the vector's values is stored once in the file")
 
 
+@pytest.mark.slow
 def test_every_single_bit_flip_in_a_vector_shard_is_caught_or_harmless(tmp_path: Path, caplog) -> None:
     rng = np.random.default_rng(0)
     vectors = {f"key{i}": rng.normal(size=6).astype(np.float32) for i in range(3)}
@@ -149,6 +150,7 @@ def test_a_damaged_vector_shard_is_moved_aside_and_the_table_is_rebuilt_identica
     assert _embed(manifest, tmp_path / "out").computed == 0 and not _damage_warnings(caplog)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("damage", ["flip", "truncate"])
 def test_a_damaged_token_shard_is_moved_aside_and_the_tokens_rebuilt_identical(
         volume_dataset, tmp_path: Path, monkeypatch, caplog, damage: str) -> None:

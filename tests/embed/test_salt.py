@@ -22,6 +22,7 @@ def _job(workdir: str, start, results) -> None:
         results.put(f"ERROR {type(exc).__name__}: {exc}")
 
 
+@pytest.mark.slow
 def test_jobs_starting_together_on_a_fresh_workdir_share_one_salt(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.delenv(SALT_ENV, raising=False)
     context = multiprocessing.get_context("fork")  # real processes, started within microseconds of each other

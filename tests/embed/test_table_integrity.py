@@ -53,6 +53,7 @@ def _unverified(caplog) -> bool:
     return any("without a data digest" in m for m in caplog.messages)
 
 
+@pytest.mark.slow
 def test_a_bit_flipped_anywhere_in_the_table_is_refused_or_harmless(tmp_path: Path, caplog) -> None:
     caplog.set_level(logging.WARNING, logger="medprobe.embed")
     original = tmp_path / "made.parquet"

@@ -24,6 +24,7 @@ def _embed(manifest: Path, cache: Path, table: Path, tokens: bool, name: str = "
     return encoder, chain, embed_manifest(load_manifest(manifest, ["label"]), encoder, chain, cache, settings, table)
 
 
+@pytest.mark.slow
 def test_tokens_match_the_encoder_and_the_table_rows(volume_dataset, tmp_path: Path) -> None:
     manifest = volume_dataset(n=5)
     encoder, chain, result = _embed(manifest, tmp_path / "cache", tmp_path / "t.parquet", tokens=True)
@@ -45,6 +46,7 @@ def test_tokens_match_the_encoder_and_the_table_rows(volume_dataset, tmp_path: P
     assert plain.tokens() is None and not tokens_path(tmp_path / "plain.parquet").exists()
 
 
+@pytest.mark.slow
 def test_tokens_are_cached_added_later_and_dropped_when_not_asked(volume_dataset, tmp_path: Path) -> None:
     manifest = volume_dataset(n=4)
     cache, table = tmp_path / "cache", tmp_path / "t.parquet"

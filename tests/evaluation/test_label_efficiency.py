@@ -145,6 +145,7 @@ def test_fitting_rows_are_whole_subjects_of_every_class_and_never_test_subjects(
             assert len(fold.val) > 0 if with_split else len(fold.val) == 0
 
 
+@pytest.mark.slow
 def test_the_interval_is_the_subject_bootstrap_of_the_repeat_mean(fits: list[Call]) -> None:
     X, y, subjects = _data("classification")
     curve = label_efficiency(

@@ -28,6 +28,7 @@ def _metrics_json(path: Path) -> dict[str, dict[str, float]]:
     return {protocol: entry["metrics"] for protocol, entry in payload["protocols"].items()}
 
 
+@pytest.mark.slow
 def test_a_blank_split_column_gives_the_same_results_through_run_and_evaluate(volume_dataset, write_spec,
                                                                               tmp_path: Path) -> None:
     manifest = volume_dataset(n=16, split=False)
@@ -56,6 +57,7 @@ def test_a_blank_split_column_gives_the_same_results_through_run_and_evaluate(vo
         assert metrics == pytest.approx(api, nan_ok=True), protocol
 
 
+@pytest.mark.slow
 def test_results_do_not_depend_on_the_pseudonym_salt() -> None:
     """Two fresh workdirs draw two salts: every protocol must give identical numbers on the re-keyed table."""
     rng = np.random.default_rng(3)
@@ -94,6 +96,7 @@ def test_cli_defaults_are_the_option_models_defaults() -> None:
             assert field_default(model, option) == field_default(ProtocolOptions, option)
 
 
+@pytest.mark.slow
 def test_paired_subgroups_and_curve_are_the_same_through_run_evaluate_and_the_api(volume_dataset, write_spec,
                                                                                    tmp_path: Path) -> None:
     """A site job with two models, subgroups and a label-efficiency curve writes paired.csv, subgroups.csv and

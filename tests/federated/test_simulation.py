@@ -14,6 +14,8 @@ from sklearn.preprocessing import StandardScaler
 from medprobe.embed.table import read_table
 from medprobe.federated import FederatedResult, FederatedSettings, simulate
 
+pytestmark = pytest.mark.slow  # the module's fixture runs a federated simulation
+
 
 @pytest.fixture(scope="module")
 def simulated(site_tables, tmp_path_factory) -> tuple[FederatedResult, str]:

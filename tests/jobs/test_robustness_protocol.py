@@ -51,6 +51,7 @@ def test_clean_head_reproduces_the_linear_protocol_and_corruptions_are_scored(ro
     assert run.data.params["artefacts"] == "bias_field,rician_noise"
 
 
+@pytest.mark.slow
 def test_a_rerun_takes_the_corrupted_embeddings_from_the_cache(robustness_job: Path, capsys) -> None:
     assert main(["run", str(robustness_job), "--no-progress"]) == 0
     first = capsys.readouterr().out

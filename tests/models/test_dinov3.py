@@ -296,6 +296,7 @@ def test_unfaithful_meta_checkpoints_are_refused(small_meta: dict, tmp_path: Pat
         load_encoder("dinov3_vits16", weights=tmp_path / "base200.pth")
 
 
+@pytest.mark.slow
 def test_random_init_is_deterministic_labelled_and_sized() -> None:
     a = load_encoder("dinov3_vits16", input_size=64)
     b = load_encoder("dinov3_vits16", input_size=64)

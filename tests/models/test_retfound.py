@@ -93,6 +93,7 @@ def test_zoo_names_and_cards() -> None:
     assert mae.embed_dim == dino.embed_dim == 1024
 
 
+@pytest.mark.slow
 def test_mae_checkpoint_matches_reference_both_poolings(mae_checkpoint: tuple) -> None:
     state, path = mae_checkpoint
     x = torch.randn(1, 3, 224, 224, generator=torch.Generator().manual_seed(3))
@@ -162,6 +163,7 @@ def test_dinov2_teacher_maps_exactly_and_resamples_like_upstream(pos_rows: int) 
         torch.testing.assert_close(converted["pos_embed"], resampled, rtol=0, atol=0)
 
 
+@pytest.mark.slow
 def test_dinov2_random_init_and_options() -> None:
     encoder = load_encoder("retfound_dinov2")
     assert encoder.embed_dim == 1024 and encoder.weights_label == "random-init"

@@ -3,8 +3,9 @@
 MLflow's job runner (a huey consumer pool for its GenAI jobs, six more Python processes) is switched off: medprobe
 never submits server jobs, and it roughly doubled the start-up and made shutdown take seconds. The server starts
 in a session of its own so that `stop` ends its whole process group (the `mlflow` CLI and its uvicorn worker).
-MLflow's schema migrations (seconds on SQLite) run once per test session, into a template database that every
-server copies: an empty store at the current schema with only the `Default` experiment, as a fresh server makes.
+Every server starts from a copy of medprobe's template for new SQLite stores (`medprobe.tracking.sqlite_schema`):
+an empty database at the installed MLflow's schema, migrated once per user and MLflow version; the server adds
+the `Default` experiment, with its own artifact root, as it does on a database it migrated itself.
 """
 
 from __future__ import annotations
@@ -21,9 +22,8 @@ from pathlib import Path
 import pytest
 import requests
 
+from medprobe.tracking.sqlite_schema import template_bytes
 from tests.tracking.processes import free_port, stop_group
-
-SERVER_ARTIFACT_ROOT = "mlflow-artifacts:/"  # what `mlflow server --artifacts-destination` gives new experiments
 
 START_S, STOP_S = 90, 10
 
@@ -66,11 +66,11 @@ class MlflowServer:
 
 @pytest.fixture(scope="session")
 def mlflow_server_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """An empty MLflow database, migrated to the installed version's schema."""
-    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
-
+    """An empty MLflow database at the installed version's schema (no `Default` experiment yet)."""
+    data = template_bytes()
+    assert data is not None, "the user's cache folder cannot be written"
     path = tmp_path_factory.mktemp("mlflow-template") / "server.db"
-    SqlAlchemyStore(f"sqlite:///{path}", SERVER_ARTIFACT_ROOT).engine.dispose()
+    path.write_bytes(data)
     return path
 
 

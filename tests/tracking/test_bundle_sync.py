@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from mlflow.tracking import MlflowClient
 
 from medprobe.tracking import TrackingStore, naming
@@ -56,6 +57,7 @@ def test_offline_bundle_is_reviewable_and_syncs_once(tmp_path: Path) -> None:
     assert open_bundle(bundle.root).root == bundle.root
 
 
+@pytest.mark.slow
 def test_server_stopping_mid_job_loses_nothing_and_sync_completes_it(tmp_path: Path, mlflow_server) -> None:
     bundle = ResultsBundle.new(tmp_path / "bundles")
     tee = TeeStore(bundle, TrackingStore(mlflow_server.uri))

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pandas as pd
+import pytest
 from mlflow.entities import ViewType
 from mlflow.tracking import MlflowClient
 
@@ -58,6 +59,7 @@ def _complete(uri: str) -> None:
     assert not table.duplicated(["site", "model", "task", "protocol"]).any()
 
 
+@pytest.mark.slow
 def test_sigterm_marks_open_runs_killed_and_a_rerun_completes(volume_dataset, write_spec, tmp_path: Path) -> None:
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     spec = write_spec(volume_dataset(n=16), tasks=TASKS, protocols=PROTOCOLS)
@@ -74,6 +76,7 @@ def test_sigterm_marks_open_runs_killed_and_a_rerun_completes(volume_dataset, wr
     assert len(attempts) == 2 and first
 
 
+@pytest.mark.slow
 def test_sigkill_leaves_running_runs_that_the_next_attempt_closes(volume_dataset, write_spec,
                                                                    tmp_path: Path) -> None:
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"

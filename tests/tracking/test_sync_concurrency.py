@@ -14,6 +14,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from tests.tracking.bundles import runs_per_uid, write_bundle
 
 ROUNDS = 4
@@ -42,6 +44,7 @@ def _wait_for(paths: list[Path], processes: list[subprocess.Popen]) -> None:
         time.sleep(0.01)
 
 
+@pytest.mark.slow
 def test_concurrent_syncs_create_each_run_once(tmp_path: Path, mlflow_server) -> None:
     bundles = [write_bundle(tmp_path / f"round-{n}") for n in range(ROUNDS)]
     expected = {record["uid"] for bundle in bundles for record in bundle.runs()}

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from medprobe.cli.main import main
 from tests.transfer.sites import runs_of_kind, site_spec
 
 NO_INTERVALS = {"linear": {"bootstrap": 0}}  # this test counts and names transfer runs; it reads no interval
 
 
+@pytest.mark.slow
 def test_a_site_scores_a_head_fetched_from_the_server(tmp_path: Path, volume_dataset, write_spec, mlflow_server,
                                                       capsys) -> None:
     site_a = site_spec(tmp_path, volume_dataset, write_spec, "site-a", mlflow_server.uri, protocols=NO_INTERVALS)

@@ -19,6 +19,7 @@ def test_slerp_keeps_the_norm_of_orthogonal_codes_and_meets_its_ends() -> None:
     assert torch.allclose(slerp(a, a, 0.3), a)  # parallel codes: plain linear interpolation, no division by 0
 
 
+@pytest.mark.slow
 def test_interpolation_ends_are_the_reconstructions_of_the_two_scans(
     trained_ldae: tuple[Path, Path, PretrainSummary],
 ) -> None:
