@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -134,8 +133,9 @@ def _track(args: argparse.Namespace, outcome: EvaluationResult) -> None:
     from medprobe.embed.table import read_metadata
     from medprobe.jobs.evaluation_runs import log_evaluation
     from medprobe.tracking.recorder import RunRecorder
+    from medprobe.tracking.uri import chosen_uri
 
-    uri = args.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{args.out.resolve() / 'mlflow.db'}"
+    uri = chosen_uri(args.tracking_uri, f"sqlite:///{args.out.resolve() / 'mlflow.db'}")
     metadata = read_metadata(args.embeddings)
     model = args.model or str(metadata.get("model") or args.embeddings.stem)
     runs = RunRecorder(uri, args.experiment)

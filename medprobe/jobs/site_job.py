@@ -40,6 +40,7 @@ from medprobe.privacy.guard import PathGuard
 from medprobe.probes import ProtocolResult
 from medprobe.probes.inputs import prepare_inputs
 from medprobe.probes.options import LinearOptions
+from medprobe.probes.registry import get_protocol
 from medprobe.tracking.recorder import OFFLINE_REASON
 from medprobe.transfer import FeatureSpace, fit_head, write_head
 from medprobe.transfer.heads import ProbeHead
@@ -192,8 +193,13 @@ def _settings(spec: PipelineSpec, model_spec: ModelSpec, manifest: pd.DataFrame,
         device=resolve_device(model_spec.device),
         num_workers=spec.num_workers,
         progress=progress,
-        tokens=spec.protocols.attentive is not None,
+        tokens=_wants_tokens(spec),
     )
+
+
+def _wants_tokens(spec: PipelineSpec) -> bool:
+    """Whether a protocol of the job reads patch tokens (the registry says which do)."""
+    return any(get_protocol(name).tokens for name in spec.protocols.enabled())
 
 
 def _precision_note(embedded: EmbedResult) -> str:
@@ -209,7 +215,7 @@ def _evaluate_task(spec: PipelineSpec, space: FeatureSpace, task: TaskSpec, embe
     spec's subgroups and label-efficiency curve, the linear head published and scored on the `corrupted` test
     embeddings (the robustness protocol), and the runs logged; `embeddings` are the table's vectors, all rows."""
     started = time.perf_counter()
-    tokens = embedded.tokens() if spec.protocols.attentive is not None and len(embedded) else None
+    tokens = embedded.tokens() if _wants_tokens(spec) and len(embedded) else None
     evaluation = evaluate_task(embedded.frame, embeddings, task.target, task.type, spec.protocols.enabled(),
                                spec.seed, tokens=tokens, analysis=spec.analysis,
                                device=str(resolve_device(spec.probe_device)))

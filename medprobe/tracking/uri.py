@@ -7,10 +7,19 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
+from typing import overload
 
 SQLITE = "sqlite:///"
 #: The environment variable every command reads (MLflow's own), so a scheduler or a shell sets it once.
 TRACKING_URI_ENV = "MLFLOW_TRACKING_URI"
+
+
+@overload
+def chosen_uri(flag: str | None, fallback: str, environ: Mapping[str, str] | None = None) -> str: ...
+
+
+@overload
+def chosen_uri(flag: str | None, fallback: None = None, environ: Mapping[str, str] | None = None) -> str | None: ...
 
 
 def chosen_uri(flag: str | None, fallback: str | None = None, environ: Mapping[str, str] | None = None) -> str | None:
