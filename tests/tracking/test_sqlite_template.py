@@ -100,7 +100,7 @@ def test_an_existing_database_is_migrated_in_place_not_replaced(tmp_path: Path, 
 
 
 @pytest.mark.slow
-def test_processes_starting_together_with_an_empty_cache_make_one_template(tmp_path: Path, cache: Path) -> None:
+def test_processes_starting_together_with_an_empty_cache_share_one_template(tmp_path: Path, cache: Path) -> None:
     script = ("import sys; from medprobe.tracking.sqlite_schema import ensure_schema; "
               "print(ensure_schema(sys.argv[1]))")
     uris = [f"sqlite:///{tmp_path / 'stores' / f'{name}.db'}" for name in ("a", "a", "b")]
@@ -110,5 +110,6 @@ def test_processes_starting_together_with_an_empty_cache_make_one_template(tmp_p
     assert all(process.returncode == 0 for process in processes), outputs
     assert sorted(output.strip().splitlines()[-1] for output in outputs) == ["False", "True", "True"]
     assert all(schema_ready(tmp_path / "stores" / f"{name}.db") for name in ("a", "b"))
+    # one template, and no folder left from a build that lost a race (MLflow's own log lines are not counted:
+    # whether they are printed depends on the logging set-up the processes inherit)
     assert [p.name for p in template_folder().parent.iterdir() if p.is_dir()] == [template_folder().name]
-    assert sum(output.count("Creating initial MLflow database tables") for output in outputs) == 1
