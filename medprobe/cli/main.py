@@ -40,7 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="medprobe",
         description="Evaluate frozen medical-imaging foundation models per site and compare the sites.",
-        epilog="Exit codes: 0 ok, 2 user error, 3 completed with skipped inputs, 1 bug.",
+        epilog="Exit codes: 0 ok, 2 user error, 3 completed with skipped inputs, 4 results only in the offline "
+               "bundle, 130/143 stopped by Ctrl-C/SIGTERM, 1 bug (docs/exit-codes.md).",
     )
     parser.add_argument("--version", action="version", version=f"medprobe {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
@@ -66,11 +67,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         number = exc.signal_number if isinstance(exc, Interrupted) else signal.SIGINT
         print(f"medprobe: stopped by {signal.Signals(number).name}; open runs were marked KILLED, finished cache "
               "shards are kept: re-run the same command to resume", file=sys.stderr)
+        # Loader workers torn down mid-transfer make the tensor-sharing thread of multiprocessing report a broken
+        # connection while the process exits; the stop has been reported, so that noise is not printed.
+        sys.excepthook = _silent
         return EXIT_INTERRUPTED.get(int(number), 128 + int(number))
     except Exception:  # noqa: BLE001 - anything else is a bug: show it in full
         traceback.print_exc()
         print("medprobe: internal error (a bug); please report it with the traceback above", file=sys.stderr)
         return EXIT_BUG
+
+
+def _silent(*_: object) -> None:
+    return None
 
 
 @contextmanager

@@ -36,6 +36,7 @@ from medprobe.embed.pseudonyms import pseudonym
 from medprobe.embed.table import read_embeddings, read_metadata, write_table_chunks
 from medprobe.embed.tokens import TOKENS_METADATA_KEY, TokenCache, read_tokens, tokens_path, write_tokens
 from medprobe.errors import ManifestError, MedprobeError
+from medprobe.interrupts import critical
 from medprobe.io.dicom_header import uid_digest
 from medprobe.io.regular import NotARegularFile
 from medprobe.models import Encoder
@@ -405,7 +406,7 @@ def _load(dataset: SampleDataset, settings: EmbedSettings, chain: PreprocessChai
     while remaining:
         received = 0
         try:
-            for (sample,) in _loader(Subset(dataset, remaining), settings, chain):
+            for (sample,) in _started(_loader(Subset(dataset, remaining), settings, chain)):
                 received += 1
                 yield sample
             return
@@ -418,13 +419,20 @@ def _load(dataset: SampleDataset, settings: EmbedSettings, chain: PreprocessChai
 
 def _load_alone(dataset: SampleDataset, index: int, settings: EmbedSettings, chain: PreprocessChain) -> LoadedSample:
     try:
-        ((sample,),) = list(_loader(Subset(dataset, [index]), replace(settings, num_workers=1), chain))
+        ((sample,),) = list(_started(_loader(Subset(dataset, [index]), replace(settings, num_workers=1), chain)))
         return sample
     except RuntimeError as exc:
         if not _worker_died(exc):
             raise
     log.warning("a reader crashed its worker process on sample %d of this job; skipped", index)
     return LoadedSample(dataset.positions[index], None, SkipReason("reader-crashed", "the worker process died"))
+
+
+def _started(loader: DataLoader[LoadedSample]) -> Iterator[list[LoadedSample]]:
+    """The loader's iterator, its worker processes started as one step: a stop (SIGTERM) arriving meanwhile waits
+    until they exist, so that the iterator is whole and shuts them down as the job unwinds (`critical`)."""
+    with critical():
+        return iter(loader)
 
 
 def _worker_died(error: RuntimeError) -> bool:
