@@ -3,7 +3,8 @@
 A small longitudinal phantom study (age = atrophy), the `small` recipe cut to a few hundred steps, then a ridge
 probe of age under subject-grouped cross-validation on the pretrained and on the random-init semantic encoder.
 This fails when a change to the recipe stops the semantic encoder from learning (as the joint cross-attention
-form with a tiny learning rate did: pretrained no better than random). About two minutes on 2 CPU cores.
+form with a tiny learning rate did: pretrained no better than random). 40 + 160 steps: pretrained age MAE
+2.27 against 3.79 at random init here (ratio 0.60; 40 + 100 steps no longer passes).
 """
 
 from pathlib import Path
@@ -20,7 +21,7 @@ from medprobe.demo.phantom import write_phantom_study
 from medprobe.models.ldae import pretrain_ldae
 from medprobe.models.ldae.config import small_config
 
-STAGE1_STEPS, STAGE2_STEPS, BATCH_SIZE = 120, 200, 4
+STAGE1_STEPS, STAGE2_STEPS, BATCH_SIZE = 40, 160, 4
 
 
 def age_mae(X: np.ndarray, age: np.ndarray, subjects: np.ndarray) -> float:
