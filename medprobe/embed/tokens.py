@@ -21,6 +21,7 @@ import numpy as np
 from safetensors import safe_open
 from safetensors.numpy import save
 
+from medprobe.embed.cache import file_digest
 from medprobe.embed.files import atomic_write, shard_name
 from medprobe.embed.integrity import CHECKSUM_KEY, content_checksum
 from medprobe.embed.shards import ShardHeader, ShardStore
@@ -158,10 +159,6 @@ def _verify(path: Path, expected: object) -> None:
     if not isinstance(expected, str):
         log.warning("%s predates patch-token digests and is used unverified; re-run the embedding to add one", path)
         return
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(1 << 22):
-            digest.update(chunk)
-    if digest.hexdigest() != expected:
+    if file_digest(path) != expected:
         raise MedprobeError(f"{path}: damaged patch tokens file (its sha256 differs from the one recorded in the "
                             "table); re-run `medprobe embed` or `medprobe run`, which rebuild it from the cache")

@@ -19,7 +19,7 @@ import logging
 import tempfile
 import uuid
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -78,7 +78,7 @@ class RunRecorder:
         self.experiment = experiment
         self.job, self.attempt, self.guard = job, uuid.uuid4().hex, guard
         self.failed_runs: list[str] = []
-        self.withheld: Counter[str] = Counter()  # run uid → values the guard withheld
+        self.withheld: Counter[str | None] = Counter()  # run uid → values the guard withheld
         self._names: dict[str, str] = {}
         online, reason = (None, OFFLINE_REASON) if offline else _connect(self.uri)
         if online is None and (require_server or bundle_dir is None):
@@ -120,41 +120,28 @@ class RunRecorder:
     def start_run(self, name: str, tags: Mapping[str, str], parent: str | None = None) -> str:
         """A new run; returns its uid, which every other call takes."""
         identity = {naming.JOB: self.job, naming.ATTEMPT: self.attempt} if self.job else {}
-        before = self._withheld_so_far()
-        name, all_tags = self._guarded(name), self._guarded({naming.VERSION: __version__, **identity, **tags})
+        name, all_tags = self._guarded(None, name), self._guarded(None, {naming.VERSION: __version__, **identity,
+                                                                           **tags})
         run = self.store.start_run(self.experiment_id, name, all_tags, parent)
         self._names[run] = name
-        self.withheld[run] += self._withheld_so_far() - before
+        self.withheld[run] += self.withheld.pop(None, 0)  # withheld before the run had a uid
         return run
 
     def log(self, run: str, metrics: Mapping[str, float] | None = None, params: Mapping[str, Any] | None = None,
             tags: Mapping[str, str] | None = None, step: int = 0) -> None:
         """Metric keys, parameters and tags go through the guard (a leaking key drops its entry)."""
-        before = self._withheld_so_far()
-        metrics, params, tags = self._guarded(metrics), self._guarded(params), self._guarded(tags)
-        self.withheld[run] += self._withheld_so_far() - before
+        metrics, params, tags = self._guarded(run, metrics), self._guarded(run, params), self._guarded(run, tags)
         self.store.log(run, metrics, params, tags, step)
 
     def log_json(self, run: str, payload: Any, artifact_file: str) -> None:
-        before = self._withheld_so_far()
-        payload = self._guarded(payload)
-        self.withheld[run] += self._withheld_so_far() - before
-        self.store.log_json(run, payload, artifact_file)
+        self.store.log_json(run, self._guarded(run, payload), artifact_file)
 
     def log_text(self, run: str, text: str, artifact_file: str) -> None:
-        if self.guard is not None:
-            before = self.guard.withheld
-            text = self.guard.lines(text)
-            self.withheld[run] += self.guard.withheld - before
-        self.store.log_text(run, text, artifact_file)
+        self.store.log_text(run, self._guarded(run, text, PathGuard.lines), artifact_file)
 
     def log_file(self, run: str, path: Path, artifact_path: str | None = None) -> None:
         """A text file that leaks is logged as a copy with the leaking values withheld (same name)."""
-        redacted = None
-        if self.guard is not None:
-            before = self.guard.withheld
-            redacted = self.guard.file(path)
-            self.withheld[run] += self.guard.withheld - before
+        redacted = self._guarded(run, path, PathGuard.file) if self.guard is not None else None
         if redacted is None:
             self.store.log_file(run, path, artifact_path)
             return
@@ -162,6 +149,7 @@ class RunRecorder:
             copy = Path(folder) / path.name
             copy.write_bytes(redacted)
             self.store.log_file(run, copy, artifact_path)
+
     def log_result(self, run: str, result: ResultRecord, notes: Sequence[str] = (),
                    sample_ids: np.ndarray | None = None) -> None:
         """`test/<metric>` metrics (with their intervals), `data/n_train` and `data/n_test`, the parameters,
@@ -223,11 +211,14 @@ class RunRecorder:
         for run in server.search_runs(server.experiment_id(self.experiment), query):
             server.terminate(run.info.run_id, "KILLED")
 
-    def _guarded(self, value: Any) -> Any:
-        return value if self.guard is None or value is None else self.guard.value(value)
-
-    def _withheld_so_far(self) -> int:
-        return self.guard.withheld if self.guard is not None else 0
+    def _guarded(self, run: str | None, value: Any, check: Callable[[PathGuard, Any], Any] = PathGuard.value) -> Any:
+        """`value` through the guard (`check`: values, text lines or a file), what it withheld counted for `run`."""
+        if self.guard is None or value is None:
+            return value
+        before = self.guard.withheld
+        checked = check(self.guard, value)
+        self.withheld[run] += self.guard.withheld - before
+        return checked
 
 
 def job_identity(experiment: str, site: str, pipeline: str, workdir: Path, salt: bytes) -> str:
