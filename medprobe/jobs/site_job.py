@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from medprobe import __version__
-from medprobe.embed import EmbedResult, EmbedSettings, embed_manifest, resolve_device, site_salt
+from medprobe.embed import EmbedResult, EmbedSettings, embed_manifest, resolve_device
 from medprobe.embed.quarantine import LOCAL_COLUMNS, quarantine_rows, write_quarantine
 from medprobe.errors import ProbeError
 from medprobe.evaluation import EvaluationResult, TaskRows, evaluate_task, write_report
@@ -120,7 +120,7 @@ def run_job(spec: PipelineSpec, progress: bool = True, say: Callable[[str], None
 def _embed_and_evaluate(spec: PipelineSpec, manifest: pd.DataFrame, recorder: JobRecorder, report: JobReport,
                         say: Callable[[str], None], progress: bool) -> list[dict[str, str]]:
     """Every model: embed once, evaluate every task; then the transfer step. Returns the quarantine rows."""
-    salt = site_salt(spec.workdir)
+    salt = recorder.salt
     quarantine: list[dict[str, str]] = []
     tables: list[tuple[FeatureSpace, EmbedResult]] = []
     evaluations: dict[str, dict[str, EvaluationResult]] = defaultdict(dict)
