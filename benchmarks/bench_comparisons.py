@@ -28,8 +28,8 @@ from medprobe.evaluation import evaluate_task, write_report
 from medprobe.evaluation.label_efficiency import label_efficiency
 from medprobe.evaluation.options import SubgroupOptions
 from medprobe.evaluation.paired import paired_table
-from medprobe.evaluation.scorers import PREDICTION_PROTOCOLS
 from medprobe.evaluation.subgroups import subgroup_metrics
+from medprobe.probes.registry import prediction_protocols
 
 PROTOCOLS = ("linear", "knn", "fewshot")
 
@@ -76,7 +76,7 @@ def main() -> None:
 
     started = time.perf_counter()
     predictions = {}
-    for protocol in ("linear", "knn"):  # the PREDICTION_PROTOCOLS this evaluation ran
+    for protocol in ("linear", "knn"):  # the prediction protocols this evaluation ran
         predictions["lesion", protocol] = {
             model: e.results[protocol].predictions.assign(
                 sample_id=e.rows.sample_ids[e.results[protocol].predictions["row"].to_numpy()])
@@ -87,7 +87,7 @@ def main() -> None:
     started = time.perf_counter()
     n_groups = 0
     for evaluation in evaluations.values():
-        for protocol in PREDICTION_PROTOCOLS:
+        for protocol in prediction_protocols():
             if protocol not in evaluation.results:
                 continue
             result = evaluation.results[protocol]

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -12,21 +11,11 @@ import pandas as pd
 from medprobe.metrics.bootstrap import Scorer
 from medprobe.metrics.classification import classification_scores, encode_labels
 from medprobe.metrics.weighted import regression_scores
-from medprobe.probes.registry import prediction_protocols
 
 PROBA_PREFIX = "proba_"
 #: The metrics the comparisons report, per task type; lower is better for the ones in `LOWER_IS_BETTER`.
 ANALYSIS_METRICS = {"classification": ("auroc", "balanced_accuracy", "accuracy"), "regression": ("mae", "rmse", "r2")}
 LOWER_IS_BETTER = frozenset({"mae", "rmse", "ece"})
-
-
-def __getattr__(name: str) -> Any:
-    """`PREDICTION_PROTOCOLS`: the protocols whose per-sample predictions are what their metrics score, so analyses
-    of the predictions (paired, subgroups) describe the reported metrics — read from the protocol registry
-    (`scores_predictions`), not written here."""
-    if name == "PREDICTION_PROTOCOLS":
-        return prediction_protocols()
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,6 @@ _WHERE = {
     "KNNProbe": "knn",
     "LinearProbe": "linear",
     "ProtocolResult": "result",
-    "OPTION_MODELS": "options",
     "ProtocolEntry": "registry",
     "default_protocols": "registry",
     "get_protocol": "registry",

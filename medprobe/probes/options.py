@@ -126,13 +126,6 @@ register_protocol("attentive", options=AttentiveOptions, scores_predictions=True
                   runner="medprobe.probes.attentive:run_attentive")
 
 
-def __getattr__(name: str) -> Any:
-    """`OPTION_MODELS` (protocol name → options model, in the order protocols run), read from the registry."""
-    if name == "OPTION_MODELS":
-        return {entry.name: entry.options for entry in registry.protocols()}
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
 class ProtocolsOptions(StrictModel):
     """Protocols to run: a key present (even empty, `knn: {}`) enables it with default options; the keys are the
     registered protocols (`medprobe.probes.registry`). `robustness` is not a probe on the embeddings but the linear

@@ -17,7 +17,8 @@ from medprobe.embed.pseudonyms import pseudonym
 from medprobe.evaluation import TaskRows, evaluate_task
 from medprobe.metrics.bootstrap import is_interval_key
 from medprobe.options import field_default
-from medprobe.probes.options import OPTION_MODELS, ProtocolOptions
+from medprobe.probes.options import ProtocolOptions
+from medprobe.probes.registry import protocols
 
 PROTOCOLS = {"linear": {"bootstrap": 50}, "knn": {"k": [3], "primary_k": 3, "bootstrap": 50},
              "fewshot": {"shots": [1, 2], "episodes": 20, "bootstrap": 50}}
@@ -91,7 +92,7 @@ def test_cli_defaults_are_the_option_models_defaults() -> None:
     defaults = {action.dest: action.default for action in evaluate._actions}
     for option in ("bootstrap", "seeds"):
         assert defaults[option] == field_default(ProtocolOptions, option)
-    for model in OPTION_MODELS.values():  # every protocol shares the common defaults, written once
+    for model in (entry.options for entry in protocols()):  # every protocol shares the common defaults, once
         for option in ProtocolOptions.model_fields:
             assert field_default(model, option) == field_default(ProtocolOptions, option)
 
