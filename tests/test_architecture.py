@@ -29,7 +29,7 @@ LAYERS: list[set[str]] = [
     {"cli", "demo"},
 ]
 #: Top-level modules that every layer may use (they import no package of medprobe).
-BASE_MODULES = {"errors", "exit_codes", "options", "lazy_exports", "interrupts", "yaml_files"}
+BASE_MODULES = {"errors", "exit_codes", "options", "lazy_exports", "interrupts", "yaml_files", "split_column"}
 
 #: "knows nothing about": imports (first-party packages or third-party modules) a package must not make.
 FORBIDDEN: dict[str, set[str]] = {

@@ -92,6 +92,13 @@ def label_efficiency(
     and a fraction without any fitted repeat is left out of the frame with a note. Data the plain protocol
     refuses (a leaking split, a fold with one class) raises its ProbeError here too.
     """
+    inputs, notes = prepare_inputs(X, y, subjects, split, task_type)
+    return label_efficiency_of(inputs, notes, linear, fractions, repeats, seed, n_resamples)
+
+
+def label_efficiency_of(inputs: ProbeInputs, notes: list[str], linear: Mapping[str, Any] | ProtocolOptions | None,
+                        fractions: Sequence[float], repeats: int, seed: int, n_resamples: int) -> LabelEfficiency:
+    """`label_efficiency` on inputs prepared once (`TaskRows.prepare`); `notes` are what preparing them noted."""
     levels = _check_fractions(fractions)
     if isinstance(repeats, bool) or not isinstance(repeats, numbers.Integral) or repeats < 1:
         raise ProbeError(f"repeats must be an integer >= 1, got {repeats!r}")
@@ -99,9 +106,9 @@ def label_efficiency(
         raise ProbeError(f"seed must be an integer in [0, 2**32), got {seed!r}")
     if isinstance(n_resamples, bool) or not isinstance(n_resamples, numbers.Integral) or n_resamples < 0:
         raise ProbeError(f"n_resamples must be an integer >= 0, got {n_resamples!r}")
+    notes = list(notes)
     options = options_for("linear", linear).model_copy(update={"bootstrap": 0})
     assert isinstance(options, LinearOptions), "the registry's linear protocol takes LinearOptions"
-    inputs, notes = prepare_inputs(X, y, subjects, split, task_type)
     rows: list[dict[str, Any]] = []
     with threads_for(inputs.X.size):
         folds, fold_notes = make_folds(inputs, options.folds, int(seed))

@@ -6,9 +6,8 @@ probes, so they cannot disagree. The rules:
 - labels: classification labels are read by `medprobe.evaluation.labels.class_label` (`1`, `1.0` and `01` are one
   class) and become integers when all are whole numbers, text otherwise; regression targets are numbers, and a
   value that is not one is left out with a note; rows without a label are left out.
-- split: a `split` column that is absent, or blank on every row, means no split (subject-grouped cross-validation;
-  the transfer step then scores on every labelled row). Otherwise values are read case-insensitively as
-  train/val/test, and a row with another value (blank included) is left out of the protocols with a note.
+- split: read by `medprobe.split_column`, the one rule for it (absent or blank on every row: no split and
+  subject-grouped cross-validation; otherwise train/val/test, any other value left out of the protocols).
 - subjects: the table's `subject_id` column, which a medprobe table holds as salted pseudonyms already
   (`medprobe.embed.pseudonyms`); anyone's own table is pseudonymised the same way before any file is written.
 """
@@ -23,6 +22,8 @@ import pandas as pd
 
 from medprobe.errors import MedprobeError
 from medprobe.evaluation.labels import class_label, integer_labels
+from medprobe.probes.inputs import ProbeInputs, prepare_inputs, with_tokens
+from medprobe.split_column import table_split
 
 TASK_TYPES = ("classification", "regression")
 #: The largest regression target (in absolute value) a task uses: squared errors of values up to 1e150 (≤ 4e300),
@@ -67,6 +68,17 @@ class TaskRows:
     def __len__(self) -> int:
         return len(self.labels)
 
+    def prepare(self, X: np.ndarray, tokens: np.ndarray | None = None) -> tuple[ProbeInputs, list[str]]:
+        """The probe inputs of these rows, with the notes of what `prepare_inputs` left out (non-finite embeddings,
+        unknown split values). `X` and `tokens` have one entry per row of the table these rows were taken from.
+        Built once per (table, task): every protocol, the analyses, the published head and the transfer scoring
+        share them."""
+        inputs, notes = prepare_inputs(np.asarray(X)[self.usable], self.labels, self.subjects, self.split,
+                                       self.task_type)
+        if tokens is not None:
+            inputs = with_tokens(inputs, np.asarray(tokens)[self.usable], int(self.usable.sum()))
+        return inputs, notes
+
     def frame(self, table: pd.DataFrame) -> pd.DataFrame:
         """The usable rows of `table` (the table these rows were taken from), renumbered from 0."""
         return table[self.usable].reset_index(drop=True)
@@ -80,17 +92,6 @@ class TaskRows:
         for sample, label in sorted(pairs):
             digest.update(f"{sample}\t{label}\n".encode())
         return digest.hexdigest()[:16]
-
-
-def table_split(table: pd.DataFrame) -> np.ndarray | None:
-    """The `split` column in lower case, or None when there is none or it is blank on every row."""
-    if "split" not in table.columns:
-        return None
-    values = table["split"]
-    text = values.astype(object).where(values.notna(), "").astype(str).str.strip().str.lower()
-    if (text == "").all():
-        return None
-    return text.to_numpy(dtype=object)
 
 
 def _labels(table: pd.DataFrame, target: str, task_type: str) -> tuple[np.ndarray, np.ndarray, list[str]]:

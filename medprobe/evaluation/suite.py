@@ -16,12 +16,13 @@ import pandas as pd
 
 from medprobe.errors import MedprobeError, ProbeError
 from medprobe.evaluation.degenerate import degenerate_embeddings_note
-from medprobe.evaluation.label_efficiency import LabelEfficiency, label_efficiency
+from medprobe.evaluation.label_efficiency import LabelEfficiency, label_efficiency_of
 from medprobe.evaluation.options import AnalysisOptions
 from medprobe.evaluation.rows import TaskRows
 from medprobe.evaluation.subgroups import SubgroupResult, subgroup_metrics
 from medprobe.metrics.bootstrap import is_interval_key
-from medprobe.probes import ProtocolResult, evaluate_protocol
+from medprobe.probes import ProtocolResult, evaluate_inputs
+from medprobe.probes.inputs import ProbeInputs
 from medprobe.probes.options import ProtocolOptions, options_for
 from medprobe.probes.registry import check_protocols, default_protocols, get_protocol
 
@@ -30,11 +31,13 @@ ProtocolOptionsIn = Mapping[str, "ProtocolOptions | Mapping[str, Any] | None"] |
 
 @dataclass
 class EvaluationResult:
-    """Per protocol, its result or the reason it could not run, on `rows` of the table (`frame`: those rows).
-    `written` lists the files of `write_report`."""
+    """Per protocol, its result or the reason it could not run, on `rows` of the table (`frame`: those rows;
+    `inputs`: the probe inputs every protocol ran on, None when none could be built). `written` lists the files of
+    `write_report`."""
 
     rows: TaskRows
     frame: pd.DataFrame
+    inputs: ProbeInputs | None = None
     options: dict[str, ProtocolOptions] = field(default_factory=dict)
     results: dict[str, ProtocolResult] = field(default_factory=dict)
     failures: dict[str, str] = field(default_factory=dict)
@@ -112,10 +115,16 @@ def evaluate_task(
         raise MedprobeError(f"{len(table)} table rows but {len(X)} embeddings")
     rows = TaskRows.of(table, target, task_type)
     outcome = EvaluationResult(rows=rows, frame=rows.frame(table))
-    X_rows = np.asarray(X)[rows.usable]
-    degenerate = degenerate_embeddings_note(X_rows)
+    degenerate = degenerate_embeddings_note(np.asarray(X)[rows.usable])
     if degenerate:
         rows.notes.append(degenerate)
+    input_notes: list[str] = []
+    refused = f"no sample has a usable '{target}' label" if len(rows) == 0 else None
+    if refused is None:
+        try:
+            outcome.inputs, input_notes = rows.prepare(X, tokens)
+        except ProbeError as error:
+            refused = str(error)
     for protocol, given in chosen.items():
         options = options_for(protocol, given)
         entry = get_protocol(protocol)
@@ -125,23 +134,22 @@ def evaluate_task(
             continue
         outcome.options[protocol] = options
         try:
-            if len(rows) == 0:
-                raise ProbeError(f"no sample has a usable '{target}' label")
+            if refused is not None or outcome.inputs is None:
+                raise ProbeError(refused or "no probe inputs")
             if entry.tokens and tokens is None:
                 raise ProbeError(f"no patch tokens: the {protocol} probe needs an encoder that exposes them "
                                  "(DINOv2, RETFound, timm:..., monai_vit3d) and a table embedded with tokens")
-            outcome.results[protocol] = evaluate_protocol(
-                protocol, options, X_rows, rows.labels, task_type, rows.subjects, rows.split, seed,
-                tokens=np.asarray(tokens)[rows.usable] if entry.tokens else None, device=device,
-            )
+            result = evaluate_inputs(protocol, options, outcome.inputs, seed, device=device)
+            result.notes = [*input_notes, *result.notes]
+            outcome.results[protocol] = result
         except ProbeError as error:
             outcome.failures[protocol] = str(error)
     if analysis is not None:
-        _analyse(outcome, analysis, X_rows, seed)
+        _analyse(outcome, analysis, input_notes, seed)
     return outcome
 
 
-def _analyse(outcome: EvaluationResult, analysis: AnalysisOptions, X_rows: np.ndarray, seed: int) -> None:
+def _analyse(outcome: EvaluationResult, analysis: AnalysisOptions, input_notes: list[str], seed: int) -> None:
     """Subgroups of every protocol whose predictions its metrics score; the linear probe's label-efficiency
     curve."""
     if analysis.subgroups is not None and analysis.subgroups.attributes:
@@ -150,11 +158,10 @@ def _analyse(outcome: EvaluationResult, analysis: AnalysisOptions, X_rows: np.nd
                 outcome.subgroups[protocol] = subgroup_metrics(result.predictions, outcome.frame, outcome.task_type,
                                                                analysis.subgroups, seed)
     curve = analysis.label_efficiency
-    if curve is not None and "linear" in outcome.results:
-        rows = outcome.rows
-        outcome.label_efficiency = label_efficiency(
-            X_rows, rows.labels, rows.subjects, rows.split, rows.task_type, outcome.options["linear"],
-            curve.fractions, curve.repeats, seed, n_resamples=outcome.options["linear"].bootstrap)
+    if curve is not None and "linear" in outcome.results and outcome.inputs is not None:
+        linear = outcome.options["linear"]
+        outcome.label_efficiency = label_efficiency_of(outcome.inputs, input_notes, linear, curve.fractions,
+                                                       curve.repeats, seed, n_resamples=linear.bootstrap)
 
 
 def evaluate_and_write(

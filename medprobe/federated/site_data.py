@@ -16,6 +16,7 @@ import numpy as np
 from medprobe.embed.table import read_table
 from medprobe.errors import MedprobeError
 from medprobe.evaluation.rows import TaskRows
+from medprobe.split_column import fit_rows, test_rows
 
 
 @dataclass(frozen=True)
@@ -50,10 +51,7 @@ def _load(path: str, _mtime: int, target: str, site: str) -> SiteData:
         raise MedprobeError(f"{path}: no target column {target!r}; found {sorted(frame.columns)}")
     rows = TaskRows.of(frame, target, "classification")
     X, y = X[rows.usable], frame[target].to_numpy()[rows.usable]
-    if rows.split is None:
-        train, test = np.ones(len(y), dtype=bool), np.zeros(len(y), dtype=bool)
-    else:
-        train, test = np.isin(rows.split, ("train", "val")), rows.split == "test"
+    train, test = fit_rows(rows.split, len(y)), test_rows(rows.split, len(y))
     return SiteData(
         site=site or _site_name(frame, Path(path)),
         X_train=X[train], y_train=y[train], X_test=X[test], y_test=y[test],

@@ -16,10 +16,10 @@ from pathlib import Path
 import pandas as pd
 
 from medprobe.errors import ManifestError
+from medprobe.split_column import SPLIT_NAMES
 
 REQUIRED_COLUMNS = ("path", "subject_id")
 OPTIONAL_COLUMNS = ("site", "split", "sample_id", "series_uid")
-SPLIT_VALUES = frozenset({"train", "val", "test"})
 #: DICOM's UI value representation: digits and dots, at most 64 characters (leading zeros tolerated: real exports
 #: have them, and the value only has to equal the files' own).
 _UID = re.compile(r"^[0-9]+(\.[0-9]+)*$")
@@ -49,7 +49,7 @@ def load_manifest(path: Path, required_labels: Iterable[str] = ()) -> pd.DataFra
     table["subject_id"] = table["subject_id"].astype(str)
     if "split" in table.columns:
         table["split"] = table["split"].astype("string").str.strip().str.lower()
-        unknown = sorted(set(table["split"].dropna()) - SPLIT_VALUES)
+        unknown = sorted(set(table["split"].dropna()) - set(SPLIT_NAMES))
         if unknown:
             raise ManifestError(f"{path}: column 'split' has unknown value(s) {unknown}; use train, val or test")
     if "series_uid" in table.columns:

@@ -9,10 +9,10 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from medprobe.errors import MedprobeError, WeightsError
-from medprobe.evaluation.rows import table_split
 from medprobe.jobs.datasets import site_rows
 from medprobe.pipeline_spec import ModelSpec, PipelineSpec, load_manifest
 from medprobe.probes.registry import applicable_protocols, prediction_protocols
+from medprobe.split_column import table_split
 from medprobe.tracking.redaction import redacted_uri
 
 if TYPE_CHECKING:

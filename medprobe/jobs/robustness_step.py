@@ -20,13 +20,14 @@ import pandas as pd
 from medprobe.artefacts import Corruption, parse_artefacts
 from medprobe.artefacts.library_calls import preload
 from medprobe.embed import EmbedResult, EmbedSettings, embed_manifest
-from medprobe.evaluation.rows import table_split
+from medprobe.evaluation import TaskRows
 from medprobe.jobs.robustness_scoring import RobustnessResult, TestEmbeddings, score_robustness
 from medprobe.metrics.plots import robustness_plot
 from medprobe.models import Encoder
 from medprobe.pipeline_spec import PipelineSpec
 from medprobe.preprocess import PreprocessChain
 from medprobe.probes import ProtocolResult
+from medprobe.split_column import table_split, test_rows
 from medprobe.tracking.naming import ROBUSTNESS_PREFIX
 from medprobe.transfer import FeatureSpace
 from medprobe.transfer.heads import ProbeHead
@@ -41,11 +42,11 @@ def embed_corrupted(spec: PipelineSpec, model: str, encoder: Encoder, manifest: 
     clean pass's, with the precision it resolved (so no calibration runs again)."""
     options = spec.protocols.robustness
     assert options is not None, "called only when the spec enables robustness"
-    split = table_split(manifest)
-    if split is None or not (split == "test").any():
+    held_out = test_rows(table_split(manifest), len(manifest))
+    if not held_out.any():
         return ("robustness needs test rows (a `split` column with 'test'): the clean-trained head must not have "
                 "seen the images it is scored on")
-    test = manifest[split == "test"].reset_index(drop=True)
+    test = manifest[held_out].reset_index(drop=True)
     artefacts = parse_artefacts(options.artefacts, spec.data.modality)
     preload()
     folder = spec.workdir / "robustness" / model
@@ -68,19 +69,17 @@ def embed_corrupted(spec: PipelineSpec, model: str, encoder: Encoder, manifest: 
 
 
 def robustness_result(spec: PipelineSpec, space: FeatureSpace, task: str, head: ProbeHead, clean: TestEmbeddings,
-                      task_rows: pd.DataFrame, labels: np.ndarray, task_type: str, corrupted: Corrupted,
-                      folder: Path) -> tuple[ProtocolResult, RobustnessResult]:
+                      rows: TaskRows, corrupted: Corrupted, folder: Path) -> tuple[ProtocolResult, RobustnessResult]:
     """The head scored on every corrupted set of the task's test rows (`clean`: the table's clean embeddings, all
-    rows; `task_rows`: the task's usable rows, `labels` theirs), written to `folder`; and the protocol result to log
-    beside it: no `test/` metrics of its own (its figures are `run_metrics(outcome)`), the parameters and notes."""
+    rows; `rows`: the task's), written to `folder`; and the protocol result to log beside it: no `test/` metrics of
+    its own (its figures are `run_metrics(outcome)`), the parameters and notes."""
     options = spec.protocols.robustness
     assert options is not None
-    split = table_split(task_rows)
-    test = np.flatnonzero(split == "test") if split is not None else np.zeros(0, dtype=np.int64)
-    sample_ids = task_rows["sample_id"].astype(str).to_numpy()[test]
+    test = np.flatnonzero(test_rows(rows.split, len(rows)))
+    sample_ids = rows.sample_ids[test]
     positions, X = clean.aligned(sample_ids)
-    outcome = score_robustness(head, space, TestEmbeddings(sample_ids[positions], X), labels[test][positions],
-                               task_rows["subject_id"].astype(str).to_numpy()[test][positions], corrupted, task_type,
+    outcome = score_robustness(head, space, TestEmbeddings(sample_ids[positions], X), rows.labels[test][positions],
+                               rows.subjects.astype(str)[test][positions], corrupted, rows.task_type,
                                options.bootstrap, spec.seed, options.ranking_severity)
     outcome.table.to_csv(folder / "robustness.csv", index=False)
     (folder / "plots").mkdir(parents=True, exist_ok=True)

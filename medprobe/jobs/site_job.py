@@ -19,7 +19,7 @@ from medprobe import __version__
 from medprobe.embed import EmbedResult, EmbedSettings, embed_manifest, resolve_device
 from medprobe.embed.quarantine import LOCAL_COLUMNS, quarantine_rows, write_quarantine
 from medprobe.errors import ProbeError
-from medprobe.evaluation import EvaluationResult, TaskRows, evaluate_task, write_report
+from medprobe.evaluation import EvaluationResult, evaluate_task, write_report
 from medprobe.evaluation.paired import PairedComparison
 from medprobe.evaluation.report import analysis_files, protocol_plots
 from medprobe.exit_codes import EXIT_BUNDLE_ONLY, EXIT_OK, EXIT_SKIPPED
@@ -38,7 +38,6 @@ from medprobe.pipeline_spec.pipeline import ModelSpec, TaskSpec
 from medprobe.preprocess import PreprocessChain
 from medprobe.privacy.guard import PathGuard
 from medprobe.probes import ProtocolResult
-from medprobe.probes.inputs import prepare_inputs
 from medprobe.probes.options import LinearOptions
 from medprobe.probes.registry import get_protocol
 from medprobe.tracking.recorder import OFFLINE_REASON
@@ -224,8 +223,7 @@ def _evaluate_task(spec: PipelineSpec, space: FeatureSpace, task: TaskSpec, embe
     head = None
     linear = spec.protocols.linear
     if linear is not None and "linear" in evaluation.results:
-        head = _publish_head(spec, space, task, embeddings[rows.usable], rows, evaluation.results["linear"], linear,
-                             say)
+        head = _publish_head(spec, space, task, evaluation, linear, say)
         heads["linear"] = write_head(head, spec.workdir / "heads" / space.model / task.name) if head else []
     folder = spec.workdir / "evaluation" / space.model / task.name
     write_report(evaluation, folder, salt=salt)
@@ -239,8 +237,7 @@ def _evaluate_task(spec: PipelineSpec, space: FeatureSpace, task: TaskSpec, embe
             if head is None:
                 raise ProbeError("the linear probe head could not be fitted (see the linear protocol's notes)")
             clean = TestEmbeddings(embedded.frame["sample_id"].astype(str).to_numpy(), embeddings)  # read once
-            robustness = robustness_result(spec, space, task.name, head, clean, evaluation.frame, rows.labels,
-                                           task.type, corrupted, folder)
+            robustness = robustness_result(spec, space, task.name, head, clean, rows, corrupted, folder)
         except ProbeError as exc:
             say(f"  {space.model}/{task.name}/robustness: not run ({exc})")
             report.outcomes.append(ProtocolOutcome(space.model, task.name, "robustness", {}, [f"not run: {exc}"]))
@@ -281,13 +278,14 @@ def _evaluate_task(spec: PipelineSpec, space: FeatureSpace, task: TaskSpec, embe
     return evaluation
 
 
-def _publish_head(spec: PipelineSpec, space: FeatureSpace, task: TaskSpec, X: np.ndarray, rows: TaskRows,
-                  result: ProtocolResult, options: LinearOptions, say: Callable[[str], None]) -> ProbeHead | None:
-    """The linear protocol's head, or None when it cannot be fitted (the protocol's own result stands, with a
-    note). `X` holds the embeddings of `rows`."""
+def _publish_head(spec: PipelineSpec, space: FeatureSpace, task: TaskSpec, evaluation: EvaluationResult,
+                  options: LinearOptions, say: Callable[[str], None]) -> ProbeHead | None:
+    """The linear protocol's head, fitted on the inputs the protocol ran on, or None when it cannot be fitted (the
+    protocol's own result stands, with a note)."""
+    result = evaluation.results["linear"]
+    assert evaluation.inputs is not None, "the linear protocol ran, so its inputs exist"
     try:
-        inputs, _ = prepare_inputs(X, rows.labels, rows.subjects, rows.split, task.type)
-        head = fit_head(inputs, result, options, spec.seed, space, spec.site, task.name, task.target)
+        head = fit_head(evaluation.inputs, result, options, spec.seed, space, spec.site, task.name, task.target)
     except ProbeError as exc:
         result.notes.append(f"no probe head published: {exc}")
         say(f"  {space.model}/{task.name}: no probe head published: {exc}")

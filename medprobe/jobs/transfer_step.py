@@ -19,7 +19,6 @@ from medprobe.evaluation import TaskRows
 from medprobe.jobs.recording import JobRecorder
 from medprobe.pipeline_spec import PipelineSpec
 from medprobe.pipeline_spec.pipeline import TaskSpec
-from medprobe.probes.inputs import prepare_inputs
 from medprobe.probes.options import LinearOptions
 from medprobe.tracking.failures import is_connection_failure
 from medprobe.transfer import FeatureSpace, PublishedHead, evaluate_head, published_heads
@@ -78,7 +77,7 @@ def _score_heads(spec: PipelineSpec, space: FeatureSpace, frame: pd.DataFrame, X
     """One transfer run per head that can be scored; notes for those that cannot."""
     rows = TaskRows.of(frame, task.target, task.type)
     try:
-        inputs, input_notes = prepare_inputs(X[rows.usable], rows.labels, rows.subjects, rows.split, task.type)
+        inputs, input_notes = rows.prepare(X)
     except ProbeError as exc:
         return [], [f"{space.model}/{task.name}: no head scored: {exc}"]
     scored = inputs.rows[scored_rows(inputs)]

@@ -13,6 +13,7 @@ from medprobe.lazy_exports import lazy_getattr
 
 _WHERE = {
     "evaluate_protocol": "evaluate",
+    "evaluate_inputs": "evaluate",
     "AttentiveProbe": "attentive",
     "KNNProbe": "knn",
     "LinearProbe": "linear",

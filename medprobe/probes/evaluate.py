@@ -10,7 +10,7 @@ import numpy as np
 
 from medprobe.errors import ProbeError
 from medprobe.metrics.bootstrap import is_interval_key
-from medprobe.probes.inputs import ProbeInputs, prepare_inputs
+from medprobe.probes.inputs import ProbeInputs, prepare_inputs, with_tokens
 from medprobe.probes.options import ProtocolOptions, options_for
 from medprobe.probes.registry import get_protocol
 from medprobe.probes.result import ProtocolResult
@@ -50,6 +50,25 @@ def evaluate_protocol(
     shot levels are clipped or skipped, undefined metrics are left out. Problems no protocol can work around
     raise ProbeError: an unknown protocol or option, a leaking split, or training rows of a single class.
     """
+    get_protocol(protocol)
+    inputs, notes = prepare_inputs(X, y, subject_ids, split, task_type)
+    if tokens is not None:
+        inputs = with_tokens(inputs, tokens, len(np.asarray(X)))
+    result = evaluate_inputs(protocol, options, inputs, seed, device=device)
+    result.notes = [*notes, *result.notes]
+    return result
+
+
+def evaluate_inputs(
+    protocol: str,
+    options: Mapping[str, Any] | ProtocolOptions | None,
+    inputs: ProbeInputs,
+    seed: int = 0,
+    *,
+    device: str | None = None,
+) -> ProtocolResult:
+    """`evaluate_protocol` on inputs prepared once (`prepare_inputs`, or `TaskRows.prepare` for a table's task),
+    so that every protocol of a task works on the very same rows."""
     entry = get_protocol(protocol)
     if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or not 0 <= seed < 2**32:
         raise ProbeError(f"seed must be an integer in [0, 2**32), got {seed!r}")
@@ -58,17 +77,11 @@ def evaluate_protocol(
     repeats = resolved.seeds
     if int(seed) + repeats > 2**32:
         raise ProbeError(f"seed {seed} + {repeats} repeats leaves the range [0, 2**32)")
-    inputs, notes = prepare_inputs(X, y, subject_ids, split, task_type)
-    if tokens is not None:
-        tokens = np.asarray(tokens)
-        if tokens.ndim != 3 or len(tokens) != len(np.asarray(X)):
-            raise ProbeError(f"tokens must have shape ({len(np.asarray(X))}, T, D), got {tokens.shape}")
-        inputs = dataclasses.replace(inputs, tokens=tokens[inputs.rows])
+    if not entry.tokens:
+        inputs = dataclasses.replace(inputs, tokens=None)
     with threads_for(inputs.X.size if inputs.tokens is None else inputs.tokens.size):
         results = [_run(runner, inputs, resolved, int(seed) + repeat, device) for repeat in range(repeats)]
-    result = results[0] if repeats == 1 else _combine(results, int(seed))
-    result.notes = [*notes, *result.notes]
-    return result
+    return results[0] if repeats == 1 else _combine(results, int(seed))
 
 
 def _run(runner: Runner, inputs: ProbeInputs, options: ProtocolOptions, seed: int, device: str | None

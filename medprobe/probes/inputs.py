@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
 
 from medprobe.errors import ProbeError
+from medprobe.split_column import fit_rows, known_rows, read_split, test_rows
 
 TASK_TYPES = ("classification", "regression")
-SPLIT_NAMES = ("train", "val", "test")
 
 
 @dataclass(frozen=True)
@@ -24,6 +24,14 @@ class ProbeInputs:
     split: np.ndarray | None  # (n,) "train" / "val" / "test", or None for cross-validation
     task_type: str
     tokens: np.ndarray | None = None  # (n, T, D) patch tokens for the attentive probe, when an encoder gives them
+
+    def fit_positions(self) -> np.ndarray:
+        """Positions a final model is fitted on (`medprobe.split_column.fit_rows`): train + val, or all rows."""
+        return np.flatnonzero(fit_rows(self.split, len(self.y)))
+
+    def test_positions(self) -> np.ndarray:
+        """Positions of the test split; none without a split."""
+        return np.flatnonzero(test_rows(self.split, len(self.y)))
 
 
 def prepare_inputs(
@@ -59,8 +67,9 @@ def prepare_inputs(
     notes: list[str] = []
     keep = np.ones(n, dtype=bool)
     if split is not None:
-        split = np.array([str(value).strip().lower() for value in np.asarray(split)], dtype=object)
-        known = np.isin(split, SPLIT_NAMES)
+        split = read_split(np.asarray(split, dtype=object))
+    if split is not None:
+        known = known_rows(split)
         if not known.all():
             notes.append(f"{int((~known).sum())} rows with a split other than train/val/test were ignored")
         keep &= known
@@ -87,6 +96,15 @@ def prepare_inputs(
         task_type=task_type,
     )
     return inputs, notes
+
+
+def with_tokens(inputs: ProbeInputs, tokens: np.ndarray, n: int) -> ProbeInputs:
+    """`inputs` with the patch tokens of its rows; `tokens` (n, T, D) has one entry per row given to
+    `prepare_inputs`."""
+    tokens = np.asarray(tokens)
+    if tokens.ndim != 3 or len(tokens) != n:
+        raise ProbeError(f"tokens must have shape ({n}, T, D), got {tokens.shape}")
+    return replace(inputs, tokens=tokens[inputs.rows])
 
 
 def _clean_labels(y: np.ndarray, task_type: str) -> tuple[np.ndarray, np.ndarray]:

@@ -1,8 +1,8 @@
 """Which of a site's rows a head is fitted on, and which rows another site's head is scored on.
 
-One rule, so that every cell of the transfer matrix is a held-out number: with a `split` column a head is fitted
-on the train and val rows (the rows the linear protocol fits its final model on) and scored on the test rows;
-without one it is fitted on every labelled row, and another site's head is scored on every labelled row (that head
+One rule (`medprobe.split_column`), so that every cell of the transfer matrix is a held-out number: a head is
+fitted on the rows the linear protocol fits its final model on (train + val, or every labelled row without a
+split) and another site's head is scored on the test rows, or on every labelled row without a split (that head
 never saw them). The diagonal of the matrix is the linear protocol's own test metric, from the same test rows or
 from cross-validation.
 """
@@ -16,16 +16,12 @@ from medprobe.probes.inputs import ProbeInputs
 
 def fit_rows(inputs: ProbeInputs) -> np.ndarray:
     """Positions (into `inputs`) a site's own head is fitted on."""
-    if inputs.split is None:
-        return np.arange(len(inputs.y))
-    return np.flatnonzero(inputs.split != "test")
+    return inputs.fit_positions()
 
 
 def scored_rows(inputs: ProbeInputs) -> np.ndarray:
     """Positions (into `inputs`) another site's head is scored on."""
-    if inputs.split is None:
-        return np.arange(len(inputs.y))
-    return np.flatnonzero(inputs.split == "test")
+    return np.arange(len(inputs.y)) if inputs.split is None else inputs.test_positions()
 
 
 def rows_label(inputs: ProbeInputs) -> str:

@@ -14,11 +14,15 @@ import pytest
 import medprobe
 from medprobe.cli.main import build_parser, main
 from medprobe.embed.pseudonyms import pseudonym
+from medprobe.embed.table import write_table
 from medprobe.evaluation import TaskRows, evaluate_task
+from medprobe.federated.site_data import load_site
 from medprobe.metrics.bootstrap import is_interval_key
 from medprobe.options import field_default
 from medprobe.probes.options import ProtocolOptions
 from medprobe.probes.registry import protocols
+from medprobe.split_column import pretraining_rows, table_split, test_rows
+from medprobe.transfer.rows import fit_rows, scored_rows
 
 PROTOCOLS = {"linear": {"bootstrap": 50}, "knn": {"k": [3], "primary_k": 3, "bootstrap": 50},
              "fewshot": {"shots": [1, 2], "episodes": 20, "bootstrap": 50}}
@@ -85,6 +89,34 @@ def test_split_rule_is_one_rule() -> None:
     table["split"] = ["TRAIN", " test", "", "val"]
     rows = TaskRows.of(table, "y")
     assert rows.split.tolist() == ["train", "test", "val"]
+
+
+def test_every_reader_of_a_split_takes_the_same_rows(tmp_path: Path) -> None:
+    """Probe inputs, the published head, the transfer scoring, the robustness test rows, the federated site rows and
+    the LDAE hold-out all read a split through `medprobe.split_column`: on one table (mixed case, a blank and an
+    unknown value, a row without a label) they take the same rows."""
+    split = ["Train", "train ", "VAL", "test", "Test", "", "train", "test", "val", "holdout"]
+    label = [0, 1, 0, 1, 0, 1, None, 1, 1, 0]
+    frame = pd.DataFrame({"sample_id": [f"s{i}" for i in range(10)], "subject_id": [f"p{i}" for i in range(10)],
+                          "label": label, "split": split})
+    X = np.random.default_rng(0).normal(size=(10, 4)).astype(np.float32)
+    rows = TaskRows.of(frame, "label")
+    inputs, notes = rows.prepare(X)
+    ids = rows.sample_ids[inputs.rows]
+    fitted, tested = {"s0", "s1", "s2", "s8"}, {"s3", "s4", "s7"}  # s5 blank and s9 unknown: no protocol's
+    assert set(ids[inputs.fit_positions()]) == set(ids[fit_rows(inputs)]) == fitted
+    assert set(ids[inputs.test_positions()]) == set(ids[scored_rows(inputs)]) == tested
+    assert notes == ["2 rows with a split other than train/val/test were ignored"]
+    assert set(rows.sample_ids[test_rows(rows.split, len(rows))]) == tested  # the robustness step's test rows
+
+    write_table(frame.assign(embedding=list(X)), tmp_path / "site.parquet", {"model": "m"})
+    site = load_site(tmp_path / "site.parquet", "label", "a")
+    labelled = frame["label"].notna().to_numpy()
+    assert np.array_equal(site.X_train, X[labelled & frame["sample_id"].isin(fitted).to_numpy()])
+    assert np.array_equal(site.X_test, X[labelled & frame["sample_id"].isin(tested).to_numpy()])
+
+    never_pretrained = ~pretraining_rows(table_split(frame))
+    assert set(frame["sample_id"][never_pretrained]) == {"s2", "s3", "s4", "s7", "s8"}  # val and test
 
 
 def test_cli_defaults_are_the_option_models_defaults() -> None:

@@ -24,6 +24,7 @@ from medprobe.io import load_manifest, read_image
 from medprobe.models.ldae.config import LDAEConfig
 from medprobe.preprocess import InputSpec, PreprocessChain
 from medprobe.preprocess.options import Preprocessing, PreprocessOptions
+from medprobe.split_column import pretraining_rows, table_split
 
 INDEX_FILE = "volumes/index.json"
 
@@ -130,8 +131,10 @@ def _split_rows(table: pd.DataFrame, readable: list[int], holdout: int, seed: in
     """Rows whose split is val/test never train; else whole subjects are held out, keeping at least half the
     volumes for training. The subjects are drawn by a permutation from `seed` of their order of first appearance,
     so the hold-out depends on the seed and the manifest's order, never on the identifiers' values (or a salt)."""
-    if "split" in table.columns:
-        held = [r for r in readable if table.at[r, "split"] in ("val", "test")]
+    split = table_split(table)
+    if split is not None:
+        pretrainable = pretraining_rows(split)
+        held = [r for r in readable if not pretrainable[r]]
         if held:
             return [r for r in readable if r not in held], held[:holdout]
     appearance = list(dict.fromkeys(table.at[r, "subject_id"] for r in readable))
