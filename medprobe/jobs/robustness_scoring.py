@@ -21,6 +21,7 @@ import pandas as pd
 from medprobe.errors import ProbeError
 from medprobe.evaluation.scorers import ANALYSIS_METRICS, LOWER_IS_BETTER
 from medprobe.probes.inputs import prepare_inputs
+from medprobe.probes.options import ProtocolOptions
 from medprobe.transfer import FeatureSpace
 from medprobe.transfer.evaluate import evaluate_head
 from medprobe.transfer.heads import ProbeHead
@@ -62,7 +63,7 @@ def score_robustness(head: ProbeHead, space: FeatureSpace, clean: TestEmbeddings
     """`clean`, `y` and `subjects` are the task's test rows (same order); `corrupted` maps (artefact, severity) to
     the re-embedded corrupted images of those rows (a file the corruption made unreadable is simply absent)."""
     metrics = ANALYSIS_METRICS[task_type]
-    options = {"bootstrap": n_resamples, "ordinal": False}
+    options = ProtocolOptions(bootstrap=n_resamples)
     baseline = _scored(head, space, clean.X, y, subjects, task_type, options, seed)
     rows = [_row(CLEAN, 0, metric, baseline, baseline, 1.0, 1.0, len(y)) for metric in metrics if metric in baseline]
     notes: list[str] = []
@@ -99,7 +100,7 @@ def score_robustness(head: ProbeHead, space: FeatureSpace, clean: TestEmbeddings
 
 
 def _scored(head: ProbeHead, space: FeatureSpace, X: np.ndarray, y: np.ndarray, subjects: np.ndarray,
-            task_type: str, options: dict, seed: int) -> dict[str, float]:
+            task_type: str, options: ProtocolOptions, seed: int) -> dict[str, float]:
     inputs, _ = prepare_inputs(X, y, subjects, np.full(len(y), "test", dtype=object), task_type)
     return evaluate_head(head, inputs, space, options, seed).metrics
 

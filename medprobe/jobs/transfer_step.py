@@ -82,7 +82,7 @@ def _score_heads(spec: PipelineSpec, space: FeatureSpace, frame: pd.DataFrame, X
         return [], [f"{space.model}/{task.name}: no head scored: {exc}"]
     scored = inputs.rows[scored_rows(inputs)]
     digest = rows.digest(scored)
-    options = (spec.protocols.linear or LinearOptions()).model_dump()
+    options = spec.protocols.linear or LinearOptions()
     outcomes, skipped = [], []
     for source in heads:
         where = f"{source.head.site} → {spec.site} {space.model}/{task.name}"

@@ -26,7 +26,7 @@ mini-batch is cast for the head, so a site's tokens need not fit in memory twice
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from typing import Any
 
 import numpy as np
@@ -39,6 +39,7 @@ from torch import nn
 
 from medprobe.errors import ProbeError
 from medprobe.options import field_default
+from medprobe.probes.crossfit import cross_fit, pooled_result
 from medprobe.probes.estimator import (
     ProbeEstimator,
     ProbeValueError,
@@ -48,7 +49,7 @@ from medprobe.probes.estimator import (
 )
 from medprobe.probes.inputs import ProbeInputs
 from medprobe.probes.options import AttentiveOptions
-from medprobe.probes.result import ProtocolResult, align_proba, fit_size, predictions_frame, score, tested_rows
+from medprobe.probes.result import ProtocolResult
 from medprobe.probes.splits import Fold
 from medprobe.probes.threads import threads_for
 
@@ -272,30 +273,24 @@ def run_attentive(
             "the embedding table holds pooled embeddings only"
         )
     task = inputs.task_type
-    test = tested_rows(folds)
-    if task == "classification":
-        assert classes is not None, "evaluate passes the training classes for every classification run"
-        outputs: np.ndarray = np.zeros((len(inputs.y), len(classes)))
-    else:
-        outputs = np.zeros(len(inputs.y))
+    tokens = inputs.tokens
     notes: list[str] = []
-    dim = inputs.tokens.shape[2]
+    dim = tokens.shape[2]
     wanted = options.queries
     if usable_queries(dim, wanted) != wanted:
         notes.append(f"{wanted} queries do not divide the token width {dim}; used {usable_queries(dim, wanted)}")
-    for number, fold in enumerate(folds):
-        fit = fold.fit_rows
+
+    def fit_predict(number: int, fold: Fold) -> tuple[dict[Hashable, np.ndarray], np.ndarray | None]:
         probe = AttentiveProbe(
             task=task, queries=wanted, epochs=options.epochs, optimizer=options.optimizer, lr=options.lr,
             weight_decay=options.weight_decay, batch_size=options.batch_size,
             seed=seed * 1000 + number, device=device,
-        ).fit(inputs.tokens[fit], inputs.y[fit])
+        ).fit(tokens[fold.fit_rows], inputs.y[fold.fit_rows])
         if task == "classification":
-            assert classes is not None
-            outputs[fold.test] = align_proba(probe.predict_proba(inputs.tokens[fold.test]), probe.classes_, classes)
-        else:
-            outputs[fold.test] = probe.predict(inputs.tokens[fold.test])
-    metrics, metric_notes = score(inputs, test, outputs[test], classes, options, seed)
+            return {None: probe.predict_proba(tokens[fold.test])}, probe.classes_
+        return {None: probe.predict(tokens[fold.test])}, None
+
+    outputs = cross_fit(inputs, folds, classes, fit_predict)[None]
     default_lr, default_decay = OPTIMIZER_DEFAULTS[options.optimizer]  # a name its options model allows
     params: dict[str, str | float | int] = {
         "queries": usable_queries(dim, wanted), "epochs": options.epochs, "optimizer": options.optimizer,
@@ -303,13 +298,4 @@ def run_attentive(
         "weight_decay": float(options.weight_decay if options.weight_decay is not None else default_decay),
         "batch_size": options.batch_size,
     }
-    if inputs.split is None:
-        params["folds"] = len(folds)
-    return ProtocolResult(
-        metrics=metrics,
-        predictions=predictions_frame(inputs, test, outputs[test], classes),
-        params=params,
-        n_train=fit_size(folds),
-        n_test=len(test),
-        notes=notes + metric_notes,
-    )
+    return pooled_result(inputs, folds, outputs, classes, options, seed, params, notes)

@@ -8,7 +8,7 @@ normalised vote sums. Regression uses the same weights for a weighted mean of th
 from __future__ import annotations
 
 import numbers
-from collections.abc import Iterator
+from collections.abc import Hashable, Iterator
 
 import numpy as np
 import torch
@@ -16,6 +16,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from medprobe.options import field_default
+from medprobe.probes.crossfit import cross_fit, pooled_result
 from medprobe.probes.estimator import (
     ProbeEstimator,
     ProbeValueError,
@@ -28,8 +29,6 @@ from medprobe.probes.options import KnnOptions
 from medprobe.probes.result import (
     ProtocolResult,
     align_proba,
-    fit_size,
-    predictions_frame,
     score,
     tested_rows,
 )
@@ -175,47 +174,27 @@ def run_knn(
         selection = "primary_k"
 
     task = inputs.task_type
-    test = tested_rows(folds)
-    if task == "classification":
-        assert classes is not None, "evaluate passes the training classes for every classification run"
-        shape: tuple[int, ...] = (len(inputs.y), len(classes))
-    else:
-        shape = (len(inputs.y),)
-    outputs = {k: np.zeros(shape) for k in ks}
-    for fold in folds:
-        fit_rows = fold.fit_rows
-        probe = KNNProbe(task=task, k=max(ks), temperature=temperature, device=device)
-        probe.fit(inputs.X[fit_rows], inputs.y[fit_rows])
-        for k, fold_outputs in probe.predict_many(inputs.X[fold.test], ks).items():
-            if task == "classification":
-                assert classes is not None
-                fold_outputs = align_proba(fold_outputs, probe.classes_, classes)
-            outputs[k][fold.test] = fold_outputs
 
-    plain, metric_notes = score(inputs, test, outputs[primary][test], classes, options, seed)
-    metrics = dict(plain)
-    for k in ks:
-        if k == primary:
-            k_metrics = plain
-        else:
-            k_metrics = score(inputs, test, outputs[k][test], classes, options, seed, intervals=False)[0]
-        metrics.update({f"k{k}/{name}": value for name, value in k_metrics.items()})
+    def fit_predict(_: int, fold: Fold) -> tuple[dict[Hashable, np.ndarray], np.ndarray | None]:
+        probe = KNNProbe(task=task, k=max(ks), temperature=temperature, device=device)
+        probe.fit(inputs.X[fold.fit_rows], inputs.y[fold.fit_rows])
+        outputs = probe.predict_many(inputs.X[fold.test], ks)
+        return {k: outputs[k] for k in ks}, probe.classes_ if task == "classification" else None
+
+    outputs = cross_fit(inputs, folds, classes, fit_predict, variants=ks)
     params: dict[str, str | float | int] = {
         "k": primary,
         "ks": ",".join(map(str, ks)),
         "temperature": temperature,
         "k_selection": selection if selection == "primary_k" else f"val {selection}",
     }
-    if inputs.split is None:
-        params["folds"] = len(folds)
-    return ProtocolResult(
-        metrics=metrics,
-        predictions=predictions_frame(inputs, test, outputs[primary][test], classes),
-        params=params,
-        n_train=fit_size(folds),
-        n_test=len(test),
-        notes=notes + metric_notes,
-    )
+    result = pooled_result(inputs, folds, outputs[primary], classes, options, seed, params, notes)
+    test, plain = tested_rows(folds), dict(result.metrics)
+    for k in ks:
+        k_metrics = plain if k == primary else score(inputs, test, outputs[k][test], classes, options, seed,
+                                                     intervals=False)[0]
+        result.metrics.update({f"k{k}/{name}": value for name, value in k_metrics.items()})
+    return result
 
 
 def _select_k(inputs: ProbeInputs, fold: Fold, ks: list[int], classes: np.ndarray | None, criterion: str,

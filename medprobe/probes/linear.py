@@ -19,7 +19,7 @@ on the edge of the grid is noted. The chosen model is then refitted on train + v
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Hashable, Mapping
 from typing import Any
 
 import numpy as np
@@ -29,18 +29,12 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_consistent_length, check_is_fitted, column_or_1d, validate_data
 
 from medprobe.options import field_default
+from medprobe.probes.crossfit import cross_fit, pooled_result
 from medprobe.probes.estimator import ProbeEstimator, ProbeValueError, check_positive_int, classification_only
 from medprobe.probes.inputs import ProbeInputs
 from medprobe.probes.linear_solvers import LogisticSolution, RidgeEigen, logistic_path, logistic_proba
 from medprobe.probes.options import LinearOptions
-from medprobe.probes.result import (
-    ProtocolResult,
-    align_proba,
-    fit_size,
-    predictions_frame,
-    score,
-    tested_rows,
-)
+from medprobe.probes.result import ProtocolResult, align_proba
 from medprobe.probes.selection import SELECTION_CRITERIA, held_out_score
 from medprobe.probes.splits import Fold, group_kfold
 
@@ -281,69 +275,46 @@ def run_linear(
     inputs: ProbeInputs, folds: list[Fold], classes: np.ndarray | None, options: LinearOptions, seed: int,
     device: str | None = None,
 ) -> ProtocolResult:
-    """Fit one probe per fold and score the pooled test predictions; `options` validated by its model."""
-    inner_folds = options.inner_folds
+    """Fit one probe per fold (`medprobe.probes.crossfit`) and score the pooled test predictions."""
     task = inputs.task_type
-    test = tested_rows(folds)
-    if task == "classification":
-        assert classes is not None, "evaluate passes the training classes for every classification run"
-        outputs: np.ndarray = np.zeros((len(inputs.y), len(classes)))
-    else:
-        outputs = np.zeros(len(inputs.y))
     chosen: list[float] = []
     notes: list[str] = []
-    converged = True
-    for fold in folds:
-        probe = LinearProbe(
-            task=task,
-            grid=options.grid,
-            class_weight=options.class_weight,
-            inner_folds=inner_folds,
-            selection=options.selection,
-            seed=seed,
-            device=device,
-        )
+    probes: list[LinearProbe] = []
+
+    def fit_predict(_: int, fold: Fold) -> tuple[dict[Hashable, np.ndarray], np.ndarray | None]:
+        probe = LinearProbe(task=task, grid=options.grid, class_weight=options.class_weight,
+                            inner_folds=options.inner_folds, selection=options.selection, seed=seed, device=device)
         if len(fold.val):
             probe.fit(inputs.X[fold.train], inputs.y[fold.train], X_val=inputs.X[fold.val], y_val=inputs.y[fold.val])
         else:
             probe.fit(inputs.X[fold.train], inputs.y[fold.train], groups=inputs.subjects[fold.train])
+        probes.append(probe)
+        chosen.append(probe.best_C_ if task == "classification" else probe.best_alpha_)
+        notes.extend(note for note in probe.notes_ if note not in notes)
         X_test = inputs.X[fold.test]
         if task == "classification":
-            assert classes is not None
-            outputs[fold.test] = align_proba(probe.predict_proba(X_test), probe.classes_, classes)
-            chosen.append(probe.best_C_)
-        else:
-            outputs[fold.test] = probe.predict(X_test)
-            chosen.append(probe.best_alpha_)
-        notes.extend(note for note in probe.notes_ if note not in notes)
-        converged &= probe.converged_
-    if not converged:
+            return {None: probe.predict_proba(X_test)}, probe.classes_
+        return {None: probe.predict(X_test)}, None
+
+    outputs = cross_fit(inputs, folds, classes, fit_predict)[None]
+    if not all(probe.converged_ for probe in probes):
         notes.append("logistic regression hit max_iter before converging in at least one fold")
     if task == "regression" and options.class_weight is not None:
         notes.append("class_weight is ignored for regression")
-
-    metrics, metric_notes = score(inputs, test, outputs[test], classes, options, seed)
     name = "C" if task == "classification" else "alpha"
     values, counts = np.unique(chosen, return_counts=True)
+    last = probes[-1]
     params: dict[str, str | float | int] = {
         name: float(values[counts.argmax()]),  # the most frequent choice; the smaller on a tie
-        "selection": probe.selection_,
-        "selection_metric": probe.selection_metric_,
+        "selection": last.selection_,
+        "selection_metric": last.selection_metric_,
         "class_weight": str(options.class_weight),
-        "inner_folds": inner_folds,
-        "grid": ",".join(f"{value:g}" for value in probe.grid_),
+        "inner_folds": options.inner_folds,
+        "grid": ",".join(f"{value:g}" for value in last.grid_),
     }
     if inputs.split is None:
-        params["folds"] = len(folds)
         params[f"{name}_per_fold"] = ",".join(f"{value:g}" for value in chosen)
-    return ProtocolResult(
-        metrics=metrics,
-        predictions=predictions_frame(inputs, test, outputs[test], classes),
-        params=params,
-        n_train=fit_size(folds),
-        n_test=len(test),
-        notes=notes + metric_notes,
-    )
+    return pooled_result(inputs, folds, outputs, classes, options, seed, params, notes)
 
 
 def _standardisation(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -47,18 +45,14 @@ def score(
     test: np.ndarray,
     outputs: np.ndarray,
     classes: np.ndarray | None,
-    options: ProtocolOptions | Mapping[str, Any] | None = None,
+    options: ProtocolOptions,
     seed: int = 0,
     intervals: bool = True,
 ) -> tuple[dict[str, float], list[str]]:
     """Metrics for the pooled `outputs` (probabilities, or predictions for regression) on rows `test`, with
-    `options.bootstrap` subject-bootstrap resamples for `<name>_ci_low/high` unless `intervals` is False; a
-    protocol's options model, or a mapping with `bootstrap` and `ordinal` (the transfer step's)."""
-    if isinstance(options, ProtocolOptions):
-        bootstrap, ordinal = options.bootstrap, options.ordinal
-    else:
-        bootstrap, ordinal = int((options or {}).get("bootstrap", 0)), bool((options or {}).get("ordinal", False))
-    resamples = bootstrap if intervals else 0
+    `options.bootstrap` subject-bootstrap resamples for `<name>_ci_low/high` unless `intervals` is False."""
+    resamples = options.bootstrap if intervals else 0
+    ordinal = options.ordinal
     return scored_metrics(
         inputs.y[test],
         outputs,

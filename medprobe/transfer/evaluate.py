@@ -7,15 +7,16 @@ import numpy as np
 from medprobe.errors import ProbeError
 from medprobe.probes import ProtocolResult
 from medprobe.probes.inputs import ProbeInputs
+from medprobe.probes.options import ProtocolOptions
 from medprobe.probes.result import predictions_frame, score
 from medprobe.transfer.heads import ProbeHead
 from medprobe.transfer.rows import rows_label, scored_rows
 from medprobe.transfer.space import FeatureSpace
 
 
-def evaluate_head(head: ProbeHead, inputs: ProbeInputs, space: FeatureSpace, options: dict,
+def evaluate_head(head: ProbeHead, inputs: ProbeInputs, space: FeatureSpace, options: ProtocolOptions,
                   seed: int = 0) -> ProtocolResult:
-    """Metrics of `head` on the `scored_rows` of `inputs`, with `options["bootstrap"]` subject-bootstrap intervals.
+    """Metrics of `head` on the `scored_rows` of `inputs`, with `options.bootstrap` subject-bootstrap intervals.
 
     Classes the head and the rows do not share give notes, not errors: rows of a class the head never learnt count
     as errors, a class the head knows and the rows lack leaves the metrics that need it out (as for any test set).

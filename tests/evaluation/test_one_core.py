@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 
 import medprobe
+from medprobe import split_column
 from medprobe.cli.main import build_parser, main
 from medprobe.embed.pseudonyms import pseudonym
 from medprobe.embed.table import write_table
@@ -21,7 +22,6 @@ from medprobe.metrics.bootstrap import is_interval_key
 from medprobe.options import field_default
 from medprobe.probes.options import ProtocolOptions
 from medprobe.probes.registry import protocols
-from medprobe.split_column import pretraining_rows, table_split, test_rows
 from medprobe.transfer.rows import fit_rows, scored_rows
 
 PROTOCOLS = {"linear": {"bootstrap": 50}, "knn": {"k": [3], "primary_k": 3, "bootstrap": 50},
@@ -107,7 +107,8 @@ def test_every_reader_of_a_split_takes_the_same_rows(tmp_path: Path) -> None:
     assert set(ids[inputs.fit_positions()]) == set(ids[fit_rows(inputs)]) == fitted
     assert set(ids[inputs.test_positions()]) == set(ids[scored_rows(inputs)]) == tested
     assert notes == ["2 rows with a split other than train/val/test were ignored"]
-    assert set(rows.sample_ids[test_rows(rows.split, len(rows))]) == tested  # the robustness step's test rows
+    robustness_test_rows = split_column.test_rows(rows.split, len(rows))
+    assert set(rows.sample_ids[robustness_test_rows]) == tested
 
     write_table(frame.assign(embedding=list(X)), tmp_path / "site.parquet", {"model": "m"})
     site = load_site(tmp_path / "site.parquet", "label", "a")
@@ -115,7 +116,7 @@ def test_every_reader_of_a_split_takes_the_same_rows(tmp_path: Path) -> None:
     assert np.array_equal(site.X_train, X[labelled & frame["sample_id"].isin(fitted).to_numpy()])
     assert np.array_equal(site.X_test, X[labelled & frame["sample_id"].isin(tested).to_numpy()])
 
-    never_pretrained = ~pretraining_rows(table_split(frame))
+    never_pretrained = ~split_column.pretraining_rows(split_column.table_split(frame))
     assert set(frame["sample_id"][never_pretrained]) == {"s2", "s3", "s4", "s7", "s8"}  # val and test
 
 
