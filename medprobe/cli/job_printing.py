@@ -8,13 +8,12 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from medprobe.cli.formatting import aligned
+from medprobe.metrics.catalogue import SHOWN, ci_high, ci_low
 
 if TYPE_CHECKING:  # the job machinery imports torch; keep `medprobe --help` fast
     from medprobe.jobs import JobReport, ProtocolOutcome, TransferOutcome
     from medprobe.jobs.robustness_scoring import RobustnessResult
 
-#: The metrics a job's tables show, per task type, when present; every metric is in results.json and MLflow.
-HEADLINE = {"classification": ("auroc", "balanced_accuracy", "accuracy"), "regression": ("mae", "r2")}
 
 
 def with_interval(metrics: Mapping[str, float], name: str) -> str:
@@ -22,7 +21,7 @@ def with_interval(metrics: Mapping[str, float], name: str) -> str:
     value = metrics.get(name)
     if value is None or not math.isfinite(value):
         return "–"
-    low, high = metrics.get(f"{name}_ci_low"), metrics.get(f"{name}_ci_high")
+    low, high = metrics.get(ci_low(name)), metrics.get(ci_high(name))
     if low is None or high is None:
         return f"{value:.3f}"
     return f"{value:.3f} [{low:.3f}, {high:.3f}]"
@@ -31,7 +30,7 @@ def with_interval(metrics: Mapping[str, float], name: str) -> str:
 def headline_metrics(outcomes: Sequence[Mapping[str, float]]) -> list[str]:
     """The headline metrics any of these results has, classification first."""
     present = {name for metrics in outcomes for name in metrics}
-    return [name for names in HEADLINE.values() for name in names if name in present]
+    return [name for name in SHOWN if name in present]
 
 
 def print_outcomes(outcomes: list[ProtocolOutcome]) -> None:
@@ -59,8 +58,8 @@ def print_robustness(results: Sequence[tuple[str, str, RobustnessResult]]) -> No
             continue
         print(f"\nrobustness · {model} · {task}: {result.headline} under each artefact at severity "
               f"{result.summary_severity} (clean {clean.iloc[0]:.3f}; mean relative drop {result.summary:+.1%})")
-        rows = [[str(r["artefact"]), with_interval({"v": r["value"], "v_ci_low": r["ci_low"],
-                                                     "v_ci_high": r["ci_high"]}, "v"),
+        rows = [[str(r["artefact"]), with_interval({"v": r["value"], ci_low("v"): r["ci_low"],
+                                                     ci_high("v"): r["ci_high"]}, "v"),
                  f"{r['drop']:+.1%}", f"{r['cosine_median']:.4f}", f"{r['cosine_p05']:.4f}"]
                 for r in shown.to_dict("records")]
         print(aligned(["artefact", result.headline, "drop", "cosine median", "cosine p05"], rows, right_numbers=False))

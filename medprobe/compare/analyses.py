@@ -20,8 +20,8 @@ import pandas as pd
 
 from medprobe.compare.table import KEY_COLUMNS, experiment_id, main_metric
 from medprobe.evaluation.paired import PAIRED_COLUMNS, holm_corrected
-from medprobe.evaluation.scorers import LOWER_IS_BETTER
 from medprobe.evaluation.subgroups import GAP_COLUMNS, GROUP_COLUMNS, SCORED, ends
+from medprobe.metrics.catalogue import LOWER_IS_BETTER, better, ci_high, ci_low, standard_error
 from medprobe.tracking import TrackingStore, naming
 
 SITE_ATTRIBUTE = "site"
@@ -77,8 +77,8 @@ def subgroup_tables(runs: pd.DataFrame, metrics: tuple[str, ...]) -> tuple[pd.Da
                 attribute, metric = name.removeprefix(naming.GAP_PREFIX).split("/")
                 if metric in metrics:
                     low, high = _interval(record, name).values()
-                    gaps.append({**key, "attribute": attribute, "metric": metric, "gap": value, "gap_ci_low": low,
-                                 "gap_ci_high": high, **_extremes(groups, key, attribute, metric)})
+                    gaps.append({**key, "attribute": attribute, "metric": metric, "gap": value, ci_low("gap"): low,
+                                 ci_high("gap"): high, **_extremes(groups, key, attribute, metric)})
     site_groups, site_gaps = _sites_as_groups(runs, metrics)
     group_frame = pd.DataFrame([*groups, *site_groups]).reindex(columns=[*KEY_COLUMNS, *GROUP_COLUMNS])
     gap_frame = pd.DataFrame([*gaps, *site_gaps]).reindex(columns=[*KEY_COLUMNS, *GAP_COLUMNS])
@@ -108,7 +108,7 @@ def _extremes(groups: list[dict], key: dict, attribute: str, metric: str) -> dic
               if g["attribute"] == attribute and g["metric"] == metric and all(g[k] == v for k, v in key.items())}
     if not values:
         return {}
-    worst, best = ends(values, -1.0 if metric in LOWER_IS_BETTER else 1.0)
+    worst, best = ends(values, better(metric))
     return {"best_group": best, "worst_group": worst, "best_value": values[best], "worst_value": values[worst],
             "groups_scored": len(values)}
 
@@ -123,7 +123,7 @@ def _sites_as_groups(runs: pd.DataFrame, metrics: tuple[str, ...]) -> tuple[list
             present = rows[rows[metric].notna()]
             for record in present.to_dict("records"):
                 groups.append({**key, "group": record["site"], "metric": metric, "value": record[metric],
-                               "ci_low": record.get(f"{metric}_ci_low"), "ci_high": record.get(f"{metric}_ci_high"),
+                               "ci_low": record.get(ci_low(metric)), "ci_high": record.get(ci_high(metric)),
                                "status": SCORED})
             if len(present) >= 2:
                 gaps.append({**key, **_site_gap(present, metric)})
@@ -131,18 +131,18 @@ def _sites_as_groups(runs: pd.DataFrame, metrics: tuple[str, ...]) -> tuple[list
 
 
 def _site_gap(rows: pd.DataFrame, metric: str) -> dict[str, object]:
-    sign = -1.0 if metric in LOWER_IS_BETTER else 1.0
+    sign = better(metric)
     ordered = rows.assign(_rank=sign * rows[metric]).sort_values("_rank")
     best, worst = ordered.iloc[-1], ordered.iloc[0]
     gap = sign * (best[metric] - worst[metric])
-    se = math.hypot(best.get(f"{metric}_se", np.nan), worst.get(f"{metric}_se", np.nan))
+    se = math.hypot(best.get(standard_error(metric), np.nan), worst.get(standard_error(metric), np.nan))
     return {"metric": metric, "best_group": best["site"], "worst_group": worst["site"], "best_value": best[metric],
-            "worst_value": worst[metric], "gap": gap, "gap_ci_low": gap - _Z95 * se, "gap_ci_high": gap + _Z95 * se,
+            "worst_value": worst[metric], "gap": gap, ci_low("gap"): gap - _Z95 * se, ci_high("gap"): gap + _Z95 * se,
             "groups_scored": len(rows)}
 
 
 def _interval(record: dict, name: str) -> dict[str, float]:
-    return {"ci_low": record.get(f"{name}_ci_low", np.nan), "ci_high": record.get(f"{name}_ci_high", np.nan)}
+    return {"ci_low": record.get(ci_low(name), np.nan), "ci_high": record.get(ci_high(name), np.nan)}
 
 
 def _finite(value: object) -> bool:

@@ -11,6 +11,8 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
+from medprobe.metrics.catalogue import ci_high, ci_low
+
 _SHOTS = re.compile(r"^shots(\d+)/(.+)_mean$")
 
 
@@ -64,7 +66,7 @@ def forest(runs: pd.DataFrame, metric: str, task: str, protocol: str, pooled: pd
     if rows.empty:
         return None
     rows = rows.sort_values(["model", "site"])
-    low_col, high_col = f"{metric}_ci_low", f"{metric}_ci_high"
+    low_col, high_col = ci_low(metric), ci_high(metric)
     entries: list[tuple[str, str, float, float, float]] = []  # kind (site, pooled, prediction), label, value, CI
     for model, sites in rows.groupby("model", sort=True):
         for r in sites.itertuples():

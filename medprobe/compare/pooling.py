@@ -28,9 +28,11 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, stats
 
+from medprobe.metrics.catalogue import PROPORTIONS, standard_error
+
 Method = Literal["dl", "pm"]
 #: Metrics pooled on the logit scale (proportions in (0, 1)).
-LOGIT_METRICS = frozenset({"auroc", "accuracy", "balanced_accuracy", "sensitivity", "specificity", "auprc"})
+LOGIT_METRICS = PROPORTIONS
 _EDGE = 1e-6
 
 
@@ -122,7 +124,7 @@ def pooled_table(runs: pd.DataFrame, metrics: tuple[str, ...], methods: tuple[Me
     rows = []
     for (task, model, protocol), group in runs.groupby(["task", "model", "protocol"], sort=True):
         for metric in metrics:
-            se_column = f"{metric}_se"
+            se_column = standard_error(metric)
             if metric not in group or se_column not in group:
                 continue
             usable = group[np.isfinite(group[metric].to_numpy(float)) & (group[se_column].to_numpy(float) > 0)]

@@ -22,10 +22,11 @@ from medprobe.compare.identity import identity_notes
 from medprobe.compare.pooling import pooled_table
 from medprobe.compare.table import HEADLINE_METRICS, MAIN_METRICS, main_metric, sites_side_by_side, without_analyses
 from medprobe.compare.transfer import matrix_tables
+from medprobe.metrics.catalogue import PRIMARY, ci_high, ci_low
 from medprobe.metrics.plots import label_efficiency_figure, robustness_figure
 
 #: The paired rows the HTML shows (one metric per task type); paired.csv has all.
-PAIRED_SHOWN = ("auroc", "mae")
+PAIRED_SHOWN = PRIMARY
 
 
 @dataclass
@@ -135,7 +136,7 @@ def _subgroup_section(out: Path, groups: pd.DataFrame, gaps: pd.DataFrame, figur
     if not blocks:
         return ""
     columns = ["site", "model", "task", "protocol", "attribute", "metric", "best_group", "worst_group", "gap",
-               "gap_ci_low", "gap_ci_high"]
+               ci_low("gap"), ci_high("gap")]
     return ("<h2>Subgroups</h2><p>Each group's held-out value with its 95 % subject-bootstrap interval (attribute "
             "<i>site</i>: each site's value). The gap is best − worst group (worst − best for errors); within a "
             "site its interval is bootstrapped, across sites it is a normal interval from the sites' standard "

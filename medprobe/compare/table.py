@@ -6,6 +6,7 @@ import pandas as pd
 from mlflow.entities import Run
 
 from medprobe.compare.identity import IDENTITY, identity_of, label_models
+from medprobe.metrics.catalogue import ANALYSED, SHOWN
 from medprobe.tracking import TrackingStore, naming
 from medprobe.tracking.reading import find_experiment
 
@@ -13,9 +14,9 @@ KEY_COLUMNS = ("site", "model", "task", "protocol")
 #: The columns of `protocol_runs` before the metrics (`comparison.csv`).
 COLUMNS = (*KEY_COLUMNS, "weights", "fingerprint", "model_key", "architecture")
 #: Shown in the terminal; the CSV keeps every metric.
-HEADLINE_METRICS = ("accuracy", "balanced_accuracy", "auroc", "mae", "rmse", "r2")
+HEADLINE_METRICS = ANALYSED
 #: The metric a figure shows: the first of these the runs have (classification first, then regression).
-MAIN_METRICS = ("auroc", "balanced_accuracy", "accuracy", "mae", "r2")
+MAIN_METRICS = SHOWN
 
 
 def protocol_runs(store: TrackingStore, experiment: str) -> pd.DataFrame:

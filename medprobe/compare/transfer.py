@@ -16,6 +16,7 @@ import pandas as pd
 
 from medprobe.compare.identity import IDENTITY, identity_of, label_models, model_labels
 from medprobe.compare.table import experiment_id, held_out_metrics, main_metric
+from medprobe.metrics.catalogue import ci_high, ci_low
 from medprobe.tracking import TrackingStore, naming
 
 KEYS = ("train_site", "test_site", *IDENTITY, "task")
@@ -58,7 +59,7 @@ def transfer_matrix(runs: pd.DataFrame, transfers: pd.DataFrame) -> pd.DataFrame
             continue
         part = rows[["train_site", "test_site", "kind"]].assign(
             model=labels[tuple(identity)], task=task, metric=metric, value=rows[metric],
-            ci_low=rows.get(f"{metric}_ci_low"), ci_high=rows.get(f"{metric}_ci_high"),
+            ci_low=rows.get(ci_low(metric)), ci_high=rows.get(ci_high(metric)),
             **dict(zip(IDENTITY, identity, strict=True)))
         parts.append(part.dropna(subset=["value"]))
     if not parts:

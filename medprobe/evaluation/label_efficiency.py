@@ -29,6 +29,7 @@ import pandas as pd
 from medprobe.errors import ProbeError
 from medprobe.evaluation.options import LabelEfficiencyOptions
 from medprobe.metrics.bootstrap import N_RESAMPLES, bootstrap_intervals
+from medprobe.metrics.catalogue import SHOWN
 from medprobe.metrics.classification import classification_scores, encode_labels
 from medprobe.metrics.weighted import regression_scores
 from medprobe.options import field_default
@@ -42,7 +43,7 @@ from medprobe.probes.threads import threads_for
 
 DEFAULT_FRACTIONS = tuple(field_default(LabelEfficiencyOptions, "fractions"))
 #: the metrics the curve reports (those present for the task type)
-CURVE_METRICS = ("auroc", "balanced_accuracy", "accuracy", "mae", "r2")
+CURVE_METRICS = SHOWN
 COLUMNS = ("fraction", "percent", "n_subjects", "n_rows", "repeats", "metric", "value", "std", "ci_low", "ci_high")
 
 #: scores a repeat's test outputs under every column of weights W (n_test, B)

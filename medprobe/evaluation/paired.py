@@ -3,7 +3,7 @@
 Two models evaluated by the same protocol on the same rows give correlated estimates, so their intervals
 overlapping says little. A pair is compared on the test samples both scored (joined on `sample_id`):
 
-- every metric of `ANALYSIS_METRICS` for the difference model − baseline, with a paired subject-bootstrap 95 %
+- every metric of the catalogue's `ANALYSIS` for the difference model − baseline, with a paired subject-bootstrap 95 %
   percentile interval (each resample draws subjects with replacement and scores both models on the same rows) and
   a two-sided bootstrap p-value, 2 · min(P*(d ≤ 0), P*(d ≥ 0)) with the +1 correction of Davison & Hinkley
   (1997, §4.4) so it is never 0;
@@ -23,9 +23,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from medprobe.evaluation.scorers import ANALYSIS_METRICS, LOWER_IS_BETTER, ScoredPredictions
+from medprobe.evaluation.scorers import ScoredPredictions
 from medprobe.evaluation.suite import EvaluationResult
 from medprobe.metrics.bootstrap import bootstrap_values, defined_resamples, percentile_interval
+from medprobe.metrics.catalogue import ANALYSIS, LOWER_IS_BETTER
 from medprobe.metrics.delong import delong_test
 from medprobe.metrics.multiplicity import holm
 from medprobe.probes.registry import prediction_protocols
@@ -79,7 +80,7 @@ def compare_pair(model: pd.DataFrame, baseline: pd.DataFrame, task_type: str, n_
     b = ScoredPredictions.of(_side(joined, "__baseline"), task_type)
     if a.classes != b.classes:
         return [], [*notes, f"the models were trained on different classes ({a.classes} vs {b.classes})"]
-    metrics = ANALYSIS_METRICS[task_type]
+    metrics = ANALYSIS[task_type]
     point_a, point_b = a.point(metrics), b.point(metrics)
     differences = _resampled_differences(a, b, metrics, n_resamples, seed)
     delong, delong_notes = _delong(a, b)

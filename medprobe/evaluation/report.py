@@ -24,6 +24,7 @@ from medprobe.embed.pseudonyms import pseudonym
 from medprobe.evaluation.suite import EvaluationResult
 from medprobe.metrics import plots
 from medprobe.metrics.bootstrap import is_interval_key
+from medprobe.metrics.catalogue import ci_high, ci_low
 
 PSEUDONYM = re.compile(r"^sub-[0-9a-f]{16}$")
 ANALYSIS_FILES = ("subgroups.csv", "subgroup_gaps.csv", "label_efficiency.csv")
@@ -68,8 +69,8 @@ def _summary(outcome: EvaluationResult) -> dict[str, Any]:
     for protocol, result in outcome.results.items():
         point = {k: v for k, v in result.metrics.items() if not is_interval_key(k)}
         intervals = {
-            k: [result.metrics[f"{k}_ci_low"], result.metrics[f"{k}_ci_high"]]
-            for k in point if f"{k}_ci_low" in result.metrics
+            k: [result.metrics[ci_low(k)], result.metrics[ci_high(k)]]
+            for k in point if ci_low(k) in result.metrics
         }
         protocols[protocol] = {
             "metrics": _finite(point), "ci95": intervals, "notes": outcome.notes(protocol), "params": result.params,

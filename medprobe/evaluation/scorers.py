@@ -13,9 +13,6 @@ from medprobe.metrics.classification import classification_scores, encode_labels
 from medprobe.metrics.weighted import regression_scores
 
 PROBA_PREFIX = "proba_"
-#: The metrics the comparisons report, per task type; lower is better for the ones in `LOWER_IS_BETTER`.
-ANALYSIS_METRICS = {"classification": ("auroc", "balanced_accuracy", "accuracy"), "regression": ("mae", "rmse", "r2")}
-LOWER_IS_BETTER = frozenset({"mae", "rmse", "ece"})
 
 
 @dataclass(frozen=True)

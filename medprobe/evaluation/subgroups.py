@@ -18,14 +18,15 @@ import numpy as np
 import pandas as pd
 
 from medprobe.evaluation.options import SubgroupOptions
-from medprobe.evaluation.scorers import ANALYSIS_METRICS, LOWER_IS_BETTER, ScoredPredictions
+from medprobe.evaluation.scorers import ScoredPredictions
 from medprobe.metrics.bootstrap import bootstrap_values, defined_resamples, percentile_interval
+from medprobe.metrics.catalogue import ANALYSIS, better, ci_high, ci_low
 
 #: `subgroups.csv`: one row per attribute × group × metric; `status` is scored, too small, or undefined.
 GROUP_COLUMNS = ("attribute", "group", "metric", "n_subjects", "n_samples", "value", "ci_low", "ci_high", "status")
 #: `subgroup_gaps.csv`: one row per attribute × metric with two or more scored groups.
-GAP_COLUMNS = ("attribute", "metric", "best_group", "worst_group", "best_value", "worst_value", "gap", "gap_ci_low",
-               "gap_ci_high", "groups_scored")
+GAP_COLUMNS = ("attribute", "metric", "best_group", "worst_group", "best_value", "worst_value", "gap", ci_low("gap"),
+               ci_high("gap"), "groups_scored")
 SCORED, TOO_SMALL, UNDEFINED = "scored", "too small", "undefined"
 
 
@@ -56,7 +57,7 @@ def subgroup_metrics(predictions: pd.DataFrame, frame: pd.DataFrame, task_type: 
     used, which hold the attribute columns). One set of resamples serves every attribute."""
     scored = ScoredPredictions.of(predictions, task_type)
     positions = predictions["row"].to_numpy()
-    metrics = ANALYSIS_METRICS[task_type]
+    metrics = ANALYSIS[task_type]
     notes: list[str] = []
     masks: dict[str, dict[str, np.ndarray]] = {}
     for attribute in options.attributes:
@@ -128,7 +129,7 @@ def _gap(attribute: str, metric: str, point: dict[tuple[str, str], dict[str, flo
               if a == attribute and np.isfinite(metrics[metric])}
     if len(values) < 2:
         return None
-    sign = -1.0 if metric in LOWER_IS_BETTER else 1.0
+    sign = better(metric)
     worst, best = ends(values, sign)
     low = high = np.nan
     if (attribute, best, metric) in resampled and (attribute, worst, metric) in resampled:
@@ -136,4 +137,4 @@ def _gap(attribute: str, metric: str, point: dict[tuple[str, str], dict[str, flo
         low, high = _interval(sign * difference, n_resamples)
     return {"attribute": attribute, "metric": metric, "best_group": best, "worst_group": worst,
             "best_value": values[best], "worst_value": values[worst], "gap": sign * (values[best] - values[worst]),
-            "gap_ci_low": low, "gap_ci_high": high, "groups_scored": len(values)}
+            ci_low("gap"): low, ci_high("gap"): high, "groups_scored": len(values)}

@@ -21,6 +21,7 @@ from medprobe.evaluation.options import AnalysisOptions
 from medprobe.evaluation.rows import TaskRows
 from medprobe.evaluation.subgroups import SubgroupResult, subgroup_metrics
 from medprobe.metrics.bootstrap import is_interval_key
+from medprobe.metrics.catalogue import ci_high, ci_low
 from medprobe.probes import ProtocolResult, evaluate_inputs
 from medprobe.probes.inputs import ProbeInputs
 from medprobe.probes.options import ProtocolOptions, options_for
@@ -67,8 +68,8 @@ class EvaluationResult:
                 if is_interval_key(name):
                     continue
                 rows.append({"protocol": protocol, "metric": name, "value": value,
-                             "ci_low": result.metrics.get(f"{name}_ci_low", np.nan),
-                             "ci_high": result.metrics.get(f"{name}_ci_high", np.nan)})
+                             "ci_low": result.metrics.get(ci_low(name), np.nan),
+                             "ci_high": result.metrics.get(ci_high(name), np.nan)})
         rows += [{"protocol": protocol, "metric": "could not run", "value": np.nan, "ci_low": np.nan,
                   "ci_high": np.nan, "reason": reason} for protocol, reason in self.failures.items()]
         return pd.DataFrame(rows)

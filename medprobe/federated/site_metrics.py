@@ -1,4 +1,5 @@
-"""A site's evaluation of a global head on its test rows: a flat dict of numbers, with `num-examples`.
+"""A site's evaluation of a global head on its test rows: a flat dict of numbers (the catalogue's metrics of the task
+type, `medprobe.metrics.catalogue`), with `num-examples`.
 
 Only these aggregates leave the site; which metrics are undefined on a site (AUROC with one class present) is
 visible from their absence.
@@ -10,9 +11,7 @@ import numpy as np
 
 from medprobe.federated.records import NUM_EXAMPLES
 from medprobe.metrics import classification_metrics, regression_metrics
-
-CLASSIFICATION = ("accuracy", "balanced_accuracy", "auroc", "f1_macro")
-REGRESSION = ("mae", "rmse", "r2", "pearson_r")
+from medprobe.metrics.catalogue import METRICS
 
 
 def score_site(protocol: str, y_true: np.ndarray, predicted: np.ndarray, classes: list[str] | None = None
@@ -20,8 +19,8 @@ def score_site(protocol: str, y_true: np.ndarray, predicted: np.ndarray, classes
     """Probabilities (n, C) in the order of `classes` for classifiers; predictions (n,) for ridge."""
     if protocol == "ridge":
         values, _ = regression_metrics(y_true, predicted)
-        keep = REGRESSION
+        keep = METRICS["regression"]
     else:
         values, _ = classification_metrics(y_true, predicted, np.asarray(classes))
-        keep = CLASSIFICATION
+        keep = METRICS["classification"]
     return {NUM_EXAMPLES: len(y_true), **{k: float(values[k]) for k in keep if k in values}}

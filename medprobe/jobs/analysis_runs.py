@@ -20,6 +20,7 @@ import pandas as pd
 
 from medprobe.evaluation.subgroups import SCORED, TOO_SMALL, SubgroupResult
 from medprobe.evaluation.suite import EvaluationResult
+from medprobe.metrics.catalogue import ci_high, ci_low
 from medprobe.tracking.naming import GAP_PREFIX, LABEL_EFFICIENCY_PREFIX, SUBGROUP_PREFIX, key_part, percent_key
 
 
@@ -43,13 +44,13 @@ def _subgroup_values(result: SubgroupResult, metrics: dict[str, float], params: 
         metrics[f"{key}/n_subjects"] = float(row.n_subjects)
         if row.status == SCORED:
             metrics[f"{key}/{row.metric}"] = row.value
-            metrics[f"{key}/{row.metric}_ci_low"] = row.ci_low
-            metrics[f"{key}/{row.metric}_ci_high"] = row.ci_high
+            metrics[ci_low(f"{key}/{row.metric}")] = row.ci_low
+            metrics[ci_high(f"{key}/{row.metric}")] = row.ci_high
     for row in result.gaps.itertuples():
         key = f"{GAP_PREFIX}{key_part(row.attribute)}"
         metrics[f"{key}/{row.metric}"] = row.gap
-        metrics[f"{key}/{row.metric}_ci_low"] = row.gap_ci_low
-        metrics[f"{key}/{row.metric}_ci_high"] = row.gap_ci_high
+        metrics[ci_low(f"{key}/{row.metric}")] = row.gap_ci_low
+        metrics[ci_high(f"{key}/{row.metric}")] = row.gap_ci_high
         params[f"{key}/best_group/{row.metric}"] = key_part(row.best_group)
         params[f"{key}/worst_group/{row.metric}"] = key_part(row.worst_group)
     small = result.groups[result.groups["status"] == TOO_SMALL].drop_duplicates(["attribute", "group"])
@@ -64,6 +65,6 @@ def _curve_values(frame: pd.DataFrame) -> dict[str, float]:
         key = f"{LABEL_EFFICIENCY_PREFIX}{percent_key(row.percent)}"
         metrics[f"{key}/n_subjects"] = float(row.n_subjects)
         metrics[f"{key}/{row.metric}"] = row.value
-        metrics[f"{key}/{row.metric}_ci_low"] = row.ci_low
-        metrics[f"{key}/{row.metric}_ci_high"] = row.ci_high
+        metrics[ci_low(f"{key}/{row.metric}")] = row.ci_low
+        metrics[ci_high(f"{key}/{row.metric}")] = row.ci_high
     return metrics

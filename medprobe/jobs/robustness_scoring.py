@@ -19,7 +19,8 @@ import numpy as np
 import pandas as pd
 
 from medprobe.errors import ProbeError
-from medprobe.evaluation.scorers import ANALYSIS_METRICS, LOWER_IS_BETTER
+from medprobe.metrics.catalogue import ANALYSIS, LOWER_IS_BETTER, ci_high, ci_low
+from medprobe.metrics.catalogue import headline as headline_metric
 from medprobe.probes.inputs import prepare_inputs
 from medprobe.probes.options import ProtocolOptions
 from medprobe.transfer import FeatureSpace
@@ -30,7 +31,6 @@ CLEAN = "none"
 #: `robustness.csv`: one row per artefact × severity × metric (severity 0: the clean row).
 COLUMNS = ("artefact", "severity", "metric", "value", "ci_low", "ci_high", "clean", "drop", "cosine_median",
            "cosine_p05", "n_samples")
-HEADLINE = {"classification": ("auroc", "balanced_accuracy"), "regression": ("mae",)}
 
 
 @dataclass
@@ -62,7 +62,7 @@ def score_robustness(head: ProbeHead, space: FeatureSpace, clean: TestEmbeddings
                      n_resamples: int, seed: int, summary_severity: int) -> RobustnessResult:
     """`clean`, `y` and `subjects` are the task's test rows (same order); `corrupted` maps (artefact, severity) to
     the re-embedded corrupted images of those rows (a file the corruption made unreadable is simply absent)."""
-    metrics = ANALYSIS_METRICS[task_type]
+    metrics = ANALYSIS[task_type]
     options = ProtocolOptions(bootstrap=n_resamples)
     baseline = _scored(head, space, clean.X, y, subjects, task_type, options, seed)
     rows = [_row(CLEAN, 0, metric, baseline, baseline, 1.0, 1.0, len(y)) for metric in metrics if metric in baseline]
@@ -89,7 +89,7 @@ def score_robustness(head: ProbeHead, space: FeatureSpace, clean: TestEmbeddings
         rows += [_row(artefact, severity, metric, found, reference, median, p05, len(positions))
                  for metric in metrics if metric in found]
     table = pd.DataFrame(rows, columns=list(COLUMNS))
-    headline = next((m for m in HEADLINE[task_type] if m in set(table["metric"])), HEADLINE[task_type][0])
+    headline = headline_metric(task_type, table["metric"])
     at_severity = table[(table["severity"] == summary_severity) & (table["metric"] == headline)]
     summary = float(at_severity["drop"].mean()) if not at_severity.empty else float("nan")
     lost = [f for f in failed if f.endswith(f"/s{summary_severity}")]
@@ -111,7 +111,7 @@ def _row(artefact: str, severity: int, metric: str, found: dict[str, float], cle
     change = (value - reference) if metric in LOWER_IS_BETTER else (reference - value)
     drop = change / abs(reference) if reference else np.nan
     return {"artefact": artefact, "severity": severity, "metric": metric, "value": value,
-            "ci_low": found.get(f"{metric}_ci_low", np.nan), "ci_high": found.get(f"{metric}_ci_high", np.nan),
+            "ci_low": found.get(ci_low(metric), np.nan), "ci_high": found.get(ci_high(metric), np.nan),
             "clean": reference, "drop": drop, "cosine_median": cosine_median, "cosine_p05": cosine_p05,
             "n_samples": n_samples}
 

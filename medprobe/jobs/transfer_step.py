@@ -17,6 +17,7 @@ import pandas as pd
 from medprobe.errors import ProbeError
 from medprobe.evaluation import TaskRows
 from medprobe.jobs.recording import JobRecorder
+from medprobe.metrics.catalogue import SHOWN
 from medprobe.pipeline_spec import PipelineSpec
 from medprobe.pipeline_spec.pipeline import TaskSpec
 from medprobe.probes.options import LinearOptions
@@ -95,6 +96,6 @@ def _score_heads(spec: PipelineSpec, space: FeatureSpace, frame: pd.DataFrame, X
         run_id = recorder.log_transfer(space, task, digest, source, result, notes, rows.sample_ids)
         outcomes.append(TransferOutcome(source.head.site, space.model, task.name, result.metrics,
                                         notes + result.notes, run_id))
-        headline = ", ".join(f"{k} {v:.3f}" for k, v in result.metrics.items() if k in ("auroc", "mae", "r2"))
+        headline = ", ".join(f"{k} {v:.3f}" for k, v in result.metrics.items() if k in SHOWN)
         say(f"  transfer {where}: {headline or 'no metric'} on {result.n_test} row(s)")
     return outcomes, skipped

@@ -15,11 +15,13 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
+from medprobe.metrics.catalogue import CI_HIGH, CI_LOW, SE, ci_high, ci_low, standard_error
+
 N_RESAMPLES = 1000
 #: Keys beside a metric that describe its uncertainty, not a metric of their own: `<name>_ci_low`,
 #: `<name>_ci_high` (the 95 % interval) and `<name>_se` (the bootstrap standard error, what pooling across sites
 #: weighs each site by).
-INTERVAL_SUFFIXES = ("_ci_low", "_ci_high", "_se")
+INTERVAL_SUFFIXES = (CI_LOW, CI_HIGH, SE)
 LEVEL = 0.95
 _CHUNK_ELEMENTS = 1 << 23  # weights held at once
 
@@ -117,5 +119,5 @@ def with_intervals(metrics: dict[str, float], intervals: dict[str, tuple[float, 
     out = dict(metrics)
     for name, (low, high, se) in intervals.items():
         if name in metrics:
-            out[f"{name}_ci_low"], out[f"{name}_ci_high"], out[f"{name}_se"] = low, high, se
+            out[ci_low(name)], out[ci_high(name)], out[standard_error(name)] = low, high, se
     return out

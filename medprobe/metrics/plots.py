@@ -12,6 +12,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from sklearn.metrics import roc_curve
 
+from medprobe.metrics.catalogue import ci_high, ci_low
 from medprobe.metrics.classification import encode_labels
 from medprobe.metrics.weighted import ECE_BINS
 
@@ -89,8 +90,8 @@ def shots_plot(path: Path, metrics: Mapping[str, float], title: str) -> bool:
         if not shots:
             continue
         mean = [metrics[f"shots{k}/{prefix}accuracy_mean"] for k in shots]
-        low = [metrics[f"shots{k}/{prefix}accuracy_ci_low"] for k in shots]
-        high = [metrics[f"shots{k}/{prefix}accuracy_ci_high"] for k in shots]
+        low = [metrics[ci_low(f"shots{k}/{prefix}accuracy")] for k in shots]
+        high = [metrics[ci_high(f"shots{k}/{prefix}accuracy")] for k in shots]
         axes.plot(shots, mean, marker="o", label=label)
         axes.fill_between(shots, low, high, alpha=0.2)
         drawn = True

@@ -10,6 +10,7 @@ import numpy as np
 
 from medprobe.errors import ProbeError
 from medprobe.metrics.bootstrap import is_interval_key
+from medprobe.metrics.catalogue import seed_std
 from medprobe.probes.inputs import ProbeInputs, prepare_inputs, with_tokens
 from medprobe.probes.options import ProtocolOptions, options_for
 from medprobe.probes.registry import get_protocol
@@ -102,7 +103,7 @@ def _combine(results: list[ProtocolResult], seed: int) -> ProtocolResult:
         values = np.array([r.metrics[name] for r in results])
         metrics[name] = float(values.mean())
         if not is_interval_key(name):
-            metrics[f"{name}_seed_std"] = float(values.std(ddof=1))
+            metrics[seed_std(name)] = float(values.std(ddof=1))
     notes = list(dict.fromkeys(note for r in results for note in r.notes))
     notes.append(
         f"metrics are means over {len(results)} seeds ({seed}..{seed + len(results) - 1}), *_seed_std their "

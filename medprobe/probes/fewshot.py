@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from medprobe.metrics.catalogue import ci_high, ci_low
 from medprobe.probes.inputs import ProbeInputs
 from medprobe.probes.options import FewshotOptions
 from medprobe.probes.result import ProtocolResult, fit_size, predictions_frame, tested_rows
@@ -198,15 +199,15 @@ def run_fewshot(
         for prefix, episode_predictions in (("", predictions), ("linear_", linear[:, test])):
             accuracy, balanced = _episode_scores(episode_predictions, codes, y_test)
             metrics[f"shots{shots}/{prefix}accuracy_mean"] = float(accuracy.mean())
-            metrics[f"shots{shots}/{prefix}accuracy_ci_low"] = float(np.percentile(accuracy, 2.5))
-            metrics[f"shots{shots}/{prefix}accuracy_ci_high"] = float(np.percentile(accuracy, 97.5))
+            metrics[ci_low(f"shots{shots}/{prefix}accuracy")] = float(np.percentile(accuracy, 2.5))
+            metrics[ci_high(f"shots{shots}/{prefix}accuracy")] = float(np.percentile(accuracy, 97.5))
             metrics[f"shots{shots}/{prefix}balanced_accuracy_mean"] = float(balanced.mean())
 
     top = evaluated[-1]
     metrics["accuracy"] = metrics[f"shots{top}/accuracy_mean"]
     metrics["balanced_accuracy"] = metrics[f"shots{top}/balanced_accuracy_mean"]
-    metrics["accuracy_ci_low"] = metrics[f"shots{top}/accuracy_ci_low"]
-    metrics["accuracy_ci_high"] = metrics[f"shots{top}/accuracy_ci_high"]
+    metrics[ci_low("accuracy")] = metrics[ci_low(f"shots{top}/accuracy")]
+    metrics[ci_high("accuracy")] = metrics[ci_high(f"shots{top}/accuracy")]
     metrics["linear_accuracy"] = metrics[f"shots{top}/linear_accuracy_mean"]
     # Per-sample output at the largest shot level: the share of episodes voting for each class.
     votes = np.stack([(predictions == c).mean(axis=0) for c in range(len(classes))], axis=1)
