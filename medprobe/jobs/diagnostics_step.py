@@ -30,7 +30,7 @@ CKA_SAMPLES = 5000
 def diagnostics_step(spec: PipelineSpec, tables: list[tuple[FeatureSpace, EmbedResult]], recorder: JobRecorder,
                      say: Callable[[str], None]) -> pd.DataFrame:
     """One row per model: its diagnostics. Models with no embedded sample are left out."""
-    folder = spec.workdir / "diagnostics"
+    folder = spec.paths.diagnostics
     folder.mkdir(parents=True, exist_ok=True)
     for stale in folder.glob("*"):  # a re-run with other models must not leave the last run's figures behind
         if stale.is_file():

@@ -53,7 +53,7 @@ def paired_step(spec: PipelineSpec, spaces: list[FeatureSpace], evaluations: dic
                 recorder: JobRecorder, say: Callable[[str], None]) -> PairedComparison:
     """`evaluations`: task name → model key → its evaluation. Returns the comparison (empty when nothing pairs)."""
     options = spec.analysis.paired
-    path = spec.workdir / "evaluation" / "paired.csv"
+    path = spec.paths.paired
     path.unlink(missing_ok=True)
     models = [s.model for s in spaces]
     pairs = job_pairs(options, spaces)

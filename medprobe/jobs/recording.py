@@ -46,7 +46,7 @@ class JobRecorder:
                                     public=public_words(spec, manifest), folders=[spec.workdir])
         self.salt = site_salt(spec.workdir)  # the site's one salt: pseudonyms and the job identity
         job = job_identity(spec.experiment_name, spec.site, spec.name, spec.workdir, self.salt)
-        self.runs = RunRecorder(spec.tracking.uri, spec.experiment_name, bundle_dir=spec.workdir / "bundles",
+        self.runs = RunRecorder(spec.tracking.uri, spec.experiment_name, bundle_dir=spec.paths.bundles,
                                 offline=offline, require_server=require_server, job=job, guard=guard)
         self.display_uri = self.runs.display_uri
 

@@ -49,14 +49,14 @@ def embed_corrupted(spec: PipelineSpec, model: str, encoder: Encoder, manifest: 
     test = manifest[held_out].reset_index(drop=True)
     artefacts = parse_artefacts(options.artefacts, spec.data.modality)
     preload()
-    folder = spec.workdir / "robustness" / model
+    folder = spec.paths.robustness(model)
     corrupted: Corrupted = {}
     computed = cached = 0
     for artefact in artefacts:
         for severity in options.severities:
             corruption = Corruption(artefact, severity, options.seed, modality=spec.data.modality)
             chain = PreprocessChain(spec.data, encoder.preprocessing, corruption=corruption)
-            result = embed_manifest(test, encoder, chain, spec.workdir / "cache", replace(settings, progress=False),
+            result = embed_manifest(test, encoder, chain, spec.paths.cache, replace(settings, progress=False),
                                     folder / f"{artefact}-s{severity}.parquet")
             computed, cached = computed + result.computed, cached + result.cached
             corrupted[artefact, severity] = _test_embeddings(result)

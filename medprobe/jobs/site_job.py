@@ -112,7 +112,7 @@ def run_job(spec: PipelineSpec, progress: bool = True, say: Callable[[str], None
         report.failed_runs = list(recorder.runs.failed_runs)
         report.quarantine = pd.DataFrame(quarantine, columns=LOCAL_COLUMNS)
         report.quarantine_path = write_quarantine(workdir, quarantine)
-        _write_local_results(workdir, report, recorder.runs.guard)
+        _write_local_results(spec.paths.results, report, recorder.runs.guard)
     return report
 
 
@@ -159,8 +159,8 @@ def _build_encoder(model_spec: ModelSpec, say: Callable[[str], None]) -> Encoder
 def _embed(spec: PipelineSpec, model_spec: ModelSpec, encoder: Encoder, chain: PreprocessChain,
            manifest: pd.DataFrame, salt: bytes, progress: bool, report: JobReport) -> EmbedResult:
     settings = _settings(spec, model_spec, manifest, salt, progress)
-    table_path = spec.workdir / "embeddings" / f"{model_spec.key}.parquet"
-    result = embed_manifest(manifest, encoder, chain, spec.workdir / "cache", settings, table_path)
+    table_path = spec.paths.table(model_spec.key)
+    result = embed_manifest(manifest, encoder, chain, spec.paths.cache, settings, table_path)
     report.seconds["load"] += result.seconds.get("hash", 0.0) + result.seconds.get("load", 0.0)
     report.seconds["embed"] += sum(result.seconds.get(k, 0.0) for k in ("calibrate", "embed", "cache_write", "table"))
     return result
@@ -224,8 +224,8 @@ def _evaluate_task(spec: PipelineSpec, space: FeatureSpace, task: TaskSpec, embe
     linear = spec.protocols.linear
     if linear is not None and "linear" in evaluation.results:
         head = _publish_head(spec, space, task, evaluation, linear, say)
-        heads["linear"] = write_head(head, spec.workdir / "heads" / space.model / task.name) if head else []
-    folder = spec.workdir / "evaluation" / space.model / task.name
+        heads["linear"] = write_head(head, spec.paths.heads(space.model, task.name)) if head else []
+    folder = spec.paths.evaluation(space.model, task.name)
     write_report(evaluation, folder, salt=salt)
     report.seconds["probe"] += time.perf_counter() - started
     robustness = None
@@ -309,7 +309,7 @@ def _transfer(spec: PipelineSpec, tables: list[tuple[FeatureSpace, EmbedResult]]
     report.seconds["transfer"] += time.perf_counter() - started
 
 
-def _write_local_results(workdir: Path, report: JobReport, guard: PathGuard | None) -> None:
+def _write_local_results(path: Path, report: JobReport, guard: PathGuard | None) -> None:
     """Results land on local disk first, so a tracking outage never loses them; the file may be shared, so it goes
     through the same guard as what is logged."""
     payload = {
@@ -332,4 +332,4 @@ def _write_local_results(workdir: Path, report: JobReport, guard: PathGuard | No
     }
     if guard is not None:
         payload = guard.value(json.loads(json.dumps(payload, default=str)))
-    (workdir / "results.json").write_text(json.dumps(payload, indent=2, default=str), encoding="utf-8")
+    path.write_text(json.dumps(payload, indent=2, default=str), encoding="utf-8")

@@ -20,7 +20,7 @@ from medprobe.transfer import FeatureSpace
 
 def run_transfer(spec: PipelineSpec, say: Callable[[str], None] = print) -> JobReport:
     """Score the heads other sites published on every cached table of the job; the tracking store must answer."""
-    tables = {model.key: spec.workdir / "embeddings" / f"{model.key}.parquet" for model in spec.models}
+    tables = {model.key: spec.paths.table(model.key) for model in spec.models}
     missing = [key for key, path in tables.items() if not path.is_file()]
     if missing:
         raise MedprobeError(f"no cached embedding table for model(s) {', '.join(missing)} in the workdir "

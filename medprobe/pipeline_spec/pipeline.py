@@ -16,6 +16,7 @@ from pydantic import Field, field_validator, model_validator
 from medprobe.errors import MedprobeError
 from medprobe.evaluation.options import AnalysisOptions
 from medprobe.options import Seed, StrictModel
+from medprobe.pipeline_spec.workdir import Workdir
 from medprobe.preprocess.options import PreprocessOptions
 from medprobe.probes.options import ProtocolsOptions
 from medprobe.tracking.options import TrackingOptions
@@ -124,6 +125,11 @@ class PipelineSpec(StrictModel):
     @property
     def experiment_name(self) -> str:
         return self.tracking.experiment or f"medprobe/{self.name}"
+
+    @property
+    def paths(self) -> Workdir:
+        """Every path of the job under `workdir`."""
+        return Workdir(self.workdir)
 
 
 def _require_unique(names: list[str], what: str) -> None:
