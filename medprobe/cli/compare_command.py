@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from medprobe.cli.formatting import format_frame
 from medprobe.errors import MedprobeError
 from medprobe.exit_codes import EXIT_OK
+from medprobe.tracking.run_kinds import COMPARISON
 
 if TYPE_CHECKING:  # MLflow and matplotlib load lazily, keeping `medprobe --help` fast
     import pandas as pd
@@ -104,11 +105,10 @@ def print_matrices(matrix: pd.DataFrame) -> None:
 
 
 def _log_comparison(uri: str, experiment: str, files: ComparisonFiles, n_runs: int) -> str | None:
-    from medprobe.tracking import naming
     from medprobe.tracking.recorder import RunRecorder
 
     runs = RunRecorder(uri, experiment)
-    run = runs.start_run("comparison", {naming.RUN_KIND: "comparison"})
+    run = runs.start_run(COMPARISON, "comparison", {})
     runs.log(run, metrics={"compare/protocol_runs": n_runs})
     extra = [p for p in (files.transfer_csv, files.pooled_csv, *files.tables) if p is not None]
     for path in (files.csv, *extra, files.html, *files.figures):

@@ -23,6 +23,7 @@ from medprobe.evaluation.paired import PAIRED_COLUMNS, holm_corrected
 from medprobe.evaluation.subgroups import GAP_COLUMNS, GROUP_COLUMNS, SCORED, ends
 from medprobe.metrics.catalogue import LOWER_IS_BETTER, better, ci_high, ci_low, standard_error
 from medprobe.tracking import TrackingStore, naming
+from medprobe.tracking.run_kinds import PAIRED, kind_filter
 
 SITE_ATTRIBUTE = "site"
 CURVE_COLUMNS = (*KEY_COLUMNS, "percent", "n_subjects", "metric", "value", "ci_low", "ci_high")
@@ -37,7 +38,7 @@ def paired_runs(store: TrackingStore, experiment: str) -> pd.DataFrame:
     """`site` then `PAIRED_COLUMNS`, one row per site × task × protocol × pair × metric (a re-run replaces the
     earlier one)."""
     rows = []
-    for run in store.results(experiment_id(store, experiment), f"tags.`{naming.RUN_KIND}` = 'paired'"):
+    for run in store.results(experiment_id(store, experiment), kind_filter(PAIRED)):
         tags = run.data.tags
         by_metric: dict[str, dict[str, float]] = {}
         for key, value in run.data.metrics.items():

@@ -9,6 +9,7 @@ from medprobe.compare.identity import IDENTITY, identity_of, label_models
 from medprobe.metrics.catalogue import ANALYSED, SHOWN
 from medprobe.tracking import TrackingStore, naming
 from medprobe.tracking.reading import find_experiment
+from medprobe.tracking.run_kinds import PROTOCOL, kind_filter
 
 KEY_COLUMNS = ("site", "model", "task", "protocol")
 #: The columns of `protocol_runs` before the metrics (`comparison.csv`).
@@ -26,7 +27,7 @@ def protocol_runs(store: TrackingStore, experiment: str) -> pd.DataFrame:
     key, qualified when runs of that key measured different models (fingerprints); `model_key`, `fingerprint`,
     `weights` and `architecture` hold the tags."""
     rows = []
-    for run in store.results(experiment_id(store, experiment), f"tags.`{naming.RUN_KIND}` = 'protocol'"):
+    for run in store.results(experiment_id(store, experiment), kind_filter(PROTOCOL)):
         tags = run.data.tags
         row = {
             "site": tags.get(naming.SITE, "?"),

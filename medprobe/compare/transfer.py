@@ -18,6 +18,7 @@ from medprobe.compare.identity import IDENTITY, identity_of, label_models, model
 from medprobe.compare.table import experiment_id, held_out_metrics, main_metric
 from medprobe.metrics.catalogue import ci_high, ci_low
 from medprobe.tracking import TrackingStore, naming
+from medprobe.tracking.run_kinds import TRANSFER, kind_filter
 
 KEYS = ("train_site", "test_site", *IDENTITY, "task")
 #: `transfer.csv`; `model` is the display label, the identity columns come last (added after the first release).
@@ -28,7 +29,7 @@ def transfer_runs(store: TrackingStore, experiment: str) -> pd.DataFrame:
     """One row per transfer run (the newest per train site, test site, model identity and task) with its test
     metrics; `model` labelled as in `protocol_runs` (from these runs alone: `transfer_matrix` labels again)."""
     rows = []
-    for run in store.results(experiment_id(store, experiment), f"tags.`{naming.RUN_KIND}` = 'transfer'"):
+    for run in store.results(experiment_id(store, experiment), kind_filter(TRANSFER)):
         tags = run.data.tags
         rows.append({"train_site": tags.get(naming.TRAIN_SITE, "?"), "test_site": tags.get(naming.SITE, "?"),
                      **identity_of(tags), "task": tags.get(naming.TASK, "?"),

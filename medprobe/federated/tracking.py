@@ -14,6 +14,7 @@ from medprobe.federated.result import FederatedResult
 from medprobe.federated.settings import FederatedSettings
 from medprobe.tracking import naming
 from medprobe.tracking.recorder import RunRecorder
+from medprobe.tracking.run_kinds import PROTOCOL
 
 FEDERATED_SITE = "federated"
 
@@ -24,7 +25,6 @@ class FederatedTracker:
         protocol = f"federated_{settings.protocol}"
         tags = {
             naming.PROTOCOL: protocol,
-            naming.RUN_KIND: "protocol",
             naming.SITE: FEDERATED_SITE,
             naming.MODEL: model,
             naming.TASK: settings.task_name,
@@ -32,7 +32,7 @@ class FederatedTracker:
             naming.TASK_TYPE: "regression" if settings.protocol == "ridge" else "classification",
         }
         name = naming.protocol_run_name(FEDERATED_SITE, model, settings.task_name, protocol)
-        self.run_id = self.runs.start_run(name, tags)
+        self.run_id = self.runs.start_run(PROTOCOL, name, tags)
         params = {key: value for key, value in settings.to_config().items() if key not in ("tracking-uri",)}
         params.update({"sites": ",".join(sorted(train_counts)), "num_sites": len(train_counts)})
         params.update({f"n_train/{site}": n for site, n in train_counts.items()})

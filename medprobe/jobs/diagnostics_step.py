@@ -21,6 +21,7 @@ from medprobe.evaluation.diagnostics import cka_matrix, embedding_diagnostics, p
 from medprobe.jobs.recording import JobRecorder
 from medprobe.pipeline_spec import PipelineSpec
 from medprobe.tracking import naming
+from medprobe.tracking.run_kinds import DIAGNOSTICS
 from medprobe.transfer import FeatureSpace
 
 #: Linear CKA is estimated on at most this many shared samples: ample for a similarity of two spaces.
@@ -108,8 +109,8 @@ def _log(spec: PipelineSpec, table: pd.DataFrame, cka: pd.DataFrame, files: list
                for name, value in row.items() if name != "model" and np.isfinite(value)}
     metrics |= {f"cka/{a}/{b}": float(cka.loc[a, b]) for a in cka.index for b in cka.columns
                 if a != b and np.isfinite(cka.loc[a, b])}
-    tags = {naming.SITE: spec.site, naming.PIPELINE: spec.name, naming.RUN_KIND: "diagnostics"}
-    run = recorder.runs.start_run(f"{spec.site} · diagnostics", tags)
+    tags = {naming.SITE: spec.site, naming.PIPELINE: spec.name}
+    run = recorder.runs.start_run(DIAGNOSTICS, f"{spec.site} · diagnostics", tags)
     recorder.runs.log(run, metrics=metrics)
     for path in files:
         recorder.runs.log_file(run, path, "diagnostics")

@@ -12,6 +12,7 @@ from medprobe.evaluation.suite import EvaluationResult
 from medprobe.jobs.analysis_runs import analysis_run_values
 from medprobe.tracking import naming
 from medprobe.tracking.recorder import RunRecorder
+from medprobe.tracking.run_kinds import JOB, PROTOCOL
 
 
 def log_evaluation(runs: RunRecorder, outcome: EvaluationResult, metadata: dict[str, Any], model: str,
@@ -33,11 +34,11 @@ def log_evaluation(runs: RunRecorder, outcome: EvaluationResult, metadata: dict[
     }
     tags = {key: value for key, value in tags.items() if value}
     name = naming.job_run_name(site, model, outcome.target)
-    parent = runs.start_run(name, {**tags, naming.RUN_KIND: "job"})
+    parent = runs.start_run(JOB, name, tags)
     runs.log(parent, params={"n_rows": outcome.n_rows})
     for protocol, result in outcome.results.items():
-        child = runs.start_run(naming.protocol_run_name(site, model, outcome.target, protocol),
-                               {**tags, naming.PROTOCOL: protocol, naming.RUN_KIND: "protocol"}, parent)
+        child = runs.start_run(PROTOCOL, naming.protocol_run_name(site, model, outcome.target, protocol),
+                               {**tags, naming.PROTOCOL: protocol}, parent)
         runs.log_result(child, result, [*outcome.rows.notes, *outcome.analysis_notes(protocol)],
                         outcome.rows.sample_ids)
         metrics, params = analysis_run_values(outcome, protocol)
@@ -49,7 +50,7 @@ def log_evaluation(runs: RunRecorder, outcome: EvaluationResult, metadata: dict[
     for path in [out_dir / "metrics.json", *analysis_files(out_dir)]:
         if path.is_file():
             runs.log_file(parent, path)
-    runs.finish(parent, failed=bool(outcome.failures) and not outcome.results)
+    runs.finish(parent)
     return parent
 
 

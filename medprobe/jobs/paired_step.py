@@ -21,6 +21,7 @@ from medprobe.evaluation.paired import PAIRED_COLUMNS, PairedComparison, compare
 from medprobe.jobs.recording import JobRecorder
 from medprobe.pipeline_spec import PipelineSpec
 from medprobe.tracking import naming
+from medprobe.tracking.run_kinds import PAIRED
 from medprobe.transfer import FeatureSpace
 
 #: The numeric columns of a paired row logged as metrics.
@@ -83,9 +84,9 @@ def _log(spec: PipelineSpec, spaces: list[FeatureSpace], comparison: PairedCompa
         tags = {
             naming.SITE: spec.site, naming.TASK: task, naming.PROTOCOL: protocol, naming.PIPELINE: spec.name,
             **naming.model_tags(model, space.architecture, space.fingerprint, space.weights, space.pretrained),
-            naming.BASELINE: baseline, naming.RUN_KIND: "paired",
+            naming.BASELINE: baseline,
         }
-        run = recorder.runs.start_run(naming.paired_run_name(spec.site, model, baseline, task, protocol), tags)
+        run = recorder.runs.start_run(PAIRED, naming.paired_run_name(spec.site, model, baseline, task, protocol), tags)
         metrics = {f"paired/{row['metric']}/{column}": float(row[column]) for _, row in rows.iterrows()
                    for column in LOGGED_COLUMNS if _finite(row[column])}
         recorder.runs.log(run, metrics=metrics)

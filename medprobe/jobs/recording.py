@@ -23,6 +23,7 @@ from medprobe.probes import ProtocolResult
 from medprobe.tracking import TrackingStore, naming
 from medprobe.tracking.recorder import RunRecorder, job_identity
 from medprobe.tracking.redaction import redacted_spec
+from medprobe.tracking.run_kinds import JOB, PROTOCOL, TRANSFER
 from medprobe.transfer import HEAD_FOLDER, FeatureSpace, PublishedHead
 
 
@@ -74,7 +75,7 @@ class JobRecorder:
                       n_subjects: int) -> JobRun:
         tags = self._tags(space, task, digest)
         name = naming.job_run_name(self.spec.site, space.model, task.name)
-        run_id = self.runs.start_run(name, {**tags, naming.RUN_KIND: "job"})
+        run_id = self.runs.start_run(JOB, name, tags)
         self.runs.log(run_id, params={"n_samples": n_samples, "n_subjects": n_subjects,
                                       "embed_dim": space.embed_dim, "modality": self.spec.data.modality})
         self.runs.log_json(run_id, redacted_spec(self.spec.model_dump(mode="json")), "spec.json")
@@ -92,8 +93,7 @@ class JobRecorder:
         subgroups and label-efficiency curve (`medprobe.jobs.analysis_runs`) or of the robustness protocol,
         `files` other tables to attach. A run with neither `test/` nor analysis metrics is marked failed."""
         name = naming.protocol_run_name(self.spec.site, model, task.name, protocol)
-        run_id = self.runs.start_run(name, {**job.tags, naming.PROTOCOL: protocol, naming.RUN_KIND: "protocol"},
-                                     parent=job.run_id)
+        run_id = self.runs.start_run(PROTOCOL, name, {**job.tags, naming.PROTOCOL: protocol}, parent=job.run_id)
         for path in head:
             self.runs.log_file(run_id, path, HEAD_FOLDER)
         if head:
@@ -107,19 +107,19 @@ class JobRecorder:
         metrics, params = analysis
         if metrics or params:
             self.runs.log(run_id, metrics=metrics, params=params)
-        self.runs.finish(run_id, failed=not (result.metrics or metrics))
+        self.runs.finish(run_id)
         return run_id
 
     def log_transfer(self, space: FeatureSpace, task: TaskSpec, digest: str, source: PublishedHead,
                      result: ProtocolResult, label_notes: Sequence[str], sample_ids: np.ndarray) -> str:
         """A top-level run: `source`'s head scored on this site's rows."""
         train_site = source.head.site
-        tags = {**self._tags(space, task, digest), naming.PROTOCOL: "transfer", naming.RUN_KIND: "transfer",
-                naming.TRAIN_SITE: train_site, naming.HEAD_RUN_UID: source.run_uid}
+        tags = {**self._tags(space, task, digest), naming.PROTOCOL: TRANSFER, naming.TRAIN_SITE: train_site,
+                naming.HEAD_RUN_UID: source.run_uid}
         name = naming.transfer_run_name(train_site, self.spec.site, space.model, task.name)
-        run_id = self.runs.start_run(name, tags)
+        run_id = self.runs.start_run(TRANSFER, name, tags)
         self.runs.log_result(run_id, result, label_notes, sample_ids)
-        self.runs.finish(run_id, failed=not result.metrics)
+        self.runs.finish(run_id)
         return run_id
 
     def _tags(self, space: FeatureSpace, task: TaskSpec, digest: str) -> dict[str, str]:

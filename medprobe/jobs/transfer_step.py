@@ -96,6 +96,6 @@ def _score_heads(spec: PipelineSpec, space: FeatureSpace, frame: pd.DataFrame, X
         run_id = recorder.log_transfer(space, task, digest, source, result, notes, rows.sample_ids)
         outcomes.append(TransferOutcome(source.head.site, space.model, task.name, result.metrics,
                                         notes + result.notes, run_id))
-        headline = ", ".join(f"{k} {v:.3f}" for k, v in result.metrics.items() if k in SHOWN)
+        headline = ", ".join(f"{k} {result.metrics[k]:.3f}" for k in SHOWN if k in result.metrics)
         say(f"  transfer {where}: {headline or 'no metric'} on {result.n_test} row(s)")
     return outcomes, skipped

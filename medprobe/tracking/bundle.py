@@ -36,6 +36,7 @@ import pandas as pd
 from medprobe import __version__
 from medprobe.errors import DiskFullError, MedprobeError
 from medprobe.tracking import naming
+from medprobe.tracking.run_kinds import PROTOCOL, TRANSFER
 
 BUNDLE_FORMAT = 1
 MANIFEST = "bundle.json"
@@ -146,7 +147,7 @@ class ResultsBundle:
         rows = []
         for record in self.runs():
             tags = record["tags"]
-            if tags.get(naming.RUN_KIND) not in ("protocol", "transfer"):
+            if tags.get(naming.RUN_KIND) not in (PROTOCOL, TRANSFER):
                 continue
             rows.append({"experiment": record["experiment"], "site": tags.get(naming.SITE),
                          "model": tags.get(naming.MODEL), "task": tags.get(naming.TASK),

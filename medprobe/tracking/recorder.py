@@ -32,6 +32,7 @@ from medprobe.privacy.guard import PathGuard
 from medprobe.tracking import naming
 from medprobe.tracking.bundle import ResultsBundle, close_abandoned
 from medprobe.tracking.failures import disk_full, is_connection_failure, store_location
+from medprobe.tracking.run_kinds import kind_tags, run_kind
 from medprobe.tracking.store import TrackingStore
 from medprobe.tracking.tee import TeeStore
 from medprobe.tracking.uri import normalise_uri, redacted_uri
@@ -42,6 +43,8 @@ log = logging.getLogger("medprobe.tracking")
 OFFLINE_REASON = "--offline"
 #: The metric of a run some of whose values the guard withheld.
 WITHHELD_METRIC = "privacy/withheld_values"
+#: Metrics that count rows (`data/n_test`, `data/skipped_inputs`): logged by every run, they are not results.
+COUNT_PREFIX = "data/"
 
 
 class ResultRecord(Protocol):
@@ -80,6 +83,9 @@ class RunRecorder:
         self.failed_runs: list[str] = []
         self.withheld: Counter[str | None] = Counter()  # run uid → values the guard withheld
         self._names: dict[str, str] = {}
+        self._kinds: dict[str, str] = {}
+        self._parents: dict[str, str | None] = {}
+        self._scored: set[str] = set()  # runs that logged a metric besides the `data/` counts
         online, reason = (None, OFFLINE_REASON) if offline else _connect(self.uri)
         if online is None and (require_server or bundle_dir is None):
             raise TrackingError(f"cannot use the tracking store {self.display_uri}: {reason}")
@@ -117,13 +123,15 @@ class RunRecorder:
         """MLflow's id of run `run` (a uid), or None when it went only to the bundle."""
         return self.store.server_run_id(run)
 
-    def start_run(self, name: str, tags: Mapping[str, str], parent: str | None = None) -> str:
-        """A new run; returns its uid, which every other call takes."""
+    def start_run(self, kind: str, name: str, tags: Mapping[str, str], parent: str | None = None) -> str:
+        """A new run of `kind` (`medprobe.tracking.run_kinds`: its tag, required tags and parent kind are checked);
+        returns its uid, which every other call takes."""
+        kind_tagged = kind_tags(run_kind(kind), tags, self._kinds[parent] if parent is not None else None)
         identity = {naming.JOB: self.job, naming.ATTEMPT: self.attempt} if self.job else {}
         name, all_tags = self._guarded(None, name), self._guarded(None, {naming.VERSION: __version__, **identity,
-                                                                           **tags})
+                                                                           **kind_tagged})
         run = self.store.start_run(self.experiment_id, name, all_tags, parent)
-        self._names[run] = name
+        self._names[run], self._kinds[run], self._parents[run] = name, kind, parent
         self.withheld[run] += self.withheld.pop(None, 0)  # withheld before the run had a uid
         return run
 
@@ -131,6 +139,8 @@ class RunRecorder:
             tags: Mapping[str, str] | None = None, step: int = 0) -> None:
         """Metric keys, parameters and tags go through the guard (a leaking key drops its entry)."""
         metrics, params, tags = self._guarded(run, metrics), self._guarded(run, params), self._guarded(run, tags)
+        if metrics and any(not key.startswith(COUNT_PREFIX) for key in metrics):
+            self._scored.add(run)
         self.store.log(run, metrics, params, tags, step)
 
     def log_json(self, run: str, payload: Any, artifact_file: str) -> None:
@@ -156,7 +166,7 @@ class RunRecorder:
         `notes.txt` (`notes` then the result's own) and `predictions.csv` with sample pseudonyms and no subject
         column; `sample_ids` are indexed by the predictions' `row`."""
         metrics = {naming.test_metric(k): v for k, v in result.metrics.items()}
-        metrics |= {"data/n_train": result.n_train, "data/n_test": result.n_test}
+        metrics |= {f"{COUNT_PREFIX}n_train": result.n_train, f"{COUNT_PREFIX}n_test": result.n_test}
         self.log(run, metrics=metrics, params=result.params)
         all_notes = [*notes, *result.notes]
         if all_notes:
@@ -170,7 +180,10 @@ class RunRecorder:
             predictions = predictions.drop(columns=["subject_id"], errors="ignore")
             self.log_text(run, predictions.to_csv(index=False), "predictions.csv")
 
-    def finish(self, run: str, failed: bool = False) -> None:
+    def finish(self, run: str, failed: bool | None = None) -> None:
+        """End `run`, FAILED when `failed`, or by its kind's rule when None (`medprobe.tracking.run_kinds`)."""
+        if failed is None:
+            failed = self._fails_by_rule(run)
         count = self.withheld[run]
         if count:
             self.store.log(run, {WITHHELD_METRIC: count}, None, None, 0)
@@ -181,6 +194,14 @@ class RunRecorder:
         if failed:
             self.failed_runs.append(self._names.get(run, run))
         self.store.finish(run, failed)
+
+    def _fails_by_rule(self, run: str) -> bool:
+        kind = run_kind(self._kinds[run])
+        if kind.needs_metrics:
+            return run not in self._scored
+        if kind.judged_by_children:
+            return not any(child in self._scored for child, parent in self._parents.items() if parent == run)
+        return False
 
     def close(self) -> None:
         """The attempt ended normally: the finished runs of earlier attempts that this one repeated are marked

@@ -11,6 +11,7 @@ from mlflow.entities import Run
 from mlflow.exceptions import MlflowException
 
 from medprobe.tracking import TrackingStore, naming
+from medprobe.tracking.run_kinds import PROTOCOL, kind_filter
 from medprobe.transfer.head_files import HEAD_FOLDER, HeadError, read_head
 from medprobe.transfer.heads import ProbeHead
 from medprobe.transfer.space import FeatureSpace
@@ -33,7 +34,7 @@ def published_heads(store: TrackingStore, experiment: str, space: FeatureSpace, 
     found = store.client.get_experiment_by_name(experiment)
     if found is None:
         return [], []
-    query = (f"tags.`{naming.RUN_KIND}` = 'protocol' AND tags.`{naming.PROTOCOL}` = 'linear' AND "
+    query = (f"{kind_filter(PROTOCOL)} AND tags.`{naming.PROTOCOL}` = 'linear' AND "
              f"tags.`{naming.TASK}` = '{task}' AND tags.`{naming.HEAD}` = '{HEAD_FOLDER}'")
     by_site: dict[str, list[Run]] = defaultdict(list)
     for run in store.results(found.experiment_id, query, order_by=["attributes.start_time DESC"]):

@@ -40,7 +40,7 @@ class _Runs:
     def __init__(self) -> None:
         self.metrics: dict[str, float] = {}
 
-    def start_run(self, name: str, tags: dict[str, str]) -> str:
+    def start_run(self, kind: str, name: str, tags: dict[str, str]) -> str:
         return name
 
     def log(self, run: str, metrics: dict[str, float]) -> None:

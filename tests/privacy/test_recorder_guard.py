@@ -10,6 +10,7 @@ from mlflow.tracking import MlflowClient
 
 from medprobe.privacy.guard import WITHHELD, PathGuard
 from medprobe.tracking.recorder import WITHHELD_METRIC, RunRecorder
+from medprobe.tracking.run_kinds import COMPARISON
 
 
 def test_a_leaking_value_is_withheld_and_the_run_finishes(tmp_path: Path) -> None:
@@ -19,7 +20,8 @@ def test_a_leaking_value_is_withheld_and_the_run_finishes(tmp_path: Path) -> Non
     notes.write_text("sample,reason\nsmp-0123456789abcdef,reader said Smith\nsmp-fedcba9876543210,fine\n",
                      encoding="utf-8")
     with RunRecorder(uri, "medprobe/unit", bundle_dir=tmp_path / "bundles", guard=guard) as recorder:
-        run = recorder.start_run("site-x · model", {"medprobe.site": "site-x", "medprobe.note": "ann was here"})
+        run = recorder.start_run(COMPARISON, "site-x · model",
+                                 {"medprobe.site": "site-x", "medprobe.note": "ann was here"})
         recorder.log(run, metrics={"test/auroc": 0.9, "subgroup/smith/auroc": 0.5},
                      params={"fine": "linear", "leak": "19600102"})
         recorder.log_text(run, "line one\nfrom Smith\n", "notes.txt")
