@@ -12,15 +12,29 @@ import pandas as pd
 import pytest
 import yaml
 from PIL import Image
+from threadpoolctl import threadpool_limits
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("DO_NOT_TRACK", "true")
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Under pytest-xdist each worker gets its share of the cores for torch, BLAS and the processes its tests
+    start: two workers on two cores with two threads each spend their time spinning, not computing."""
+    workers = int(getattr(config, "workerinput", {}).get("workercount", 0))
+    if workers > 1:
+        threads = str(max(1, (os.cpu_count() or 1) // workers))
+        for variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+            os.environ.setdefault(variable, threads)  # torch (imported later) and the processes tests start
+        threadpool_limits(int(os.environ["OMP_NUM_THREADS"]))  # the BLAS numpy has loaded already
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Tests marked `gpu` are skipped, with the reason, where no CUDA device is visible (CI never has one)."""
+    """Slow tests first, so that parallel workers (`-n 2`) start the long ones early and finish together; tests
+    marked `gpu` are skipped, with the reason, where no CUDA device is visible (CI never has one)."""
     import torch
 
+    items.sort(key=lambda item: "slow" not in item.keywords)  # stable: the collection order otherwise
     if torch.cuda.is_available():
         return
     skip = pytest.mark.skip(reason="needs a CUDA device; none is visible")

@@ -18,8 +18,10 @@ import pandas as pd
 from medprobe.compare.plots import grid_png
 from medprobe.embed import EmbedResult
 from medprobe.evaluation.diagnostics import cka_matrix, embedding_diagnostics, projection_colours, projection_figure
+from medprobe.evaluation.options import SubgroupOptions
 from medprobe.jobs.recording import JobRecorder
-from medprobe.pipeline_spec import PipelineSpec
+from medprobe.pipeline_spec.context import JobContext
+from medprobe.pipeline_spec.pipeline import TaskSpec
 from medprobe.tracking import naming
 from medprobe.tracking.run_kinds import DIAGNOSTICS
 from medprobe.transfer import FeatureSpace
@@ -28,15 +30,17 @@ from medprobe.transfer import FeatureSpace
 CKA_SAMPLES = 5000
 
 
-def diagnostics_step(spec: PipelineSpec, tables: list[tuple[FeatureSpace, EmbedResult]], recorder: JobRecorder,
+def diagnostics_step(context: JobContext, tasks: list[TaskSpec], subgroups: SubgroupOptions | None,
+                     tables: list[tuple[FeatureSpace, EmbedResult]], recorder: JobRecorder,
                      say: Callable[[str], None]) -> pd.DataFrame:
-    """One row per model: its diagnostics. Models with no embedded sample are left out."""
-    folder = spec.paths.diagnostics
+    """One row per model: its diagnostics, the projections coloured by the `tasks`' labels and the `subgroups`'
+    attributes. Models with no embedded sample are left out."""
+    folder = context.paths.diagnostics
     folder.mkdir(parents=True, exist_ok=True)
     for stale in folder.glob("*"):  # a re-run with other models must not leave the last run's figures behind
         if stale.is_file():
             stale.unlink()
-    labels = {t.target: t.type for t in spec.tasks}
+    labels = {t.target: t.type for t in tasks}
     rows, files, vectors = [], [], {}
     priority: dict[str, int] = {}
     for space, embedded in tables:
@@ -49,14 +53,14 @@ def diagnostics_step(spec: PipelineSpec, tables: list[tuple[FeatureSpace, EmbedR
         say(f"  diagnostics {space.model}: effective rank {diagnostics.effective_rank:.1f} of {diagnostics.dim}, "
             f"first component {diagnostics.variance_top.get(1, np.nan):.0%} of the variance"
             + (" — degenerate" if diagnostics.degenerate else ""))
-        figure = projection_figure(X, projection_colours(embedded.frame, labels, spec.analysis.subgroups),
-                                   f"{spec.site} · {space.model}: t-SNE of {len(X)} embeddings", seed=spec.seed)
+        figure = projection_figure(X, projection_colours(embedded.frame, labels, subgroups),
+                                   f"{context.site} · {space.model}: t-SNE of {len(X)} embeddings", seed=context.seed)
         if figure is not None:
             path = folder / f"{space.model}_projection.png"
             figure.savefig(path, dpi=90, bbox_inches="tight")
             files.append(path)
         sample_ids = embedded.frame["sample_id"].astype(str)
-        priority = priority or _cka_priority(sample_ids, spec.seed)
+        priority = priority or _cka_priority(sample_ids, context.seed)
         vectors[space.model] = _cka_sample(X, sample_ids, priority)
     table = pd.DataFrame(rows)
     if table.empty:
@@ -64,7 +68,7 @@ def diagnostics_step(spec: PipelineSpec, tables: list[tuple[FeatureSpace, EmbedR
     table.to_csv(folder / "diagnostics.csv", index=False)
     files.insert(0, folder / "diagnostics.csv")
     cka = _cka(vectors, folder, files)
-    _log(spec, table, cka, files, recorder)
+    _log(context, table, cka, files, recorder)
     return table
 
 
@@ -103,14 +107,14 @@ def _cka(vectors: dict[str, pd.DataFrame], folder: Path, files: list[Path]) -> p
     return matrix
 
 
-def _log(spec: PipelineSpec, table: pd.DataFrame, cka: pd.DataFrame, files: list[Path],
+def _log(context: JobContext, table: pd.DataFrame, cka: pd.DataFrame, files: list[Path],
          recorder: JobRecorder) -> None:
     metrics = {f"{row['model']}/diagnostics/{name}": float(value) for row in table.to_dict("records")
                for name, value in row.items() if name != "model" and np.isfinite(value)}
     metrics |= {f"cka/{a}/{b}": float(cka.loc[a, b]) for a in cka.index for b in cka.columns
                 if a != b and np.isfinite(cka.loc[a, b])}
-    tags = {naming.SITE: spec.site, naming.PIPELINE: spec.name}
-    run = recorder.runs.start_run(DIAGNOSTICS, f"{spec.site} · diagnostics", tags)
+    tags = {naming.SITE: context.site, naming.PIPELINE: context.pipeline}
+    run = recorder.runs.start_run(DIAGNOSTICS, f"{context.site} · diagnostics", tags)
     recorder.runs.log(run, metrics=metrics)
     for path in files:
         recorder.runs.log_file(run, path, "diagnostics")

@@ -19,7 +19,7 @@ from medprobe.evaluation import EvaluationResult
 from medprobe.evaluation.options import PairedOptions
 from medprobe.evaluation.paired import PAIRED_COLUMNS, PairedComparison, compare_evaluations, comparison_pairs
 from medprobe.jobs.recording import JobRecorder
-from medprobe.pipeline_spec import PipelineSpec
+from medprobe.pipeline_spec.context import JobContext
 from medprobe.tracking import naming
 from medprobe.tracking.run_kinds import PAIRED
 from medprobe.transfer import FeatureSpace
@@ -50,11 +50,11 @@ def job_pairs(options: PairedOptions, spaces: list[FeatureSpace]) -> list[tuple[
     return default_pairs(spaces)
 
 
-def paired_step(spec: PipelineSpec, spaces: list[FeatureSpace], evaluations: dict[str, dict[str, EvaluationResult]],
-                recorder: JobRecorder, say: Callable[[str], None]) -> PairedComparison:
+def paired_step(context: JobContext, options: PairedOptions, spaces: list[FeatureSpace],
+                evaluations: dict[str, dict[str, EvaluationResult]], recorder: JobRecorder,
+                say: Callable[[str], None]) -> PairedComparison:
     """`evaluations`: task name → model key → its evaluation. Returns the comparison (empty when nothing pairs)."""
-    options = spec.analysis.paired
-    path = spec.paths.paired
+    path = context.paths.paired
     path.unlink(missing_ok=True)
     models = [s.model for s in spaces]
     pairs = job_pairs(options, spaces)
@@ -63,30 +63,31 @@ def paired_step(spec: PipelineSpec, spaces: list[FeatureSpace], evaluations: dic
             say("  paired comparisons: none (no handcrafted model, no random-init control of a model's own "
                 "architecture, and no analysis.paired.baselines)")
         return PairedComparison(pd.DataFrame(columns=list(PAIRED_COLUMNS)))
-    comparison = compare_evaluations(evaluations, pairs, options.bootstrap, spec.seed)
+    comparison = compare_evaluations(evaluations, pairs, options.bootstrap, context.seed)
     for note in comparison.notes:
         say(f"  paired: {note}")
     if comparison.table.empty:
         return comparison
     path.parent.mkdir(parents=True, exist_ok=True)
     comparison.table.to_csv(path, index=False)
-    _log(spec, spaces, comparison, recorder, path)
+    _log(context, spaces, comparison, recorder, path)
     say(f"  paired comparisons: {len(comparison.table)} rows in {path}")
     return comparison
 
 
-def _log(spec: PipelineSpec, spaces: list[FeatureSpace], comparison: PairedComparison, recorder: JobRecorder,
+def _log(context: JobContext, spaces: list[FeatureSpace], comparison: PairedComparison, recorder: JobRecorder,
          csv: Path) -> None:
     by_model = {s.model: s for s in spaces}
     for (task, protocol, model, baseline), rows in comparison.table.groupby(["task", "protocol", "model", "baseline"],
                                                                             sort=False):
         space = by_model[model]
         tags = {
-            naming.SITE: spec.site, naming.TASK: task, naming.PROTOCOL: protocol, naming.PIPELINE: spec.name,
+            naming.SITE: context.site, naming.TASK: task, naming.PROTOCOL: protocol, naming.PIPELINE: context.pipeline,
             **naming.model_tags(model, space.architecture, space.fingerprint, space.weights, space.pretrained),
             naming.BASELINE: baseline,
         }
-        run = recorder.runs.start_run(PAIRED, naming.paired_run_name(spec.site, model, baseline, task, protocol), tags)
+        name = naming.paired_run_name(context.site, model, baseline, task, protocol)
+        run = recorder.runs.start_run(PAIRED, name, tags)
         metrics = {f"paired/{row['metric']}/{column}": float(row[column]) for _, row in rows.iterrows()
                    for column in LOGGED_COLUMNS if _finite(row[column])}
         recorder.runs.log(run, metrics=metrics)

@@ -19,12 +19,14 @@ import pandas as pd
 
 from medprobe.artefacts import Corruption, parse_artefacts
 from medprobe.artefacts.library_calls import preload
+from medprobe.artefacts.options import RobustnessOptions
 from medprobe.embed import EmbedResult, EmbedSettings, embed_manifest
 from medprobe.evaluation import TaskRows
 from medprobe.jobs.robustness_scoring import RobustnessResult, TestEmbeddings, score_robustness
 from medprobe.metrics.plots import robustness_plot
 from medprobe.models import Encoder
-from medprobe.pipeline_spec import PipelineSpec
+from medprobe.pipeline_spec.context import JobContext
+from medprobe.pipeline_spec.pipeline import DataSpec
 from medprobe.preprocess import PreprocessChain
 from medprobe.probes import ProtocolResult
 from medprobe.split_column import table_split, test_rows
@@ -36,27 +38,26 @@ Corrupted = dict[tuple[str, int], TestEmbeddings]
 SUMMARY = "summary_drop"
 
 
-def embed_corrupted(spec: PipelineSpec, model: str, encoder: Encoder, manifest: pd.DataFrame,
+def embed_corrupted(context: JobContext, options: RobustnessOptions, data: DataSpec, model: str, encoder: Encoder,
+                    manifest: pd.DataFrame,
                     settings: EmbedSettings, say: Callable[[str], None]) -> Corrupted | str:
     """The test split's corrupted embeddings per (artefact, severity), or why there are none. `settings` are the
     clean pass's, with the precision it resolved (so no calibration runs again)."""
-    options = spec.protocols.robustness
-    assert options is not None, "called only when the spec enables robustness"
     held_out = test_rows(table_split(manifest), len(manifest))
     if not held_out.any():
         return ("robustness needs test rows (a `split` column with 'test'): the clean-trained head must not have "
                 "seen the images it is scored on")
     test = manifest[held_out].reset_index(drop=True)
-    artefacts = parse_artefacts(options.artefacts, spec.data.modality)
+    artefacts = parse_artefacts(options.artefacts, data.modality)
     preload()
-    folder = spec.paths.robustness(model)
+    folder = context.paths.robustness(model)
     corrupted: Corrupted = {}
     computed = cached = 0
     for artefact in artefacts:
         for severity in options.severities:
-            corruption = Corruption(artefact, severity, options.seed, modality=spec.data.modality)
-            chain = PreprocessChain(spec.data, encoder.preprocessing, corruption=corruption)
-            result = embed_manifest(test, encoder, chain, spec.paths.cache, replace(settings, progress=False),
+            corruption = Corruption(artefact, severity, options.seed, modality=data.modality)
+            chain = PreprocessChain(data, encoder.preprocessing, corruption=corruption)
+            result = embed_manifest(test, encoder, chain, context.paths.cache, replace(settings, progress=False),
                                     folder / f"{artefact}-s{severity}.parquet")
             computed, cached = computed + result.computed, cached + result.cached
             corrupted[artefact, severity] = _test_embeddings(result)
@@ -68,19 +69,18 @@ def embed_corrupted(spec: PipelineSpec, model: str, encoder: Encoder, manifest: 
     return corrupted
 
 
-def robustness_result(spec: PipelineSpec, space: FeatureSpace, task: str, head: ProbeHead, clean: TestEmbeddings,
-                      rows: TaskRows, corrupted: Corrupted, folder: Path) -> tuple[ProtocolResult, RobustnessResult]:
+def robustness_result(context: JobContext, options: RobustnessOptions, space: FeatureSpace, task: str,
+                      head: ProbeHead, clean: TestEmbeddings, rows: TaskRows, corrupted: Corrupted,
+                      folder: Path) -> tuple[ProtocolResult, RobustnessResult]:
     """The head scored on every corrupted set of the task's test rows (`clean`: the table's clean embeddings, all
     rows; `rows`: the task's), written to `folder`; and the protocol result to log beside it: no `test/` metrics of
     its own (its figures are `run_metrics(outcome)`), the parameters and notes."""
-    options = spec.protocols.robustness
-    assert options is not None
     test = np.flatnonzero(test_rows(rows.split, len(rows)))
     sample_ids = rows.sample_ids[test]
     positions, X = clean.aligned(sample_ids)
     outcome = score_robustness(head, space, TestEmbeddings(sample_ids[positions], X), rows.labels[test][positions],
                                rows.subjects.astype(str)[test][positions], corrupted, rows.task_type,
-                               options.bootstrap, spec.seed, options.ranking_severity)
+                               options.bootstrap, context.seed, options.ranking_severity)
     outcome.table.to_csv(folder / "robustness.csv", index=False)
     (folder / "plots").mkdir(parents=True, exist_ok=True)
     (folder / "plots" / "robustness_curves.png").unlink(missing_ok=True)

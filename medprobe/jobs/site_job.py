@@ -139,10 +139,11 @@ def _embed_and_evaluate(spec: PipelineSpec, manifest: pd.DataFrame, recorder: Jo
                                                                  say, salt, corrupted)
         tables.append((space, embedded))
     started = time.perf_counter()
-    report.paired = paired_step(spec, [space for space, _ in tables], evaluations, recorder, say)
+    report.paired = paired_step(spec.context, spec.analysis.paired, [space for space, _ in tables], evaluations,
+                                recorder, say)
     report.seconds["paired"] += time.perf_counter() - started
     started = time.perf_counter()
-    report.diagnostics = diagnostics_step(spec, tables, recorder, say)
+    report.diagnostics = diagnostics_step(spec.context, spec.tasks, spec.analysis.subgroups, tables, recorder, say)
     report.seconds["diagnostics"] += time.perf_counter() - started
     _transfer(spec, tables, recorder, report, say)
     return quarantine
@@ -169,11 +170,12 @@ def _embed(spec: PipelineSpec, model_spec: ModelSpec, encoder: Encoder, chain: P
 def _corrupted(spec: PipelineSpec, model_spec: ModelSpec, encoder: Encoder, manifest: pd.DataFrame, salt: bytes,
                embedded: EmbedResult, report: JobReport, say: Callable[[str], None]) -> Corrupted | str | None:
     """The robustness protocol's corrupted test embeddings (or why there are none); None when it is not enabled."""
-    if spec.protocols.robustness is None or len(embedded) == 0:
+    options = spec.protocols.robustness
+    if options is None or len(embedded) == 0:
         return None
     started = time.perf_counter()
     settings = replace(_settings(spec, model_spec, manifest, salt, progress=False), precision=embedded.precision)
-    corrupted = embed_corrupted(spec, model_spec.key, encoder, manifest, settings, say)
+    corrupted = embed_corrupted(spec.context, options, spec.data, model_spec.key, encoder, manifest, settings, say)
     report.seconds["robustness"] += time.perf_counter() - started
     if isinstance(corrupted, str):
         say(f"  {model_spec.key}: robustness not run ({corrupted})")
@@ -237,7 +239,9 @@ def _evaluate_task(spec: PipelineSpec, space: FeatureSpace, task: TaskSpec, embe
             if head is None:
                 raise ProbeError("the linear probe head could not be fitted (see the linear protocol's notes)")
             clean = TestEmbeddings(embedded.frame["sample_id"].astype(str).to_numpy(), embeddings)  # read once
-            robustness = robustness_result(spec, space, task.name, head, clean, rows, corrupted, folder)
+            assert spec.protocols.robustness is not None, "corrupted embeddings exist only when it is enabled"
+            robustness = robustness_result(spec.context, spec.protocols.robustness, space, task.name, head, clean, rows,
+                                           corrupted, folder)
         except ProbeError as exc:
             say(f"  {space.model}/{task.name}/robustness: not run ({exc})")
             report.outcomes.append(ProtocolOutcome(space.model, task.name, "robustness", {}, [f"not run: {exc}"]))
@@ -303,7 +307,8 @@ def _transfer(spec: PipelineSpec, tables: list[tuple[FeatureSpace, EmbedResult]]
     for space, embedded in tables:
         if len(embedded) == 0:
             continue
-        outcomes, notes = transfer_step(spec, space, embedded.frame, embedded.embeddings(), recorder, say)
+        outcomes, notes = transfer_step(spec.context, spec.tasks, spec.protocols.linear, space, embedded.frame,
+                                        embedded.embeddings(), recorder, say)
         report.transfers += outcomes
         report.transfer_notes += notes
     report.seconds["transfer"] += time.perf_counter() - started

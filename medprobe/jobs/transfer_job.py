@@ -30,7 +30,8 @@ def run_transfer(spec: PipelineSpec, say: Callable[[str], None] = print) -> JobR
         report = JobReport(spec.site, spec.experiment_name, recorder.display_uri, bundle_path=recorder.bundle_path)
         for key, path in tables.items():
             frame, X, metadata = read_table(path)
-            outcomes, notes = transfer_step(spec, FeatureSpace.of_table(key, metadata), frame, X, recorder, say)
+            outcomes, notes = transfer_step(spec.context, spec.tasks, spec.protocols.linear,
+                                            FeatureSpace.of_table(key, metadata), frame, X, recorder, say)
             report.transfers += outcomes
             report.transfer_notes += notes
     report.offline_reason = recorder.offline_reason

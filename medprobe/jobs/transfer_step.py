@@ -18,7 +18,7 @@ from medprobe.errors import ProbeError
 from medprobe.evaluation import TaskRows
 from medprobe.jobs.recording import JobRecorder
 from medprobe.metrics.catalogue import SHOWN
-from medprobe.pipeline_spec import PipelineSpec
+from medprobe.pipeline_spec.context import JobContext
 from medprobe.pipeline_spec.pipeline import TaskSpec
 from medprobe.probes.options import LinearOptions
 from medprobe.tracking.failures import is_connection_failure
@@ -41,29 +41,32 @@ def offline_message(reason: str | None) -> str:
             "tracking server is reachable")
 
 
-def transfer_step(spec: PipelineSpec, space: FeatureSpace, frame: pd.DataFrame, X: np.ndarray,
-                  recorder: JobRecorder, say: Callable[[str], None]) -> tuple[list[TransferOutcome], list[str]]:
-    """Score other sites' heads for every task of `spec` on one embedding table (`frame`, its vectors `X`).
+def transfer_step(context: JobContext, tasks: list[TaskSpec], linear: LinearOptions | None, space: FeatureSpace,
+                  frame: pd.DataFrame, X: np.ndarray, recorder: JobRecorder,
+                  say: Callable[[str], None]) -> tuple[list[TransferOutcome], list[str]]:
+    """Score other sites' heads for every one of `tasks` on one embedding table (`frame`, its vectors `X`), with the
+    bootstrap of the site's `linear` protocol options.
 
     Returns the outcomes and the notes on heads that were not scored. Without a tracking store that answers (the
     job is offline, or the server stops answering), the step ends with a one-line message and the outcomes so far.
     """
     outcomes: list[TransferOutcome] = []
     skipped: list[str] = []
-    for task in spec.tasks:
+    options = linear or LinearOptions()
+    for task in tasks:
         server = recorder.server
         if server is None:
             say(f"  {offline_message(recorder.offline_reason)}")
             break
         try:
-            heads, notes = published_heads(server, spec.experiment_name, space, task.name, task.type, spec.site)
+            heads, notes = published_heads(server, context.experiment, space, task.name, task.type, context.site)
         except Exception as exc:
             if not is_connection_failure(exc):
                 raise
             say(f"  {offline_message(f'tracking server stopped answering ({type(exc).__name__})')}")
             break
         if heads:
-            scored, more = _score_heads(spec, space, frame, X, task, heads, recorder, say)
+            scored, more = _score_heads(context, options, space, frame, X, task, heads, recorder, say)
             outcomes += scored
             notes += more
         for note in notes:
@@ -72,8 +75,8 @@ def transfer_step(spec: PipelineSpec, space: FeatureSpace, frame: pd.DataFrame, 
     return outcomes, skipped
 
 
-def _score_heads(spec: PipelineSpec, space: FeatureSpace, frame: pd.DataFrame, X: np.ndarray, task: TaskSpec,
-                 heads: list[PublishedHead], recorder: JobRecorder,
+def _score_heads(context: JobContext, options: LinearOptions, space: FeatureSpace, frame: pd.DataFrame,
+                 X: np.ndarray, task: TaskSpec, heads: list[PublishedHead], recorder: JobRecorder,
                  say: Callable[[str], None]) -> tuple[list[TransferOutcome], list[str]]:
     """One transfer run per head that can be scored; notes for those that cannot."""
     rows = TaskRows.of(frame, task.target, task.type)
@@ -83,12 +86,11 @@ def _score_heads(spec: PipelineSpec, space: FeatureSpace, frame: pd.DataFrame, X
         return [], [f"{space.model}/{task.name}: no head scored: {exc}"]
     scored = inputs.rows[scored_rows(inputs)]
     digest = rows.digest(scored)
-    options = spec.protocols.linear or LinearOptions()
     outcomes, skipped = [], []
     for source in heads:
-        where = f"{source.head.site} → {spec.site} {space.model}/{task.name}"
+        where = f"{source.head.site} → {context.site} {space.model}/{task.name}"
         try:
-            result = evaluate_head(source.head, inputs, space, options, spec.seed)
+            result = evaluate_head(source.head, inputs, space, options, context.seed)
         except ProbeError as exc:
             skipped.append(f"{where}: {exc}")
             continue

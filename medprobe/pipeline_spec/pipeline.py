@@ -16,6 +16,7 @@ from pydantic import Field, field_validator, model_validator
 from medprobe.errors import MedprobeError
 from medprobe.evaluation.options import AnalysisOptions
 from medprobe.options import Seed, StrictModel
+from medprobe.pipeline_spec.context import JobContext
 from medprobe.pipeline_spec.workdir import Workdir
 from medprobe.preprocess.options import PreprocessOptions
 from medprobe.probes.options import ProtocolsOptions
@@ -130,6 +131,11 @@ class PipelineSpec(StrictModel):
     def paths(self) -> Workdir:
         """Every path of the job under `workdir`."""
         return Workdir(self.workdir)
+
+    @property
+    def context(self) -> JobContext:
+        """What every step of the job needs besides its own options."""
+        return JobContext(self.site, self.name, self.experiment_name, self.seed, self.paths)
 
 
 def _require_unique(names: list[str], what: str) -> None:

@@ -68,8 +68,8 @@ def _diagnostics(spec_path: Path, salt: bytes, n: int) -> tuple[dict[str, float]
     spec = load_spec(spec_path)
     recorder = _Recorder(_Runs())
     tables: Any = [(_Space("first"), _Embedded(frame, first)), (_Space("second"), _Embedded(frame, second))]
-    step.diagnostics_step(spec, tables, recorder, say=lambda _: None)  # type: ignore[arg-type]
-    return recorder.runs.metrics, (spec.workdir / "diagnostics" / "cka.csv").read_text()
+    step.diagnostics_step(spec.context, spec.tasks, None, tables, recorder, say=lambda _: None)  # type: ignore[arg-type]
+    return recorder.runs.metrics, (spec.paths.diagnostics / "cka.csv").read_text()
 
 
 def test_two_fresh_workdirs_give_identical_diagnostics_past_5000_samples(
