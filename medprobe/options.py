@@ -18,6 +18,10 @@ MAX_SEED_REPEATS = 100
 SEED_MAX = 2**32 - MAX_SEED_REPEATS
 #: Every seed a user writes (spec, options models, CLI): a whole number in 0..SEED_MAX, never `True` or `"5"`.
 Seed = Annotated[StrictInt, Field(ge=0, le=SEED_MAX)]
+#: Subject-bootstrap resamples for a 95 % interval, unless an option says otherwise (0: no interval).
+N_RESAMPLES = 1000
+#: A bootstrap option: resamples for the intervals, 0 for none.
+Bootstrap = Annotated[StrictInt, Field(ge=0, le=100000)]
 
 #: pydantic's discriminator tags of tagged unions: not keys the user wrote, so left out of error locations.
 _DISCRIMINATOR_TAGS = {"percentile", "zscore", "ct_window", "scale01", "none"}

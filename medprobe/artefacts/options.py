@@ -6,7 +6,7 @@ from typing import Annotated
 
 from pydantic import Field, StrictInt, model_validator
 
-from medprobe.options import Seed, StrictModel
+from medprobe.options import N_RESAMPLES, Bootstrap, Seed, StrictModel
 
 Severity = Annotated[StrictInt, Field(ge=1, le=5)]
 
@@ -21,7 +21,7 @@ class RobustnessOptions(StrictModel):
     artefacts: list[Annotated[str, Field(min_length=1)]] | None = Field(None, min_length=1)
     severities: list[Severity] = Field(default_factory=lambda: [1, 2, 3, 4, 5], min_length=1)
     seed: Seed = 0
-    bootstrap: StrictInt = Field(1000, ge=0, le=100000)
+    bootstrap: Bootstrap = N_RESAMPLES
     summary_severity: Severity | None = None
 
     @model_validator(mode="after")

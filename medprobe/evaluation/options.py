@@ -10,7 +10,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, StrictInt, field_validator, model_validator
 
-from medprobe.options import StrictModel
+from medprobe.options import N_RESAMPLES, Bootstrap, StrictModel
 
 ColumnName = Annotated[str, Field(min_length=1)]
 #: Manifest columns that identify a patient, a file or a split: never a subgroup.
@@ -27,7 +27,7 @@ class PairedOptions(StrictModel):
 
     baselines: list[Annotated[str, Field(min_length=1)]] | None = None
     pairs: Literal["baselines", "all"] = "baselines"
-    bootstrap: StrictInt = Field(1000, ge=0, le=100000)
+    bootstrap: Bootstrap = N_RESAMPLES
 
 
 class SubgroupOptions(StrictModel):
@@ -38,7 +38,7 @@ class SubgroupOptions(StrictModel):
     columns: list[ColumnName] = Field(default_factory=list)
     bins: dict[ColumnName, list[float]] = Field(default_factory=dict)
     min_subjects: StrictInt = Field(5, ge=1)
-    bootstrap: StrictInt = Field(1000, ge=0, le=100000)
+    bootstrap: Bootstrap = N_RESAMPLES
 
     @field_validator("bins")
     @classmethod

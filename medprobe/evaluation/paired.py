@@ -29,6 +29,7 @@ from medprobe.metrics.bootstrap import bootstrap_values, defined_resamples, perc
 from medprobe.metrics.catalogue import ANALYSIS, LOWER_IS_BETTER
 from medprobe.metrics.delong import delong_test
 from medprobe.metrics.multiplicity import holm
+from medprobe.options import N_RESAMPLES
 from medprobe.probes.registry import prediction_protocols
 
 ALPHA = 0.05
@@ -60,7 +61,7 @@ def comparison_pairs(models: Sequence[str], baselines: Sequence[str], every_pair
     return pairs
 
 
-def compare_pair(model: pd.DataFrame, baseline: pd.DataFrame, task_type: str, n_resamples: int = 1000,
+def compare_pair(model: pd.DataFrame, baseline: pd.DataFrame, task_type: str, n_resamples: int = N_RESAMPLES,
                  seed: int = 0) -> tuple[list[dict[str, float | int | str]], list[str]]:
     """One row per metric (without the task, protocol, model and Holm columns) for two predictions frames with a
     `sample_id` column; notes for what could not be compared."""
@@ -100,7 +101,7 @@ def compare_pair(model: pd.DataFrame, baseline: pd.DataFrame, task_type: str, n_
 
 
 def paired_table(predictions: Mapping[tuple[str, str], Mapping[str, pd.DataFrame]], task_types: Mapping[str, str],
-                 pairs: Sequence[tuple[str, str]], n_resamples: int = 1000, seed: int = 0) -> PairedComparison:
+                 pairs: Sequence[tuple[str, str]], n_resamples: int = N_RESAMPLES, seed: int = 0) -> PairedComparison:
     """Every pair on every (task, protocol) of `predictions` ((task, protocol) → model → predictions frame with
     `sample_id`) where both models have predictions; Holm-corrected across the table."""
     rows: list[dict[str, float | int | str]] = []
@@ -120,7 +121,7 @@ def paired_table(predictions: Mapping[tuple[str, str], Mapping[str, pd.DataFrame
 
 
 def compare_evaluations(evaluations: Mapping[str, Mapping[str, EvaluationResult]], pairs: Sequence[tuple[str, str]],
-                        n_resamples: int = 1000, seed: int = 0) -> PairedComparison:
+                        n_resamples: int = N_RESAMPLES, seed: int = 0) -> PairedComparison:
     """`paired_table` for evaluations of the same rows (task name → model → `evaluate_task` result), on the
     protocols whose predictions their metrics score (`scores_predictions` in the protocol registry)."""
     scored = prediction_protocols()

@@ -16,8 +16,8 @@ import numpy as np
 import pandas as pd
 
 from medprobe.metrics.catalogue import CI_HIGH, CI_LOW, SE, ci_high, ci_low, standard_error
+from medprobe.options import N_RESAMPLES
 
-N_RESAMPLES = 1000
 #: Keys beside a metric that describe its uncertainty, not a metric of their own: `<name>_ci_low`,
 #: `<name>_ci_high` (the 95 % interval) and `<name>_se` (the bootstrap standard error, what pooling across sites
 #: weighs each site by).

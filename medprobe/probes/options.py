@@ -16,7 +16,7 @@ from pydantic import BeforeValidator, ConfigDict, Field, StrictBool, StrictInt, 
 
 from medprobe.artefacts.options import RobustnessOptions
 from medprobe.errors import ProbeError
-from medprobe.options import MAX_SEED_REPEATS, StrictModel, format_validation_error
+from medprobe.options import MAX_SEED_REPEATS, N_RESAMPLES, Bootstrap, StrictModel, format_validation_error
 from medprobe.probes import registry
 from medprobe.probes.registry import register_protocol
 
@@ -38,7 +38,7 @@ class ProtocolOptions(StrictModel):
     resamples for the 95 % intervals (0: none), `ordinal` labels (adds quadratic-weighted kappa), `seeds` repeats."""
 
     folds: StrictInt = Field(5, ge=2, le=50)
-    bootstrap: StrictInt = Field(1000, ge=0, le=100000)
+    bootstrap: Bootstrap = N_RESAMPLES
     ordinal: StrictBool = False
     seeds: StrictInt = Field(1, ge=1, le=MAX_SEED_REPEATS)
 
