@@ -29,12 +29,17 @@ def pytest_configure(config: pytest.Config) -> None:
         threadpool_limits(int(os.environ["OMP_NUM_THREADS"]))  # the BLAS numpy has loaded already
 
 
+def expected_seconds(item: pytest.Item) -> float:
+    """What a test's `slow` mark says it takes (`slow(seconds=N)`; 10 without a figure, 0 when not slow)."""
+    return max((float(mark.kwargs.get("seconds", 10)) for mark in item.iter_markers("slow")), default=0.0)
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Slow tests first, so that parallel workers (`-n 2`) start the long ones early and finish together; tests
+    """The longest tests first, so that parallel workers (`-n 2`) start them early and finish together; tests
     marked `gpu` are skipped, with the reason, where no CUDA device is visible (CI never has one)."""
     import torch
 
-    items.sort(key=lambda item: "slow" not in item.keywords)  # stable: the collection order otherwise
+    items.sort(key=lambda item: -expected_seconds(item))  # stable: the collection order otherwise
     if torch.cuda.is_available():
         return
     skip = pytest.mark.skip(reason="needs a CUDA device; none is visible")

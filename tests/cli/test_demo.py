@@ -18,7 +18,7 @@ from mlflow.tracking import MlflowClient
 import medprobe
 from medprobe.cli.main import main
 
-pytestmark = pytest.mark.slow  # the module's fixture runs the whole demo
+pytestmark = pytest.mark.slow(seconds=60)  # the module's fixture runs the whole demo
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 

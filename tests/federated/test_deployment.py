@@ -74,7 +74,7 @@ def _kill_group(process: subprocess.Popen, sig: int) -> None:
         os.killpg(process.pid, sig)
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=60)
 def test_superlink_two_supernodes_and_flwr_run(site_tables, launch, tmp_path: Path) -> None:
     link = free_port()
     superlink, log = launch("superlink", "flower-superlink", "--insecure", "--port", str(link),

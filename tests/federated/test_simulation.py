@@ -14,7 +14,7 @@ from sklearn.preprocessing import StandardScaler
 from medprobe.embed.table import read_table
 from medprobe.federated import FederatedResult, FederatedSettings, simulate
 
-pytestmark = pytest.mark.slow  # the module's fixture runs a federated simulation
+pytestmark = pytest.mark.slow(seconds=30)  # the module's fixture runs a federated simulation
 
 
 @pytest.fixture(scope="module")

@@ -62,14 +62,14 @@ def _assert_every_run_filed(uri: str) -> None:
             assert any(key.startswith("test/") for key in run.data.metrics)
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=40)
 def test_three_site_jobs_at_once_on_a_fresh_sqlite_file(tmp_path: Path, volume_dataset, write_spec) -> None:
     uri = f"sqlite:///{tmp_path / 'shared' / 'mlflow.db'}"
     _run_sites_at_once(tmp_path, volume_dataset(n=12), write_spec, uri)
     _assert_every_run_filed(uri)
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=40)
 def test_three_site_jobs_at_once_on_a_tracking_server(tmp_path: Path, volume_dataset, write_spec,
                                                       mlflow_server) -> None:
     _run_sites_at_once(tmp_path, volume_dataset(n=12), write_spec, mlflow_server.uri)

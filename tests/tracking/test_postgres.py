@@ -38,7 +38,7 @@ from tests.tracking import postgres_server as pg
 postgres_server = pg.postgres_server
 mlflow_on_postgres = pg.mlflow_on_postgres
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.slow(seconds=30)
 
 MODEL, TASK = "handcrafted", "lesion"
 PROTOCOLS = ("linear", "knn")

@@ -15,6 +15,7 @@ from medprobe.tracking import TrackingStore, naming
 SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "ui_check.py"
 
 
+@pytest.mark.slow(seconds=30)
 @pytest.mark.skipif(shutil.which("chromium") is None, reason="chromium is not installed")
 def test_mlflow_ui_lists_the_runs_of_both_sites(tmp_path: Path) -> None:
     db = tmp_path / "mlflow.db"

@@ -30,7 +30,7 @@ def age_mae(X: np.ndarray, age: np.ndarray, subjects: np.ndarray) -> float:
     return float(np.abs(predicted - age).mean())
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=240)
 def test_pretrained_semantic_vector_predicts_age_better_than_random_init(tmp_path: Path) -> None:
     study = write_phantom_study(tmp_path / "study", n_subjects=24, sessions=3)
     config = small_config()
