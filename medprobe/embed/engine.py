@@ -11,6 +11,8 @@ import json
 import logging
 import math
 import os
+import signal
+import threading
 import time
 from collections import defaultdict
 from collections.abc import Iterator, Mapping
@@ -400,7 +402,8 @@ def _load(dataset: SampleDataset, settings: EmbedSettings, chain: PreprocessChai
     Python-level failures already come back as reasons (SampleDataset); this is for native decoders that abort
     the process on corrupt data. The DataLoader then stops with "worker exited unexpectedly"; the first sample
     not yet received is retried alone in a fresh worker — skipped with a reason if that one dies too — and
-    loading resumes after it. Without workers (`num_workers` 0) such a crash ends the job, so the default is 1.
+    loading resumes after it (a sample the dead worker had queued but could no longer hand over is that first
+    sample: alone, it is read again). Without workers (`num_workers` 0) such a crash ends the job, so the default is 1.
     """
     remaining = list(range(len(dataset)))
     while remaining:
@@ -410,7 +413,7 @@ def _load(dataset: SampleDataset, settings: EmbedSettings, chain: PreprocessChai
                 received += 1
                 yield sample
             return
-        except RuntimeError as exc:
+        except _LOADER_FAILURES as exc:
             if settings.num_workers == 0 or not _worker_died(exc):
                 raise
         suspect, remaining = remaining[received], remaining[received + 1 :]
@@ -421,7 +424,7 @@ def _load_alone(dataset: SampleDataset, index: int, settings: EmbedSettings, cha
     try:
         ((sample,),) = list(_started(_loader(Subset(dataset, [index]), replace(settings, num_workers=1), chain)))
         return sample
-    except RuntimeError as exc:
+    except _LOADER_FAILURES as exc:
         if not _worker_died(exc):
             raise
     log.warning("a reader crashed its worker process on sample %d of this job; skipped", index)
@@ -430,14 +433,30 @@ def _load_alone(dataset: SampleDataset, index: int, settings: EmbedSettings, cha
 
 def _started(loader: DataLoader[LoadedSample]) -> Iterator[list[LoadedSample]]:
     """The loader's iterator, its worker processes started as one step: a stop (SIGTERM) arriving meanwhile waits
-    until they exist, so that the iterator is whole and shuts them down as the job unwinds (`critical`)."""
+    until they exist, so that the iterator is whole and shuts them down as the job unwinds (`critical`).
+
+    torch installs a SIGCHLD handler that raises "DataLoader worker ... killed" wherever the main thread happens to
+    be when a worker dies (in the encoder's forward, in a progress bar, in a later file's retry), where `_load`
+    cannot catch it. It is taken out again here: the loader's own status check then reports a dead worker from
+    inside its iterator, within its check interval (5 s), always where `_load` handles it."""
+    on_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.getsignal(signal.SIGCHLD) if on_main_thread else None
     with critical():
-        return iter(loader)
+        iterator = iter(loader)
+        if previous is not None:
+            signal.signal(signal.SIGCHLD, previous)
+    return iterator
 
 
-def _worker_died(error: RuntimeError) -> bool:
-    """The DataLoader's error for a worker process that exited without returning its sample."""
-    return "DataLoader worker" in str(error)
+#: What the DataLoader's iterator raises when a worker process dies: its own RuntimeError, or, when the dead
+#: worker had already queued a sample whose tensors travel as file descriptors, the failed fetch of those.
+_LOADER_FAILURES = (RuntimeError, EOFError, ConnectionError)
+
+
+def _worker_died(error: Exception) -> bool:
+    """The DataLoader's error for a worker process that exited without returning its sample (or whose queued
+    sample can no longer be fetched from it)."""
+    return isinstance(error, EOFError | ConnectionError) or "DataLoader worker" in str(error)
 
 
 def _loader(dataset: Dataset[LoadedSample], settings: EmbedSettings,

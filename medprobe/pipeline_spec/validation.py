@@ -33,6 +33,7 @@ import pandas as pd
 from medprobe.embed.pseudonyms import pseudonym
 from medprobe.evaluation.labels import class_label, merged_spellings
 from medprobe.evaluation.rows import MAX_TARGET
+from medprobe.split_column import table_split
 
 if TYPE_CHECKING:
     from medprobe.preprocess.options import Preprocessing
@@ -197,8 +198,11 @@ def label_columns(table: pd.DataFrame, requested: Sequence[str] | None = None) -
 
 
 def group_columns(table: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
-    """Site and split of every row as strings; NO_VALUE where the column is absent or the cell is empty."""
-    return _text_column(table, "site"), _text_column(table, "split")
+    """Site and split of every row as strings (the split read by `medprobe.split_column`); NO_VALUE where the column
+    is absent or the cell is empty."""
+    split = table_split(table)
+    splits = pd.Series(NO_VALUE if split is None else split, index=table.index, dtype=object)
+    return _text_column(table, "site"), splits.replace("", NO_VALUE)
 
 
 def check_files(
