@@ -73,6 +73,10 @@ def print_pooled(pooled: pd.DataFrame | None) -> None:
     print("\n== pooled across sites (random effects, DerSimonian–Laird; PI: 95 % prediction interval) ==")
     columns = ["sites", "estimate", "ci_low", "ci_high", "pi_low", "pi_high", "i2", "q_pvalue"]
     print(format_frame(shown.set_index(["task", "model", "protocol", "metric"])[columns]))
+    for row in shown[(shown["corrected"] != "") | (shown["left_out"] != "")].itertuples():
+        what = "; ".join(part for part in (f"corrected: {row.corrected}" if row.corrected else "",
+                                           f"left out: {row.left_out}" if row.left_out else "") if part)
+        print(f"  {row.task}/{row.model}/{row.protocol}/{row.metric}: {what}")
 
 
 def print_paired(paired: pd.DataFrame | None) -> None:

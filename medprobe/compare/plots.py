@@ -105,7 +105,7 @@ def _pooled_row(pooled: pd.DataFrame | None, task: str, model: str, protocol: st
     if pooled is None or pooled.empty:
         return None
     match = pooled[(pooled["task"] == task) & (pooled["model"] == model) & (pooled["protocol"] == protocol)
-                   & (pooled["metric"] == metric) & (pooled["method"] == "dl")]
+                   & (pooled["metric"] == metric) & (pooled["method"] == "dl") & pooled["estimate"].notna()]
     return None if match.empty else {k: float(match.iloc[0][k]) for k in ("estimate", "ci_low", "ci_high",
                                                                              "pi_low", "pi_high", "i2")}
 

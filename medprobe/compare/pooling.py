@@ -112,28 +112,71 @@ def _expit(value: float) -> float:
     return float("nan") if math.isnan(value) else 1 / (1 + math.exp(-value))
 
 
-#: The columns of `pooled.csv`: the pooled estimate per task × model × protocol × metric × method.
+#: The columns of `pooled.csv`: the pooled estimate per task × model × protocol × metric × method. `corrected`
+#: names the sites pooled with the continuity correction (`site_standard_errors`), `left_out` every site that was
+#: not pooled, each with its reason; a metric fewer than two sites can give is one row with no estimate.
 POOLED_COLUMNS = ("task", "model", "protocol", "metric", "method", "scale", "sites", "estimate", "ci_low", "ci_high",
-                  "pi_low", "pi_high", "tau2", "i2", "q", "q_pvalue", "left_out")
+                  "pi_low", "pi_high", "tau2", "i2", "q", "q_pvalue", "corrected", "left_out")
 
 
 def pooled_table(runs: pd.DataFrame, metrics: tuple[str, ...], methods: tuple[Method, ...] = ("dl", "pm")
                  ) -> pd.DataFrame:
-    """Pool every `metric` that two or more sites logged with its standard error (`<metric>_se`), per task ×
-    model × protocol and method; `left_out` names the sites without a standard error (no bootstrap, an older run)."""
+    """Pool every `metric` of every task × model × protocol across the sites that logged it, per method (see
+    `site_standard_errors` for a site whose bootstrap standard error is 0); nothing is dropped without a word."""
     rows = []
     for (task, model, protocol), group in runs.groupby(["task", "model", "protocol"], sort=True):
         for metric in metrics:
-            se_column = standard_error(metric)
-            if metric not in group or se_column not in group:
+            if metric not in group or group[metric].isna().all():
                 continue
-            usable = group[np.isfinite(group[metric].to_numpy(float)) & (group[se_column].to_numpy(float) > 0)]
-            if usable["site"].nunique() < 2 or len(usable) != usable["site"].nunique():
-                continue
-            left_out = sorted(set(group["site"]) - set(usable["site"]))
+            y, se, corrected, left_out = site_standard_errors(group, metric)
+            key = {"task": task, "model": model, "protocol": protocol, "metric": metric}
+            notes = {"corrected": ";".join(corrected), "left_out": ";".join(left_out)}
             for method in methods:
-                pooled = pool_sites(usable[metric].to_numpy(float), usable[se_column].to_numpy(float), method,
-                                    logit=metric in LOGIT_METRICS)
-                rows.append({"task": task, "model": model, "protocol": protocol, "metric": metric,
-                             **asdict(pooled), "left_out": ";".join(left_out)})
+                if len(y) < 2:  # a visible gap: the row, with no estimate and the reason
+                    gap = ";".join([*left_out, f"(fewer than two sites to pool: {len(y)})"])
+                    rows.append({**key, "method": method, "sites": len(y), **notes, "left_out": gap})
+                    continue
+                pooled = pool_sites(y, se, method, logit=metric in LOGIT_METRICS)
+                rows.append({**key, **asdict(pooled), **notes})
     return pd.DataFrame(rows, columns=list(POOLED_COLUMNS))
+
+
+def site_standard_errors(group: pd.DataFrame, metric: str) -> tuple[np.ndarray, np.ndarray, list[str], list[str]]:
+    """Each site's estimate and standard error for pooling, the sites given a continuity correction, and the sites
+    left out with their reason.
+
+    A site whose bootstrap standard error is 0 (every resample gave the same value: an AUROC of 1.000 on a small
+    test set) cannot be weighted by 1/s². For a proportion it is pooled at p̃ = (p·n + ½)/(n + 1) with the standard
+    error of a proportion, √(p̃(1 − p̃)/n), n its test subjects (test rows for a run that does not log them); any
+    other metric of such a site is left out. A site with no standard error (no bootstrap) is left out too."""
+    se_column = standard_error(metric)
+    values = group[metric].to_numpy(float)
+    errors = group[se_column].to_numpy(float) if se_column in group else np.full(len(group), np.nan)
+    n = _subjects(group)
+    y, se, corrected, left_out = [], [], [], []
+    for site, value, error, count in zip(group["site"].astype(str), values, errors, n, strict=True):
+        if not np.isfinite(value):
+            left_out.append(f"{site} (no value)")
+        elif np.isfinite(error) and error > 0:
+            y.append(value)
+            se.append(error)
+        elif not np.isfinite(error):
+            left_out.append(f"{site} (no standard error: bootstrap 0)")
+        elif metric in LOGIT_METRICS and np.isfinite(count) and count >= 1:
+            smoothed = (value * count + 0.5) / (count + 1)
+            y.append(smoothed)
+            se.append(math.sqrt(smoothed * (1 - smoothed) / count))
+            corrected.append(f"{site} ({metric} {value:.3f} with standard error 0 on {count:.0f} subjects)")
+        else:
+            left_out.append(f"{site} (standard error 0: no continuity correction for {metric})")
+    return np.asarray(y), np.asarray(se), corrected, left_out
+
+
+def _subjects(group: pd.DataFrame) -> np.ndarray:
+    """Test subjects per site, test rows where a run does not log them, NaN where neither is known."""
+    counts = np.full(len(group), np.nan)
+    for column in ("n_test", "n_test_subjects"):  # the later wins where it is known
+        if column in group:
+            values = group[column].to_numpy(float)
+            counts = np.where(np.isfinite(values), values, counts)
+    return counts

@@ -168,12 +168,14 @@ def _pooled_section(pooled: pd.DataFrame) -> str:
         return ("<h2>Pooled across sites</h2><p>Nothing to pool: it needs two or more sites that logged a metric "
                 "with its bootstrap standard error.</p>")
     columns = ["task", "model", "protocol", "metric", "sites", "estimate", "ci_low", "ci_high", "pi_low", "pi_high",
-               "tau2", "i2", "q_pvalue"]
+               "tau2", "i2", "q_pvalue", "corrected", "left_out"]
     return ("<h2>Pooled across sites (random effects)</h2><p>DerSimonian–Laird pooled estimate of each site's "
             "held-out metric weighted by its bootstrap standard error, with its 95 % confidence interval, the 95 % "
             "prediction interval for a new site, τ² (between-site variance, on the logit scale for AUROC and "
-            "accuracies), I² (share of the variation that is between sites) and Cochran's Q p-value. Paule–Mandel "
-            "rows are in pooled.csv.</p>"
+            "accuracies), I² (share of the variation that is between sites) and Cochran's Q p-value. A site whose "
+            "standard error is 0 (e.g. AUROC 1.000) is pooled with a continuity correction (<i>corrected</i>); a "
+            "site that could not be pooled is named with its reason (<i>left out</i>), and a metric fewer than two "
+            "sites give has a row without an estimate. Paule–Mandel rows are in pooled.csv.</p>"
             + shown[columns].to_html(index=False, float_format=lambda v: f"{v:.3f}", na_rep="–"))
 
 

@@ -9,11 +9,12 @@ from medprobe.compare.identity import IDENTITY, identity_of, label_models
 from medprobe.metrics.catalogue import ANALYSED, SHOWN
 from medprobe.tracking import TrackingStore, naming
 from medprobe.tracking.reading import find_experiment
+from medprobe.tracking.recorder import COUNT_PREFIX, N_TEST_SUBJECTS
 from medprobe.tracking.run_kinds import PROTOCOL, kind_filter
 
 KEY_COLUMNS = ("site", "model", "task", "protocol")
 #: The columns of `protocol_runs` before the metrics (`comparison.csv`).
-COLUMNS = (*KEY_COLUMNS, "weights", "fingerprint", "model_key", "architecture")
+COLUMNS = (*KEY_COLUMNS, "weights", "fingerprint", "model_key", "architecture", "n_test_subjects", "n_test")
 #: Shown in the terminal; the CSV keeps every metric.
 HEADLINE_METRICS = ANALYSED
 #: The metric a figure shows: the first of these the runs have (classification first, then regression).
@@ -37,7 +38,9 @@ def protocol_runs(store: TrackingStore, experiment: str) -> pd.DataFrame:
             "start_time": run.info.start_time,
         }
         analyses = {k: v for k, v in run.data.metrics.items() if k.startswith(naming.ANALYSIS_PREFIXES)}
-        rows.append(row | held_out_metrics(run) | analyses)
+        counts = {"n_test": run.data.metrics.get(f"{COUNT_PREFIX}n_test"),
+                  "n_test_subjects": run.data.metrics.get(N_TEST_SUBJECTS)}
+        rows.append(row | counts | held_out_metrics(run) | analyses)
     if not rows:
         return pd.DataFrame(columns=list(COLUMNS))
     frame = pd.DataFrame(rows).sort_values("start_time", kind="stable")

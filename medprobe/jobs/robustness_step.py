@@ -94,6 +94,22 @@ def robustness_result(context: JobContext, options: RobustnessOptions, space: Fe
     return result, outcome
 
 
+def headline_metrics(outcome: RobustnessResult) -> dict[str, float]:
+    """What a job's results show of the robustness protocol: `summary_drop` and, per artefact at the summary
+    severity, the headline metric and its drop (`<artefact>/s<severity>/<metric>`, `..._drop`); the clean value as
+    `none/s0/<metric>`."""
+    table = outcome.table
+    rows = table[(table["metric"] == outcome.headline)
+                 & ((table["severity"] == outcome.summary_severity) | (table["artefact"] == "none"))]
+    metrics = {SUMMARY: outcome.summary}
+    for row in rows.to_dict("records"):
+        key = f"{row['artefact']}/s{row['severity']}/{outcome.headline}"
+        metrics[key] = float(row["value"])
+        if row["artefact"] != "none":
+            metrics[f"{key}_drop"] = float(row["drop"])
+    return {k: v for k, v in metrics.items() if np.isfinite(v)}
+
+
 def run_metrics(outcome: RobustnessResult) -> dict[str, float]:
     """`robustness/<artefact>/s<severity>/<metric>` (+ `_ci_low`, `_ci_high`, `_drop`), `.../cosine_median`,
     `.../cosine_p05`, the clean values as `robustness/none/s0/<metric>`, and `robustness/summary_drop`."""

@@ -29,18 +29,23 @@ from medprobe.jobs.diagnostics_step import diagnostics_step
 from medprobe.jobs.paired_step import paired_step
 from medprobe.jobs.recording import JobRecorder
 from medprobe.jobs.robustness_scoring import RobustnessResult, TestEmbeddings
-from medprobe.jobs.robustness_step import Corrupted, embed_corrupted, robustness_result, run_metrics
+from medprobe.jobs.robustness_step import (
+    Corrupted,
+    embed_corrupted,
+    headline_metrics,
+    robustness_result,
+    run_metrics,
+)
 from medprobe.jobs.transfer_step import TransferOutcome, offline_message, transfer_step
 from medprobe.jobs.workdir_lock import hold_workdir
 from medprobe.models import Encoder, load_encoder
 from medprobe.pipeline_spec import PipelineSpec, load_manifest
 from medprobe.pipeline_spec.pipeline import ModelSpec, TaskSpec
 from medprobe.preprocess import PreprocessChain
-from medprobe.privacy.guard import PathGuard
 from medprobe.probes import ProtocolResult
 from medprobe.probes.options import LinearOptions
 from medprobe.probes.registry import get_protocol
-from medprobe.tracking.recorder import OFFLINE_REASON
+from medprobe.tracking.recorder import OFFLINE_REASON, RunRecorder
 from medprobe.transfer import FeatureSpace, fit_head, write_head
 from medprobe.transfer.heads import ProbeHead
 
@@ -112,7 +117,7 @@ def run_job(spec: PipelineSpec, progress: bool = True, say: Callable[[str], None
         report.failed_runs = list(recorder.runs.failed_runs)
         report.quarantine = pd.DataFrame(quarantine, columns=LOCAL_COLUMNS)
         report.quarantine_path = write_quarantine(workdir, quarantine)
-        _write_local_results(spec.paths.results, report, recorder.runs.guard)
+        _write_local_results(spec.paths.results, report, recorder.runs)
     return report
 
 
@@ -276,7 +281,8 @@ def _evaluate_task(spec: PipelineSpec, space: FeatureSpace, task: TaskSpec, embe
                                        plots=[folder / "plots" / "robustness_curves.png"],
                                        analysis=(run_metrics(outcome), {}), files=[folder / "robustness.csv"])
         report.robustness.append((space.model, task.name, outcome))
-        report.outcomes.append(ProtocolOutcome(space.model, task.name, "robustness", {}, result.notes, run_id))
+        report.outcomes.append(ProtocolOutcome(space.model, task.name, "robustness", headline_metrics(outcome),
+                                               result.notes, run_id))
     recorder.finish_job_run(job_run, embedded.skipped, [folder / "metrics.json", *analysis_files(folder)])
     report.seconds["log"] += time.perf_counter() - started
     return evaluation
@@ -314,27 +320,32 @@ def _transfer(spec: PipelineSpec, tables: list[tuple[FeatureSpace, EmbedResult]]
     report.seconds["transfer"] += time.perf_counter() - started
 
 
-def _write_local_results(path: Path, report: JobReport, guard: PathGuard | None) -> None:
+def _write_local_results(path: Path, report: JobReport, runs: RunRecorder) -> None:
     """Results land on local disk first, so a tracking outage never loses them; the file may be shared, so it goes
-    through the same guard as what is logged."""
+    through the same guard as what is logged. Each result names its run twice: `run_id`, the run's id in the
+    results bundle (`medprobe sync` delivers it), and `mlflow_run_id`, the id MLflow gave it (null when the job
+    was offline; after a sync, find the run by its `medprobe.run_uid` tag, which is the bundle id)."""
+    def ids(run_id: str | None) -> dict[str, str | None]:
+        return {"run_id": run_id, "mlflow_run_id": runs.server_run_id(run_id) if run_id else None}
+
     payload = {
         "medprobe_version": __version__,
         "site": report.site,
         "experiment": report.experiment,
         "outcomes": [
             {"model": o.model, "task": o.task, "protocol": o.protocol, "metrics": o.metrics, "notes": o.notes,
-             "run_id": o.run_id}
+             **ids(o.run_id)}
             for o in report.outcomes
         ],
         "transfers": [
             {"train_site": t.train_site, "model": t.model, "task": t.task, "metrics": t.metrics, "notes": t.notes,
-             "run_id": t.run_id}
+             **ids(t.run_id)}
             for t in report.transfers
         ],
         "transfer_notes": report.transfer_notes,
         "skipped_inputs": report.skipped_inputs,
         "failed_protocols": report.failed_protocols,
     }
-    if guard is not None:
-        payload = guard.value(json.loads(json.dumps(payload, default=str)))
+    if runs.guard is not None:
+        payload = runs.guard.value(json.loads(json.dumps(payload, default=str)))
     path.write_text(json.dumps(payload, indent=2, default=str), encoding="utf-8")

@@ -148,6 +148,7 @@ def test_the_cli_and_the_api_compare_through_one_function(demo: tuple[Path, subp
                  "--out", str(tmp_path / "cmp"), "--no-log"]) == 0
     written = pd.read_csv(tmp_path / "cmp" / "pooled.csv")
     assert len(written) == len(comparison.pooled) > 0
-    assert np.allclose(written["estimate"].to_numpy(), comparison.pooled["estimate"].to_numpy())
+    assert np.allclose(written["estimate"].to_numpy(), comparison.pooled["estimate"].to_numpy(),
+                       equal_nan=True)
     transfer = pd.read_csv(tmp_path / "cmp" / "transfer.csv")
     assert len(transfer) == len(comparison.matrix) == 2 * 2 * 4

@@ -50,6 +50,21 @@ def test_clean_head_reproduces_the_linear_protocol_and_corruptions_are_scored(ro
         "robustness/summary_drop"]
     assert run.data.params["artefacts"] == "bias_field,rician_noise"
 
+    results = json.loads((tmp_path / "work" / "results.json").read_text())
+    outcomes = {o["protocol"]: o for o in results["outcomes"]}
+    robustness = outcomes["robustness"]
+    assert robustness["mlflow_run_id"] == run.info.run_id  # the MLflow id beside the bundle's
+    assert run.data.tags["medprobe.run_uid"] == robustness["run_id"]
+    headline = run.data.params["headline_metric"]
+    summary = int(run.data.params["summary_severity"])
+    for artefact in ARTEFACTS:
+        key = f"{artefact}/s{summary}/{headline}"
+        assert robustness["metrics"][key] == metrics[f"robustness/{key}"]
+        assert robustness["metrics"][f"{key}_drop"] == metrics[f"robustness/{key}_drop"]
+    assert robustness["metrics"][f"none/s0/{headline}"] == linear[headline]
+    for outcome in results["outcomes"]:  # every result can be opened in MLflow from results.json
+        assert client.get_run(outcome["mlflow_run_id"]).data.tags["medprobe.run_uid"] == outcome["run_id"]
+
 
 @pytest.mark.slow
 def test_a_rerun_takes_the_corrupted_embeddings_from_the_cache(robustness_job: Path, capsys) -> None:
