@@ -9,7 +9,7 @@ from medprobe.compare.identity import IDENTITY, identity_of, label_models
 from medprobe.metrics.catalogue import ANALYSED, SHOWN
 from medprobe.tracking import TrackingStore, naming
 from medprobe.tracking.reading import find_experiment
-from medprobe.tracking.recorder import COUNT_PREFIX, N_TEST_SUBJECTS
+from medprobe.tracking.recorder import N_TEST, N_TEST_SUBJECTS
 from medprobe.tracking.run_kinds import PROTOCOL, kind_filter
 
 KEY_COLUMNS = ("site", "model", "task", "protocol")
@@ -38,7 +38,7 @@ def protocol_runs(store: TrackingStore, experiment: str) -> pd.DataFrame:
             "start_time": run.info.start_time,
         }
         analyses = {k: v for k, v in run.data.metrics.items() if k.startswith(naming.ANALYSIS_PREFIXES)}
-        counts = {"n_test": run.data.metrics.get(f"{COUNT_PREFIX}n_test"),
+        counts = {"n_test": run.data.metrics.get(N_TEST),
                   "n_test_subjects": run.data.metrics.get(N_TEST_SUBJECTS)}
         rows.append(row | counts | held_out_metrics(run) | analyses)
     if not rows:

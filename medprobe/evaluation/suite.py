@@ -120,8 +120,8 @@ def evaluate_task(
     if degenerate:
         rows.notes.append(degenerate)
     input_notes: list[str] = []
-    refused = f"no sample has a usable '{target}' label" if len(rows) == 0 else None
-    if refused is None:
+    refused = f"no sample has a usable '{target}' label" if len(rows) == 0 else ""  # why no protocol can run
+    if not refused:
         try:
             outcome.inputs, input_notes = rows.prepare(X, tokens)
         except ProbeError as error:
@@ -135,8 +135,8 @@ def evaluate_task(
             continue
         outcome.options[protocol] = options
         try:
-            if refused is not None or outcome.inputs is None:
-                raise ProbeError(refused or "no probe inputs")
+            if outcome.inputs is None:
+                raise ProbeError(refused)
             if entry.tokens and tokens is None:
                 raise ProbeError(f"no patch tokens: the {protocol} probe needs an encoder that exposes them "
                                  "(DINOv2, RETFound, timm:..., monai_vit3d) and a table embedded with tokens")

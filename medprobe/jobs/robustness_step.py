@@ -22,7 +22,7 @@ from medprobe.artefacts.library_calls import preload
 from medprobe.artefacts.options import RobustnessOptions
 from medprobe.embed import EmbedResult, EmbedSettings, embed_manifest
 from medprobe.evaluation import TaskRows
-from medprobe.jobs.robustness_scoring import RobustnessResult, TestEmbeddings, score_robustness
+from medprobe.jobs.robustness_scoring import CLEAN, RobustnessResult, TestEmbeddings, score_robustness
 from medprobe.metrics.plots import robustness_plot
 from medprobe.models import Encoder
 from medprobe.pipeline_spec.context import JobContext
@@ -100,12 +100,12 @@ def headline_metrics(outcome: RobustnessResult) -> dict[str, float]:
     `none/s0/<metric>`."""
     table = outcome.table
     rows = table[(table["metric"] == outcome.headline)
-                 & ((table["severity"] == outcome.summary_severity) | (table["artefact"] == "none"))]
+                 & ((table["severity"] == outcome.summary_severity) | (table["artefact"] == CLEAN))]
     metrics = {SUMMARY: outcome.summary}
     for row in rows.to_dict("records"):
         key = f"{row['artefact']}/s{row['severity']}/{outcome.headline}"
         metrics[key] = float(row["value"])
-        if row["artefact"] != "none":
+        if row["artefact"] != CLEAN:
             metrics[f"{key}_drop"] = float(row["drop"])
     return {k: v for k, v in metrics.items() if np.isfinite(v)}
 

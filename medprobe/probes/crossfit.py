@@ -36,7 +36,7 @@ def cross_fit(inputs: ProbeInputs, folds: list[Fold], classes: np.ndarray | None
         outputs, fitted = fit_predict(number, fold)
         for variant in variants:
             fold_outputs = outputs[variant]
-            if classes is not None and inputs.task_type == "classification":
+            if classes is not None:  # classification
                 assert fitted is not None, "a classifier reports the classes of its probability columns"
                 fold_outputs = align_proba(fold_outputs, fitted, classes)
             pooled[variant][fold.test] = fold_outputs

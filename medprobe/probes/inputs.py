@@ -66,8 +66,7 @@ def prepare_inputs(
 
     notes: list[str] = []
     keep = np.ones(n, dtype=bool)
-    if split is not None:
-        split = read_split(np.asarray(split, dtype=object))
+    split = None if split is None else read_split(np.asarray(split, dtype=object))
     if split is not None:
         known = known_rows(split)
         if not known.all():

@@ -52,7 +52,6 @@ def score(
     """Metrics for the pooled `outputs` (probabilities, or predictions for regression) on rows `test`, with
     `options.bootstrap` subject-bootstrap resamples for `<name>_ci_low/high` unless `intervals` is False."""
     resamples = options.bootstrap if intervals else 0
-    ordinal = options.ordinal
     return scored_metrics(
         inputs.y[test],
         outputs,
@@ -60,7 +59,7 @@ def score(
         classes if inputs.task_type == "classification" else None,
         n_resamples=resamples,
         seed=seed,
-        ordinal=ordinal,
+        ordinal=options.ordinal,
     )
 
 

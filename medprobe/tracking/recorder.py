@@ -45,8 +45,8 @@ OFFLINE_REASON = "--offline"
 WITHHELD_METRIC = "privacy/withheld_values"
 #: Metrics that count rows (`data/n_test`, `data/skipped_inputs`): logged by every run, they are not results.
 COUNT_PREFIX = "data/"
-#: The subjects among the test rows: the n of a site's result, beside its interval.
-N_TEST_SUBJECTS = f"{COUNT_PREFIX}n_test_subjects"
+#: The test rows, and the subjects among them: the n of a site's result, beside its interval.
+N_TEST, N_TEST_SUBJECTS = f"{COUNT_PREFIX}n_test", f"{COUNT_PREFIX}n_test_subjects"
 
 
 class ResultRecord(Protocol):
@@ -168,7 +168,7 @@ class RunRecorder:
         `notes.txt` (`notes` then the result's own) and `predictions.csv` with sample pseudonyms and no subject
         column; `sample_ids` are indexed by the predictions' `row`."""
         metrics = {naming.test_metric(k): v for k, v in result.metrics.items()}
-        metrics |= {f"{COUNT_PREFIX}n_train": result.n_train, f"{COUNT_PREFIX}n_test": result.n_test}
+        metrics |= {f"{COUNT_PREFIX}n_train": result.n_train, N_TEST: result.n_test}
         if "subject_id" in result.predictions.columns:
             metrics[N_TEST_SUBJECTS] = result.predictions["subject_id"].nunique()
         self.log(run, metrics=metrics, params=result.params)
