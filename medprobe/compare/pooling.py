@@ -148,7 +148,8 @@ def site_standard_errors(group: pd.DataFrame, metric: str) -> tuple[np.ndarray, 
     A site whose bootstrap standard error is 0 (every resample gave the same value: an AUROC of 1.000 on a small
     test set) cannot be weighted by 1/s². For a proportion it is pooled at p̃ = (p·n + ½)/(n + 1) with the standard
     error of a proportion, √(p̃(1 − p̃)/n), n its test subjects (test rows for a run that does not log them); any
-    other metric of such a site is left out. A site with no standard error (no bootstrap) is left out too."""
+    other metric of such a site is left out. A site with no standard error logged (bootstrap 0, or few-shot, whose
+    interval is over episodes) is left out too."""
     se_column = standard_error(metric)
     values = group[metric].to_numpy(float)
     errors = group[se_column].to_numpy(float) if se_column in group else np.full(len(group), np.nan)
@@ -161,7 +162,7 @@ def site_standard_errors(group: pd.DataFrame, metric: str) -> tuple[np.ndarray, 
             y.append(value)
             se.append(error)
         elif not np.isfinite(error):
-            left_out.append(f"{site} (no standard error: bootstrap 0)")
+            left_out.append(f"{site} (no standard error logged)")
         elif metric in LOGIT_METRICS and np.isfinite(count) and count >= 1:
             smoothed = (value * count + 0.5) / (count + 1)
             y.append(smoothed)

@@ -37,6 +37,6 @@ def test_what_cannot_be_pooled_is_a_visible_row_with_its_reason() -> None:
     table = pooled_table(runs, ("auroc", "mae"), ("dl", "pm"))
     auroc = table[table["metric"] == "auroc"]
     assert len(auroc) == 2 and auroc["estimate"].isna().all() and (auroc["sites"] == 1).all()
-    assert auroc["left_out"].iloc[0] == "a (no standard error: bootstrap 0);(fewer than two sites to pool: 1)"
+    assert auroc["left_out"].iloc[0] == "a (no standard error logged);(fewer than two sites to pool: 1)"
     mae = table[table["metric"] == "mae"].iloc[0]  # an error with standard error 0 has no continuity correction
     assert mae["left_out"].startswith("a (standard error 0: no continuity correction for mae);b (standard error 0")
