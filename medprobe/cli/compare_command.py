@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from medprobe.cli.formatting import format_frame
+from medprobe.cli.formatting import format_frame, grouped_notes, title
 from medprobe.errors import MedprobeError
 from medprobe.exit_codes import EXIT_OK
 from medprobe.tracking.run_kinds import COMPARISON
@@ -48,6 +48,7 @@ def handle(args: argparse.Namespace) -> int:
         raise MedprobeError(f"experiment '{args.experiment}' has no medprobe protocol runs")
     for note in comparison.notes:
         print(f"note: {note}")
+    print(title(f"{args.experiment}: sites side by side (held-out test metrics [95 % CI]; n: test subjects)").lstrip())
     print(format_frame(comparison.side_by_side))
     print_pooled(comparison.pooled)
     print_paired(comparison.paired)
@@ -66,36 +67,65 @@ def handle(args: argparse.Namespace) -> int:
 
 
 def print_pooled(pooled: pd.DataFrame | None) -> None:
-    """The DerSimonian–Laird rows of the random-effects pooling (Paule–Mandel ones are in pooled.csv)."""
+    """The DerSimonian–Laird rows of the random-effects pooling (Paule–Mandel ones are in pooled.csv), then the
+    sites pooled with a correction or left out, grouped by reason."""
+    import pandas as pd
+
+    from medprobe.metrics.display import interval, with_interval
+
     shown = pooled[pooled["method"] == "dl"] if pooled is not None else None
     if shown is None or shown.empty:
         return
-    print("\n== pooled across sites (random effects, DerSimonian–Laird; PI: 95 % prediction interval) ==")
-    columns = ["sites", "estimate", "ci_low", "ci_high", "pi_low", "pi_high", "i2", "q_pvalue"]
-    print(format_frame(shown.set_index(["task", "model", "protocol", "metric"])[columns]))
-    for row in shown[(shown["corrected"] != "") | (shown["left_out"] != "")].itertuples():
-        what = "; ".join(part for part in (f"corrected: {row.corrected}" if row.corrected else "",
-                                           f"left out: {row.left_out}" if row.left_out else "") if part)
-        print(f"  {row.task}/{row.model}/{row.protocol}/{row.metric}: {what}")
+    print(title("pooled across sites (random effects, DerSimonian–Laird: estimate [95 % CI]; PI: 95 % prediction "
+                "interval for a new site, from 3 sites)"))
+    table = pd.DataFrame({
+        "sites": shown["sites"].astype(int),
+        "estimate [95 % CI]": [with_interval(r.estimate, r.ci_low, r.ci_high) for r in shown.itertuples()],
+        "PI": [interval(r.pi_low, r.pi_high) for r in shown.itertuples()],
+        "I²": shown["i2"], "Q p": shown["q_pvalue"]})
+    print(format_frame(table.set_axis(pd.MultiIndex.from_frame(shown[["task", "model", "protocol", "metric"]]))))
+    lines = grouped_notes(_pooling_notes(shown), indent="    ")
+    if lines:
+        print("  sites pooled with a correction or not pooled:")
+        print("\n".join(lines))
+
+
+def _pooling_notes(pooled: pd.DataFrame) -> list[tuple[str, str]]:
+    """(task/model/protocol (metrics), note) for each site entry of the rows' `corrected` and `left_out` columns."""
+    metrics: dict[tuple[str, str], list[str]] = {}
+    for row in pooled.itertuples():
+        for kind, entries in (("continuity correction", row.corrected), ("left out", row.left_out)):
+            for entry in str(entries or "").split(";"):
+                if entry:
+                    metrics.setdefault((f"{kind}: {entry}", f"{row.task}/{row.model}/{row.protocol}"), []).append(
+                        str(row.metric))
+    return [(f"{where} ({', '.join(names)})", note) for (note, where), names in metrics.items()]
 
 
 def print_paired(paired: pd.DataFrame | None) -> None:
     """The paired comparisons of AUROC (classification) and MAE (regression); paired.csv has every metric."""
+    import pandas as pd
+
     from medprobe.compare.report import PAIRED_SHOWN
+    from medprobe.metrics.display import count, with_interval
 
     shown = paired[paired["metric"].isin(PAIRED_SHOWN)] if paired is not None else None
     if shown is None or shown.empty:
         return
-    print("\n== model vs baseline, paired on the same test subjects (difference model − baseline; "
-          "p_holm: Holm across the rows of a metric) ==")
-    columns = ["difference", "ci_low", "ci_high", "p_value", "p_holm", "delong_p", "favours"]
-    print(format_frame(shown.set_index(["site", "task", "protocol", "model", "baseline", "metric"])[columns]))
+    print(title("model vs baseline, paired on the same test subjects (difference model − baseline [95 % CI]; "
+                "p_holm: Holm across the rows of a metric)"))
+    table = pd.DataFrame({
+        "n": shown["n_subjects"].map(count),
+        "difference [95 % CI]": [with_interval(r.difference, r.ci_low, r.ci_high) for r in shown.itertuples()],
+        "p": shown["p_value"], "p_holm": shown["p_holm"], "DeLong p": shown["delong_p"], "favours": shown["favours"]})
+    print(format_frame(table.set_axis(pd.MultiIndex.from_frame(
+        shown[["site", "task", "protocol", "model", "baseline", "metric"]]))))
 
 
 def print_robustness_ranking(ranking: pd.DataFrame) -> None:
     if ranking.empty:
         return
-    print("\n== robustness: clean accuracy and mean relative drop under the artefacts (mean over sites) ==")
+    print(title("robustness: clean accuracy and mean relative drop under the artefacts (mean over sites)"))
     print(format_frame(ranking.set_index(["task", "model"])))
 
 
@@ -103,8 +133,8 @@ def print_matrices(matrix: pd.DataFrame) -> None:
     """Each train site × test site grid under its title."""
     from medprobe.compare import matrix_tables, matrix_title
 
-    for (model, task, metric), grid in matrix_tables(matrix).items():
-        print(f"\n== {matrix_title(model, task, metric)} ==")
+    for (model, task, metric), grid in matrix_tables(matrix, readable=True).items():
+        print(title(matrix_title(model, task, metric)))
         print(format_frame(grid))
 
 

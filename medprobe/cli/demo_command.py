@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import textwrap
 from pathlib import Path
 
 from medprobe.cli.compare_command import print_matrices, print_paired, print_pooled, print_robustness_ranking
-from medprobe.cli.formatting import format_frame
+from medprobe.cli.formatting import WIDTH, format_frame, title
 from medprobe.errors import MedprobeError
 from medprobe.exit_codes import EXIT_SKIPPED
 
@@ -33,7 +34,7 @@ def handle(args: argparse.Namespace) -> int:
     result = run_demo(Path(args.out), n_subjects=args.subjects, progress=not args.no_progress,
                       robustness=args.robustness)
     for experiment, table in result.tables.items():
-        print(f"\n== {experiment}: sites side by side (test metrics; random-init ViT = smoke test only) ==")
+        print(title(f"{experiment}: sites side by side (test metrics [95 % CI]; random-init ViT = smoke test only)"))
         print(format_frame(table))
         print_pooled(result.pooled.get(experiment))
         print_paired(result.paired.get(experiment))
@@ -46,12 +47,12 @@ def handle(args: argparse.Namespace) -> int:
               "compare"}
     total = sum(v for k, v in result.seconds.items() if k in stages)
     shares = ", ".join(f"{k} {v:.1f}s" for k, v in result.seconds.items())
-    print(f"time:         {total:.1f}s ({shares})")
+    print("\n".join(textwrap.wrap(f"time:         {total:.1f}s ({shares})", WIDTH, subsequent_indent=" " * 14)))
     skipped = sum(r.skipped_inputs for r in result.reports)
     if result.exit_code == EXIT_SKIPPED:
         print(f"completed with {skipped} skipped input(s); see each job's quarantine.csv")
     for experiment, matrix in result.matrices.items():
-        print(f"\n==== {experiment}: cross-site transfer (each site's linear probe head on the other site's test "
-              "split) ====")
+        print(title(f"{experiment}: cross-site transfer (each site's linear probe head on the other site's test "
+                    "split)", "===="))
         print_matrices(matrix)
     return result.exit_code

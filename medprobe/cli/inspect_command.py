@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from collections.abc import Sequence
 from typing import Any
 
-from medprobe.cli.formatting import aligned, number
+from medprobe.cli.formatting import aligned, grouped_notes, number
 from medprobe.errors import MedprobeError
 from medprobe.exit_codes import EXIT_OK, EXIT_SKIPPED
 
@@ -42,18 +43,33 @@ def handle(args: argparse.Namespace) -> int:
         for row in rows:
             print(json.dumps(row, allow_nan=False))
     else:
-        print(aligned(["path", "series", "ok", "files", "modality", "shape", "spacing", "orient", "dtype", "min",
-                        "max", "mean", "note"], [_inspect_cells(row) for row in rows]))
+        _print_table(rows)
         print(f"{len(rows)} image(s): {len(rows) - failed} read, {failed} unreadable")
     return EXIT_SKIPPED if failed else EXIT_OK
+
+
+def _print_table(rows: list[dict[str, Any]]) -> None:
+    """One line per image, its path relative to the folder all of them share (named first when it is not the
+    working directory), then each image's reason or warnings below the table, wrapped."""
+    locations = [os.path.abspath(row["location"] or row["path"]) for row in rows]
+    base = os.path.commonpath([os.path.dirname(location) for location in locations])
+    if base != os.getcwd():
+        print(f"in {base}:")
+    shown = [os.path.relpath(location, base) for location in locations]
+    print(aligned(["path", "series", "ok", "files", "modality", "shape", "spacing", "orient", "dtype", "min", "max",
+                   "mean"], [[path, *_inspect_cells(row)] for path, row in zip(shown, rows, strict=True)]))
+    notes = grouped_notes((path, row["reason"] if not row["ok"] else "; ".join(row["warnings"]))
+                          for path, row in zip(shown, rows, strict=True) if not row["ok"] or row["warnings"])
+    if notes:
+        print("notes:")
+        print("\n".join(notes))
 
 
 def _inspect_cells(row: dict[str, Any]) -> list[str]:
     def joined(values: Sequence[Any] | None) -> str:
         return "x".join(f"{v:g}" if isinstance(v, float) else str(v) for v in values) if values else "-"
 
-    note = row["reason"] if not row["ok"] else "; ".join(row["warnings"])
-    return [row["location"] or row["path"], row["series"] or "-", "yes" if row["ok"] else "NO",
+    return [row["series"] or "-", "yes" if row["ok"] else "NO",
             str(row["files"]) if row["files"] is not None else "-", row["modality"] or "-",
             joined(row["shape"]), joined(row["spacing"]), row["orientation"] or "-", row["dtype"] or "-",
-            number(row["min"]), number(row["max"]), number(row["mean"]), note or ""]
+            number(row["min"]), number(row["max"]), number(row["mean"])]

@@ -3,28 +3,17 @@ went. Tables keep to 120 columns: a few headline metrics per task, each with its
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from medprobe.cli.formatting import aligned
-from medprobe.metrics.catalogue import SHOWN, ci_high, ci_low
+from medprobe.cli.formatting import aligned, grouped_notes
+from medprobe.metrics.catalogue import SHOWN
+from medprobe.metrics.display import count, metric_with_interval, with_interval
 
 if TYPE_CHECKING:  # the job machinery imports torch; keep `medprobe --help` fast
     from medprobe.jobs import JobReport, ProtocolOutcome, TransferOutcome
     from medprobe.jobs.robustness_scoring import RobustnessResult
 
-
-
-def with_interval(metrics: Mapping[str, float], name: str) -> str:
-    """`0.950 [0.900, 0.990]`, or the value alone when it has no interval; '–' when the metric is missing."""
-    value = metrics.get(name)
-    if value is None or not math.isfinite(value):
-        return "–"
-    low, high = metrics.get(ci_low(name)), metrics.get(ci_high(name))
-    if low is None or high is None:
-        return f"{value:.3f}"
-    return f"{value:.3f} [{low:.3f}, {high:.3f}]"
 
 
 def headline_metrics(outcomes: Sequence[Mapping[str, float]]) -> list[str]:
@@ -34,16 +23,16 @@ def headline_metrics(outcomes: Sequence[Mapping[str, float]]) -> list[str]:
 
 
 def print_outcomes(outcomes: list[ProtocolOutcome]) -> None:
-    """One table per task (model × protocol rows), then each run's notes."""
+    """One table per task (model × protocol rows, the test subjects each was scored on), then the notes."""
     if not outcomes:
         return
     for task in dict.fromkeys(o.task for o in outcomes):
         rows = [o for o in outcomes if o.task == task and o.protocol != "robustness"]  # its own table
         names = headline_metrics([o.metrics for o in rows]) or ["result"]  # every protocol skipped: one column
-        print(f"\n{task} (test metrics, 95 % subject-bootstrap intervals)")
-        table = [[o.model, o.protocol, *(with_interval(o.metrics, n) for n in names)] if o.metrics
-                 else [o.model, o.protocol, "skipped", *([""] * (len(names) - 1))] for o in rows]
-        print(aligned(["model", "protocol", *names], table, right_numbers=False))
+        print(f"\n{task} (test metrics, 95 % subject-bootstrap intervals; n: test subjects)")
+        table = [[o.model, o.protocol, count(o.n_test_subjects), *(metric_with_interval(o.metrics, n) for n in names)]
+                 if o.metrics else [o.model, o.protocol, "", "skipped", *([""] * (len(names) - 1))] for o in rows]
+        print(aligned(["model", "protocol", "n", *names], table, right_numbers=False))
     print_notes({f"{o.model}/{o.task}/{o.protocol}": o.notes for o in outcomes})
 
 
@@ -58,8 +47,7 @@ def print_robustness(results: Sequence[tuple[str, str, RobustnessResult]]) -> No
             continue
         print(f"\nrobustness · {model} · {task}: {result.headline} under each artefact at severity "
               f"{result.summary_severity} (clean {clean.iloc[0]:.3f}; mean relative drop {result.summary:+.1%})")
-        rows = [[str(r["artefact"]), with_interval({"v": r["value"], ci_low("v"): r["ci_low"],
-                                                     ci_high("v"): r["ci_high"]}, "v"),
+        rows = [[str(r["artefact"]), with_interval(r["value"], r["ci_low"], r["ci_high"]),
                  f"{r['drop']:+.1%}", f"{r['cosine_median']:.4f}", f"{r['cosine_p05']:.4f}"]
                 for r in shown.to_dict("records")]
         print(aligned(["artefact", result.headline, "drop", "cosine median", "cosine p05"], rows, right_numbers=False))
@@ -71,15 +59,17 @@ def print_transfers(outcomes: list[TransferOutcome]) -> None:
         return
     names = headline_metrics([o.metrics for o in outcomes])
     print("\ntransfer: other sites' heads scored on this site's rows")
-    print(aligned(["task", "model", "train site", *names],
-                  [[o.task, o.model, o.train_site, *(with_interval(o.metrics, n) for n in names)] for o in outcomes],
+    print(aligned(["task", "model", "train site", "n", *names],
+                  [[o.task, o.model, o.train_site, count(o.n_test_subjects),
+                    *(metric_with_interval(o.metrics, n) for n in names)] for o in outcomes],
                   right_numbers=False))
     print_notes({f"{o.train_site} → {o.model}/{o.task}": o.notes for o in outcomes})
 
 
 def print_notes(notes: Mapping[str, Sequence[str]]) -> None:
-    """Each run's notes once (what was left out, folds reduced, classes missing, ...)."""
-    lines = [f"  {where}: {note}" for where, items in notes.items() for note in dict.fromkeys(items)]
+    """The runs' notes (what was left out, folds reduced, classes missing, ...), each distinct note once with the
+    runs that gave it."""
+    lines = grouped_notes((where, note) for where, items in notes.items() for note in items)
     if lines:
         print("notes:")
         print("\n".join(lines))

@@ -81,10 +81,10 @@ def handle(args: argparse.Namespace) -> int:
     for name in available_models():
         card = model_card(name)
         fetch = card.fetch.get("hub") or card.fetch.get("url") or "-"
-        rows.append([name, f"dim {card.embed_dim}", f"weights: {card.checkpoint_file or 'no weights needed'}",
-                     f"fetch: {fetch}"])
+        rows.append([name, str(card.embed_dim), card.checkpoint_file or "(none needed)", fetch])
     print(aligned(["model", "embedding", "weights file", "fetch source"], rows, right_numbers=False))
-    print("\n`medprobe models show NAME` prints a model's card: what its embedding is, preprocessing, licence, source.")
+    print("\n`medprobe models show NAME` prints a model's card: its embedding, preprocessing, weights file and fetch\n"
+          "source in full, licence.")
     return EXIT_OK
 
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import textwrap
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from medprobe.cli.formatting import aligned, number
+from medprobe.cli.formatting import WIDTH, aligned, number
 from medprobe.errors import MedprobeError
 from medprobe.exit_codes import EXIT_OK, EXIT_SKIPPED
 
@@ -92,7 +93,7 @@ def _print_validation(report: ValidationReport, salted: bool) -> None:
         if lines:
             print(f"\n{title} ({len(lines)}):")
             for line in lines[:_SHOWN_PROBLEMS]:
-                print(f"  - {line}")
+                print("\n".join(textwrap.wrap(line, WIDTH, initial_indent="  - ", subsequent_indent="    ")))
             if len(lines) > _SHOWN_PROBLEMS:
                 print(f"  ... and {len(lines) - _SHOWN_PROBLEMS} more (--json lists all)")
     if report.leakage and not salted:

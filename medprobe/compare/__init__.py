@@ -5,7 +5,7 @@ from medprobe.compare.experiment import ExperimentComparison, compare_experiment
 from medprobe.compare.identity import identity_notes, model_labels
 from medprobe.compare.pooling import PooledEstimate, pool_sites, pooled_table
 from medprobe.compare.report import ComparisonFiles, write_report
-from medprobe.compare.table import HEADLINE_METRICS, protocol_runs, sites_side_by_side
+from medprobe.compare.table import HEADLINE_METRICS, protocol_runs, sites_side_by_side, sites_side_by_side_text
 from medprobe.compare.transfer import matrix_tables, matrix_title, transfer_matrix, transfer_runs
 
 __all__ = [
@@ -26,6 +26,7 @@ __all__ = [
     "robustness_ranking",
     "robustness_table",
     "sites_side_by_side",
+    "sites_side_by_side_text",
     "subgroup_tables",
     "transfer_matrix",
     "transfer_runs",

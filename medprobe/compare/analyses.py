@@ -20,6 +20,7 @@ import pandas as pd
 
 from medprobe.compare.table import KEY_COLUMNS, experiment_id, main_metric
 from medprobe.evaluation.paired import PAIRED_COLUMNS, holm_corrected
+from medprobe.evaluation.plausibility import gap_finding
 from medprobe.evaluation.subgroups import GAP_COLUMNS, GROUP_COLUMNS, SCORED, ends
 from medprobe.metrics.catalogue import LOWER_IS_BETTER, better, ci_high, ci_low, standard_error
 from medprobe.tracking import TrackingStore, naming
@@ -83,6 +84,8 @@ def subgroup_tables(runs: pd.DataFrame, metrics: tuple[str, ...]) -> tuple[pd.Da
     site_groups, site_gaps = _sites_as_groups(runs, metrics)
     group_frame = pd.DataFrame([*groups, *site_groups]).reindex(columns=[*KEY_COLUMNS, *GROUP_COLUMNS])
     gap_frame = pd.DataFrame([*gaps, *site_gaps]).reindex(columns=[*KEY_COLUMNS, *GAP_COLUMNS])
+    gap_frame["flags"] = [finding.flag if (finding := gap_finding(str(metric), float(gap))) else ""
+                          for metric, gap in zip(gap_frame["metric"], gap_frame["gap"], strict=True)]
     return group_frame, gap_frame
 
 

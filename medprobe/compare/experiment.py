@@ -13,17 +13,18 @@ import pandas as pd
 from medprobe.compare.analyses import paired_runs, robustness_ranking
 from medprobe.compare.identity import identity_notes
 from medprobe.compare.pooling import pooled_table
-from medprobe.compare.table import HEADLINE_METRICS, protocol_runs, sites_side_by_side
+from medprobe.compare.table import HEADLINE_METRICS, protocol_runs, sites_side_by_side_text
 from medprobe.compare.transfer import transfer_matrix, transfer_runs
 from medprobe.tracking import TrackingStore
 
 
 @dataclass(frozen=True)
 class ExperimentComparison:
-    """`runs`: one row per site × model × task × protocol with its metrics; `side_by_side`: the headline metrics
-    with the sites as columns; `pooled`: the random-effects pooling across sites; `paired`: model-vs-baseline
-    comparisons; `robustness`: the robustness ranking; `matrix`: the cross-site transfer cells; `notes`: where
-    models with one name differ in weights or architecture."""
+    """`runs`: one row per site × model × task × protocol with its metrics; `side_by_side`: the analysed metrics
+    with the sites as columns, each cell `value [95 % CI]`, and each site's test subjects; `pooled`: the
+    random-effects pooling across sites; `paired`: model-vs-baseline comparisons; `robustness`: the robustness
+    ranking; `matrix`: the cross-site transfer cells; `notes`: where models with one name differ in weights or
+    architecture."""
 
     experiment: str
     runs: pd.DataFrame
@@ -44,7 +45,7 @@ def compare_experiment(store: TrackingStore, experiment: str) -> ExperimentCompa
         experiment=experiment,
         runs=runs,
         transfers=transfers,
-        side_by_side=sites_side_by_side(runs),
+        side_by_side=sites_side_by_side_text(runs),
         pooled=pooled_table(runs, HEADLINE_METRICS) if not runs.empty else pd.DataFrame(),
         paired=paired_runs(store, experiment),
         robustness=robustness_ranking(runs),

@@ -11,7 +11,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
-from medprobe.metrics.catalogue import ci_high, ci_low
+from medprobe.metrics.catalogue import LOWER_IS_BETTER, ci_high, ci_low
 
 _SHOTS = re.compile(r"^shots(\d+)/(.+)_mean$")
 
@@ -33,11 +33,13 @@ def transfer_heatmap(grid: pd.DataFrame, metric: str, title: str) -> bytes:
 
 def grid_png(table: pd.DataFrame, metric: str, title: str, xlabel: str = "", ylabel: str = "",
              outline_diagonal: bool = False) -> bytes:
-    """An annotated heatmap of a numeric table (a site × model grid, a transfer matrix, a model × model CKA)."""
+    """An annotated heatmap of a numeric table (a site × model grid, a transfer matrix, a model × model CKA). The
+    colour scale follows the metric's direction: yellow is better (a low MAE as a high AUROC)."""
     fig = Figure(figsize=(1.6 + 1.1 * table.shape[1], 1.2 + 0.5 * table.shape[0]))
     ax = fig.add_subplot()
     values = table.to_numpy(dtype=float)
-    image = ax.imshow(values, cmap="viridis", aspect="auto")
+    lower_better = metric in LOWER_IS_BETTER
+    image = ax.imshow(values, cmap="viridis_r" if lower_better else "viridis", aspect="auto")
     ax.set_xticks(range(table.shape[1]), table.columns, rotation=30, ha="right")
     ax.set_yticks(range(table.shape[0]), table.index)
     ax.set_xlabel(xlabel)
@@ -45,13 +47,14 @@ def grid_png(table: pd.DataFrame, metric: str, title: str, xlabel: str = "", yla
     low, high = np.nanmin(values), np.nanmax(values)
     for (i, j), value in np.ndenumerate(values):
         if np.isfinite(value):
-            bright = high > low and (value - low) / (high - low) > 0.6  # viridis turns yellow: dark text
+            share = (value - low) / (high - low) if high > low else 0.0
+            bright = (1 - share if lower_better else share) > 0.6  # viridis turns yellow: dark text
             ax.text(j, i, f"{value:.3f}", ha="center", va="center", color="black" if bright else "white",
                     fontsize=8)
     if outline_diagonal:
         for i in range(min(table.shape)):
             ax.add_patch(Rectangle((i - 0.5, i - 0.5), 1, 1, fill=False, edgecolor="white", linewidth=2))
-    fig.colorbar(image, ax=ax, label=metric)
+    fig.colorbar(image, ax=ax, label=f"{metric} ({'lower' if lower_better else 'higher'} is better: yellow)")
     ax.set_title(title)
     return figure_png(fig)
 

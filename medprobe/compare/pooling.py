@@ -133,7 +133,7 @@ def pooled_table(runs: pd.DataFrame, metrics: tuple[str, ...], methods: tuple[Me
             notes = {"corrected": ";".join(corrected), "left_out": ";".join(left_out)}
             for method in methods:
                 if len(y) < 2:  # a visible gap: the row, with no estimate and the reason
-                    gap = ";".join([*left_out, f"(fewer than two sites to pool: {len(y)})"])
+                    gap = ";".join([*left_out, f"no estimate (fewer than two sites to pool: {len(y)})"])
                     rows.append({**key, "method": method, "sites": len(y), **notes, "left_out": gap})
                     continue
                 pooled = pool_sites(y, se, method, logit=metric in LOGIT_METRICS)
@@ -167,7 +167,7 @@ def site_standard_errors(group: pd.DataFrame, metric: str) -> tuple[np.ndarray, 
             smoothed = (value * count + 0.5) / (count + 1)
             y.append(smoothed)
             se.append(math.sqrt(smoothed * (1 - smoothed) / count))
-            corrected.append(f"{site} ({metric} {value:.3f} with standard error 0 on {count:.0f} subjects)")
+            corrected.append(f"{site} ({value:.3f} with standard error 0 on {count:.0f} subjects)")
         else:
             left_out.append(f"{site} (standard error 0: no continuity correction for {metric})")
     return np.asarray(y), np.asarray(se), corrected, left_out

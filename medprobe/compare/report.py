@@ -136,11 +136,13 @@ def _subgroup_section(out: Path, groups: pd.DataFrame, gaps: pd.DataFrame, figur
     if not blocks:
         return ""
     columns = ["site", "model", "task", "protocol", "attribute", "metric", "best_group", "worst_group", "gap",
-               ci_low("gap"), ci_high("gap")]
+               ci_low("gap"), ci_high("gap"), "flags"]
     return ("<h2>Subgroups</h2><p>Each group's held-out value with its 95 % subject-bootstrap interval (attribute "
             "<i>site</i>: each site's value). The gap is best − worst group (worst − best for errors); within a "
             "site its interval is bootstrapped, across sites it is a normal interval from the sites' standard "
-            "errors. Groups too small to score are listed in the sites' runs.</p>"
+            "errors. Groups too small to score are listed in the sites' runs. <i>R² gap</i>: an R² gap outside "
+            "[−1, 1], where a group whose own labels barely vary has an R² far below 0 whatever its errors; read "
+            "its MAE instead.</p>"
             + gaps[columns].to_html(index=False, float_format=lambda v: f"{v:.3f}", na_rep="–") + "".join(blocks))
 
 
@@ -203,14 +205,15 @@ def _robustness_section(out: Path, table: pd.DataFrame, ranking: pd.DataFrame, f
 
 def _transfer_section(out: Path, matrix: pd.DataFrame, figures: list[Path]) -> str:
     blocks = []
+    readable = matrix_tables(matrix, readable=True)
     for (model, task, metric), grid in matrix_tables(matrix).items():
         png = plots.transfer_heatmap(grid, metric, f"{task} · {model}: transfer")
         blocks.append(f"<h3>{html.escape(task)} · {html.escape(model)} · {html.escape(metric)}</h3>"
-                      + grid.to_html(float_format=lambda v: f"{v:.3f}", na_rep="–")
+                      + readable[(model, task, metric)].to_html(na_rep="–")
                       + _figures(out, [(_file_name(task, model, "transfer"), "transfer matrix", png)], figures))
     return ("<h2>Cross-site transfer</h2><p>Rows: the site whose linear probe head was applied; columns: the site "
-            "whose held-out rows it was scored on. The diagonal is each site's own linear probe. 95 % intervals "
-            "are in transfer.csv.</p>" + "".join(blocks))
+            "whose held-out rows it was scored on (n: its test subjects). The diagonal is each site's own linear "
+            "probe. Each cell: value [95 % subject-bootstrap interval].</p>" + "".join(blocks))
 
 
 def _figures(out: Path, images: list[tuple[str, str, bytes | None]], figures: list[Path]) -> str:

@@ -6,15 +6,20 @@ import pandas as pd
 from mlflow.entities import Run
 
 from medprobe.compare.identity import IDENTITY, identity_of, label_models
-from medprobe.metrics.catalogue import ANALYSED, SHOWN
+from medprobe.metrics.catalogue import ANALYSED, SHOWN, ci_high, ci_low
+from medprobe.metrics.display import MISSING, count, with_interval
 from medprobe.tracking import TrackingStore, naming
 from medprobe.tracking.reading import find_experiment
 from medprobe.tracking.recorder import N_TEST, N_TEST_SUBJECTS
 from medprobe.tracking.run_kinds import PROTOCOL, kind_filter
 
 KEY_COLUMNS = ("site", "model", "task", "protocol")
+#: The row of a side-by-side table that holds each site's test subjects.
+N_ROW = "n (test subjects)"
+#: The row that holds each site's plausibility flags (`medprobe.evaluation.plausibility`), where any site has one.
+FLAGS_ROW = "flags"
 #: The columns of `protocol_runs` before the metrics (`comparison.csv`).
-COLUMNS = (*KEY_COLUMNS, "weights", "fingerprint", "model_key", "architecture", "n_test_subjects", "n_test")
+COLUMNS = (*KEY_COLUMNS, "weights", "fingerprint", "model_key", "architecture", "n_test_subjects", "n_test", "flags")
 #: Shown in the terminal; the CSV keeps every metric.
 HEADLINE_METRICS = ANALYSED
 #: The metric a figure shows: the first of these the runs have (classification first, then regression).
@@ -36,6 +41,7 @@ def protocol_runs(store: TrackingStore, experiment: str) -> pd.DataFrame:
             "protocol": tags.get(naming.PROTOCOL, "?"),
             **identity_of(tags),
             "start_time": run.info.start_time,
+            "flags": tags.get(naming.FLAGS, ""),
         }
         analyses = {k: v for k, v in run.data.metrics.items() if k.startswith(naming.ANALYSIS_PREFIXES)}
         counts = {"n_test": run.data.metrics.get(N_TEST),
@@ -83,3 +89,34 @@ def sites_side_by_side(runs: pd.DataFrame, metrics: tuple[str, ...] = HEADLINE_M
                             aggfunc="last")
     wide.columns.name = None
     return wide
+
+
+def sites_side_by_side_text(runs: pd.DataFrame, metrics: tuple[str, ...] = HEADLINE_METRICS) -> pd.DataFrame:
+    """`sites_side_by_side` as people read it: each cell `value [95 % CI]`, and first for each task × model ×
+    protocol a row of each site's test subjects (test rows where a run did not log subjects), and last its
+    plausibility flags where a site has any. A site without that model or protocol shows '–' in its column: a
+    visible gap, never a missing row."""
+    present = [m for m in metrics if m in runs.columns and runs[m].notna().any()]
+    if runs.empty or not present:
+        return pd.DataFrame()
+    order = {name: rank for rank, name in enumerate([N_ROW, *present, FLAGS_ROW])}
+    cells = []
+    for record in runs.to_dict("records"):
+        key = {"task": record["task"], "model": record["model"], "protocol": record["protocol"]}
+        subjects = record.get("n_test_subjects")
+        subjects = subjects if pd.notna(subjects) else record.get("n_test")
+        cells.append({**key, "metric": N_ROW, "site": record["site"], "cell": count(subjects)})
+        cells += [{**key, "metric": m, "site": record["site"],
+                   "cell": with_interval(record.get(m), record.get(ci_low(m)), record.get(ci_high(m)))}
+                  for m in present if pd.notna(record.get(m))]
+        if record.get("flags"):
+            cells.append({**key, "metric": FLAGS_ROW, "site": record["site"], "cell": f"! {record['flags']}"})
+    long = pd.DataFrame(cells)
+    wide = long.pivot_table(index=["task", "model", "protocol", "metric"], columns="site", values="cell",
+                            aggfunc="last")
+    flag_rows = wide.index.get_level_values("metric") == FLAGS_ROW
+    wide.loc[flag_rows] = wide.loc[flag_rows].fillna("")
+    wide = wide.fillna(MISSING)
+    wide.columns.name = None
+    ranks = wide.index.get_level_values("metric").map(order)
+    return wide.iloc[sorted(range(len(wide)), key=lambda i: (*wide.index[i][:3], ranks[i]))]

@@ -17,12 +17,15 @@ import pandas as pd
 from medprobe.compare.identity import IDENTITY, identity_of, label_models, model_labels
 from medprobe.compare.table import experiment_id, held_out_metrics, main_metric
 from medprobe.metrics.catalogue import ci_high, ci_low
+from medprobe.metrics.display import MISSING, count, with_interval
 from medprobe.tracking import TrackingStore, naming
+from medprobe.tracking.recorder import N_TEST_SUBJECTS
 from medprobe.tracking.run_kinds import TRANSFER, kind_filter
 
 KEYS = ("train_site", "test_site", *IDENTITY, "task")
 #: `transfer.csv`; `model` is the display label, the identity columns come last (added after the first release).
-COLUMNS = ("model", "task", "metric", "train_site", "test_site", "kind", "value", "ci_low", "ci_high", *IDENTITY)
+COLUMNS = ("model", "task", "metric", "train_site", "test_site", "kind", "value", "ci_low", "ci_high", *IDENTITY,
+           "n_test_subjects", "flags")
 
 
 def transfer_runs(store: TrackingStore, experiment: str) -> pd.DataFrame:
@@ -33,7 +36,9 @@ def transfer_runs(store: TrackingStore, experiment: str) -> pd.DataFrame:
         tags = run.data.tags
         rows.append({"train_site": tags.get(naming.TRAIN_SITE, "?"), "test_site": tags.get(naming.SITE, "?"),
                      **identity_of(tags), "task": tags.get(naming.TASK, "?"),
-                     "start_time": run.info.start_time, **held_out_metrics(run)})
+                     "start_time": run.info.start_time, "n_test_subjects": run.data.metrics.get(N_TEST_SUBJECTS),
+                     "flags": tags.get(naming.FLAGS, ""),
+                     **held_out_metrics(run)})
     if not rows:
         return pd.DataFrame(columns=["model", *KEYS])
     frame = pd.DataFrame(rows).sort_values("start_time", kind="stable").drop_duplicates(list(KEYS), keep="last")
@@ -61,6 +66,7 @@ def transfer_matrix(runs: pd.DataFrame, transfers: pd.DataFrame) -> pd.DataFrame
         part = rows[["train_site", "test_site", "kind"]].assign(
             model=labels[tuple(identity)], task=task, metric=metric, value=rows[metric],
             ci_low=rows.get(ci_low(metric)), ci_high=rows.get(ci_high(metric)),
+            n_test_subjects=rows.get("n_test_subjects"), flags=rows.get("flags"),
             **dict(zip(IDENTITY, identity, strict=True)))
         parts.append(part.dropna(subset=["value"]))
     if not parts:
@@ -69,13 +75,22 @@ def transfer_matrix(runs: pd.DataFrame, transfers: pd.DataFrame) -> pd.DataFrame
         ["model", "task", "train_site", "test_site"]).reset_index(drop=True)
 
 
-def matrix_tables(matrix: pd.DataFrame) -> dict[tuple[str, str, str], pd.DataFrame]:
-    """(model, task, metric) → a grid with a row per train site and a column per test site."""
+def matrix_tables(matrix: pd.DataFrame, readable: bool = False) -> dict[tuple[str, str, str], pd.DataFrame]:
+    """(model, task, metric) → a grid with a row per train site and a column per test site: the values, or with
+    `readable` each cell `value [95 % CI]` and each test site's column named with its test subjects."""
     tables = {}
     for (model, task, metric), cells in matrix.groupby(["model", "task", "metric"], sort=True):
+        if readable:
+            cells = cells.assign(value=[with_interval(r.value, r.ci_low, r.ci_high)
+                                        + (f" ! {r.flags}" if isinstance(r.flags, str) and r.flags else "")
+                                        for r in cells.itertuples()])
         grid = cells.pivot_table(index="train_site", columns="test_site", values="value", aggfunc="last")
         sites = sorted(set(grid.index) | set(grid.columns))
         grid = grid.reindex(index=sites, columns=sites)
+        if readable:
+            subjects = cells.groupby("test_site")["n_test_subjects"].max() if "n_test_subjects" in cells else {}
+            grid = grid.fillna(MISSING)
+            grid.columns = [f"{site} (n {count(subjects.get(site))})" for site in grid.columns]
         grid.index.name, grid.columns.name = "train site", "test site"
         tables[(model, task, metric)] = grid
     return tables

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from medprobe.evaluation.options import SubgroupOptions
+from medprobe.evaluation.plausibility import gap_finding
 from medprobe.evaluation.scorers import ScoredPredictions
 from medprobe.metrics.bootstrap import bootstrap_values, defined_resamples, percentile_interval
 from medprobe.metrics.catalogue import ANALYSIS, better, ci_high, ci_low
@@ -79,6 +80,8 @@ def subgroup_metrics(predictions: pd.DataFrame, frame: pd.DataFrame, task_type: 
                   for key in sizes for metric in metrics]
     gap_rows = [gap for attribute in masks for metric in metrics
                 if (gap := _gap(attribute, metric, point, resampled, options.bootstrap))]
+    notes += [f"subgroups by {gap['attribute']}: {finding.note}" for gap in gap_rows
+              if (finding := gap_finding(str(gap["metric"]), gap["gap"]))]
     return SubgroupResult(pd.DataFrame(group_rows, columns=list(GROUP_COLUMNS)),
                           pd.DataFrame(gap_rows, columns=list(GAP_COLUMNS)), notes)
 

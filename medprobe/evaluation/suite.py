@@ -18,6 +18,7 @@ from medprobe.errors import MedprobeError, ProbeError
 from medprobe.evaluation.degenerate import degenerate_embeddings_note
 from medprobe.evaluation.label_efficiency import LabelEfficiency, label_efficiency_of
 from medprobe.evaluation.options import AnalysisOptions
+from medprobe.evaluation.plausibility import LabelScale, result_findings
 from medprobe.evaluation.rows import TaskRows
 from medprobe.evaluation.subgroups import SubgroupResult, subgroup_metrics
 from medprobe.metrics.bootstrap import is_interval_key
@@ -141,13 +142,22 @@ def evaluate_task(
                 raise ProbeError(f"no patch tokens: the {protocol} probe needs an encoder that exposes them "
                                  "(DINOv2, RETFound, timm:..., monai_vit3d) and a table embedded with tokens")
             result = evaluate_inputs(protocol, options, outcome.inputs, seed, device=device)
-            result.notes = [*input_notes, *result.notes]
+            findings = result_findings(result.metrics, result.predictions, task_type, training_scale(outcome.inputs))
+            result.notes = [*input_notes, *result.notes, *(finding.note for finding in findings)]
+            result.flags = [finding.flag for finding in findings]
             outcome.results[protocol] = result
         except ProbeError as error:
             outcome.failures[protocol] = str(error)
     if analysis is not None:
         _analyse(outcome, analysis, input_notes, seed)
     return outcome
+
+
+def training_scale(inputs: ProbeInputs) -> LabelScale | None:
+    """The regression labels a final model is fitted on, as the plausibility checks read them."""
+    if inputs.task_type != "regression":
+        return None
+    return LabelScale.of(inputs.y[inputs.fit_positions()])
 
 
 def _analyse(outcome: EvaluationResult, analysis: AnalysisOptions, input_notes: list[str], seed: int) -> None:

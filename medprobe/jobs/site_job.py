@@ -60,6 +60,7 @@ class ProtocolOutcome:
     metrics: dict[str, float]
     notes: list[str]
     run_id: str | None = None
+    n_test_subjects: int | None = None
 
 
 @dataclass
@@ -274,7 +275,7 @@ def _evaluate_task(spec: PipelineSpec, space: FeatureSpace, task: TaskSpec, embe
                                                   analysis_run_values(evaluation, protocol))
         report.outcomes.append(ProtocolOutcome(space.model, task.name, protocol, result.metrics,
                                                [*rows.notes, *result.notes, *evaluation.analysis_notes(protocol)],
-                                               run_ids[protocol]))
+                                               run_ids[protocol], result.n_test_subjects))
     if robustness is not None:
         result, outcome = robustness
         run_id = recorder.log_protocol(job_run, space.model, task, "robustness", result, rows.notes, rows.sample_ids,
@@ -282,7 +283,7 @@ def _evaluate_task(spec: PipelineSpec, space: FeatureSpace, task: TaskSpec, embe
                                        analysis=(run_metrics(outcome), {}), files=[folder / "robustness.csv"])
         report.robustness.append((space.model, task.name, outcome))
         report.outcomes.append(ProtocolOutcome(space.model, task.name, "robustness", headline_metrics(outcome),
-                                               result.notes, run_id))
+                                               result.notes, run_id, result.n_test_subjects))
     recorder.finish_job_run(job_run, embedded.skipped, [folder / "metrics.json", *analysis_files(folder)])
     report.seconds["log"] += time.perf_counter() - started
     return evaluation

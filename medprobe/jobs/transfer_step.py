@@ -18,6 +18,7 @@ from medprobe.errors import ProbeError
 from medprobe.evaluation import TaskRows
 from medprobe.jobs.recording import JobRecorder
 from medprobe.metrics.catalogue import SHOWN
+from medprobe.metrics.display import metric_with_interval
 from medprobe.pipeline_spec.context import JobContext
 from medprobe.pipeline_spec.pipeline import TaskSpec
 from medprobe.probes.options import LinearOptions
@@ -34,6 +35,7 @@ class TransferOutcome:
     metrics: dict[str, float]
     notes: list[str]
     run_id: str | None = None
+    n_test_subjects: int | None = None
 
 
 def offline_message(reason: str | None) -> str:
@@ -97,7 +99,9 @@ def _score_heads(context: JobContext, options: LinearOptions, space: FeatureSpac
         notes = [*rows.notes, *input_notes]
         run_id = recorder.log_transfer(space, task, digest, source, result, notes, rows.sample_ids)
         outcomes.append(TransferOutcome(source.head.site, space.model, task.name, result.metrics,
-                                        notes + result.notes, run_id))
-        headline = ", ".join(f"{k} {result.metrics[k]:.3f}" for k in SHOWN if k in result.metrics)
-        say(f"  transfer {where}: {headline or 'no metric'} on {result.n_test} row(s)")
+                                        notes + result.notes, run_id, result.n_test_subjects))
+        name = next((k for k in SHOWN if k in result.metrics), None)
+        headline = f"{name} {metric_with_interval(result.metrics, name)}" if name else "no metric"
+        flags = f" ! {'; '.join(result.flags)}" if result.flags else ""
+        say(f"  transfer {where}: {headline} on {result.n_test} row(s){flags}")
     return outcomes, skipped

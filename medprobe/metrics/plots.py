@@ -111,20 +111,23 @@ def label_efficiency_plot(path: Path, curve: pd.DataFrame, title: str, series: s
 
 
 def label_efficiency_figure(curve: pd.DataFrame, title: str, series: str = "metric") -> Figure | None:
-    """Value (with its interval) against the percentage of training subjects, one line per value of `series` (a
-    metric, or a site in `medprobe compare`), on a log axis."""
-    curve = curve.dropna(subset=["value"])
+    """Value (with its interval) against the number of training subjects, one line per value of `series` (a
+    metric, or a site in `medprobe compare`), on a log axis. Shares that round to the same number of subjects (1 %,
+    2 % and 5 % of 40 are all 2) are one point, the largest share's, so the axis never repeats a count."""
+    curve = curve.dropna(subset=["value", "n_subjects"])
     if curve.empty:
         return None
     figure = Figure(figsize=(5.5, 4))
     axes = figure.add_subplot()
-    for name, line in curve.sort_values("percent").groupby(series, sort=True):
-        axes.plot(line["percent"], line["value"], marker="o", label=str(name))
-        axes.fill_between(line["percent"], line["ci_low"], line["ci_high"], alpha=0.2)
-    percents = sorted(curve["percent"].unique())
+    curve = curve.sort_values("percent").drop_duplicates([series, "n_subjects"], keep="last")
+    for name, line in curve.groupby(series, sort=True):
+        axes.plot(line["n_subjects"], line["value"], marker="o", label=str(name))
+        axes.fill_between(line["n_subjects"], line["ci_low"], line["ci_high"], alpha=0.2)
+    counts = sorted(curve["n_subjects"].unique())
     axes.set_xscale("log")
-    axes.set_xticks(percents, [f"{p:g}" for p in percents])
-    _finish(axes, "training subjects (%)", "held-out value", title, legend=True, square=False)
+    axes.set_xticks(counts, [f"{c:g}" for c in counts])
+    axes.minorticks_off()
+    _finish(axes, "training subjects", "held-out value", title, legend=True, square=False)
     return figure
 
 

@@ -29,6 +29,15 @@ class ProtocolResult:
     n_train: int
     n_test: int
     notes: list[str] = field(default_factory=list)
+    flags: list[str] = field(default_factory=list)  # `medprobe.evaluation.plausibility` flags, as the notes say
+
+    @property
+    def n_test_subjects(self) -> int | None:
+        """The distinct subjects among the test predictions; None when the protocol keeps no per-sample
+        predictions (few-shot scores episodes)."""
+        if "subject_id" not in self.predictions.columns:
+            return None
+        return int(self.predictions["subject_id"].nunique())
 
 
 def tested_rows(folds: list[Fold]) -> np.ndarray:

@@ -32,6 +32,8 @@ PIPELINE = "medprobe.pipeline"
 RUN_KIND = "medprobe.run_kind"
 PREPROCESSING = "medprobe.preprocessing"
 RANDOM_INIT_NOTE = "medprobe.note"
+#: A result's plausibility flags ('; '-joined names from `medprobe.evaluation.plausibility.FLAGS`).
+FLAGS = "medprobe.flags"
 TRAIN_SITE = "medprobe.train_site"
 #: On a linear protocol run: the artifact folder of the probe head it published.
 HEAD = "medprobe.head"

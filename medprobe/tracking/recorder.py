@@ -59,6 +59,10 @@ class ResultRecord(Protocol):
     n_train: int
     n_test: int
     notes: list[str]
+    flags: list[str]
+
+    @property
+    def n_test_subjects(self) -> int | None: ...
 
 
 class RunRecorder:
@@ -169,9 +173,10 @@ class RunRecorder:
         column; `sample_ids` are indexed by the predictions' `row`."""
         metrics = {naming.test_metric(k): v for k, v in result.metrics.items()}
         metrics |= {f"{COUNT_PREFIX}n_train": result.n_train, N_TEST: result.n_test}
-        if "subject_id" in result.predictions.columns:
-            metrics[N_TEST_SUBJECTS] = result.predictions["subject_id"].nunique()
-        self.log(run, metrics=metrics, params=result.params)
+        if result.n_test_subjects is not None:
+            metrics[N_TEST_SUBJECTS] = result.n_test_subjects
+        self.log(run, metrics=metrics, params=result.params,
+                 tags={naming.FLAGS: "; ".join(result.flags)} if result.flags else None)
         all_notes = [*notes, *result.notes]
         if all_notes:
             self.log_text(run, "\n".join(all_notes) + "\n", "notes.txt")

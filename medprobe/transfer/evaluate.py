@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from medprobe.errors import ProbeError
+from medprobe.evaluation.plausibility import LabelScale, result_findings
 from medprobe.probes import ProtocolResult
 from medprobe.probes.inputs import ProbeInputs
 from medprobe.probes.options import ProtocolOptions
@@ -37,8 +38,18 @@ def evaluate_head(head: ProbeHead, inputs: ProbeInputs, space: FeatureSpace, opt
     name, value = next(iter(head.regularisation.items()))
     params: dict[str, str | float | int] = {"train_site": head.site, f"head_{name}": value,
                                             "head_n_train": head.n_train, "rows": rows_label(inputs)}
-    return ProtocolResult(metrics=metrics, predictions=predictions_frame(inputs, rows, outputs, classes),
-                          params=params, n_train=head.n_train, n_test=len(rows), notes=notes + metric_notes)
+    predictions = predictions_frame(inputs, rows, outputs, classes)
+    findings = result_findings(metrics, predictions, head.task_type, _training_scale(head))
+    return ProtocolResult(metrics=metrics, predictions=predictions, params=params, n_train=head.n_train,
+                          n_test=len(rows), notes=[*notes, *metric_notes, *(finding.note for finding in findings)],
+                          flags=[finding.flag for finding in findings])
+
+
+def _training_scale(head: ProbeHead) -> LabelScale | None:
+    """The head's training labels as the plausibility checks read them (a head holds their mean and spread)."""
+    if head.target_mean is None or head.target_std is None:
+        return None
+    return LabelScale(head.target_mean, head.target_std)
 
 
 def _space_notes(head: ProbeHead, space: FeatureSpace) -> list[str]:

@@ -55,12 +55,24 @@ def test_demo_end_to_end(demo: tuple[Path, subprocess.CompletedProcess[str]], tm
              r.data.tags["medprobe.task"]) for r in transfers} == {
         (train, test, model, task) for train, test in (("site-a", "site-b"), ("site-b", "site-a"))
         for model in ("dinov2_vits14", "handcrafted") for task in ("lesion", "age")}
+    # A head that gives one prediction for every test sample carries the flag, read back from the run's own
+    # predictions.csv; on ten subjects a site some of the demo's transfer heads do (so the check is not vacuous).
+    constant = 0
+    for run in transfers:
+        predicted = pd.read_csv(client.download_artifacts(run.info.run_id, "predictions.csv", str(tmp_path)))["y_pred"]
+        flagged = "constant" in run.data.tags.get("medprobe.flags", "").split("; ")
+        assert flagged == (predicted.nunique() == 1), run.data.tags
+        constant += flagged
+    assert constant >= 1
 
     # 2 experiments × (2 models × 2 tasks + 2 models × 1 task) matrices, each with a row per train site, last.
     matrices = done.stdout.split("cross-site transfer")
     assert len(matrices) == 3 and done.stdout.count("(rows: train site; columns: test site") == 6
     last_rows = [line.split() for line in done.stdout.rstrip().splitlines()[-2:]]
-    assert [row[0] for row in last_rows] == ["site-a", "site-b"] and all(len(row) == 3 for row in last_rows)
+    assert [row[0] for row in last_rows] == ["site-a", "site-b"]
+    assert all(len(re.findall(r"\d\.\d{3} \[\d\.\d{3}, \d\.\d{3}\]", " ".join(row))) == 2 for row in last_rows)
+    # Fits a terminal, apart from lines that name a file (as long as the folder the test runs in).
+    assert [line for line in done.stdout.splitlines() if len(line) > 120 and str(out.parent) not in line] == []
 
     compare = subprocess.run(
         [sys.executable, "-m", "medprobe.cli.main", "compare", "--experiment", "medprobe/demo-brain-mri",
@@ -80,7 +92,7 @@ def test_demo_compares_models_pairwise_pools_sites_and_logs_subgroups_and_curves
     comparison report's sections."""
     out, done = demo
     assert done.returncode == 0, done.stderr[-3000:]
-    assert "pooled across sites" in done.stdout and "i2" in done.stdout
+    assert "pooled across sites" in done.stdout and "I²" in done.stdout
     assert "model vs baseline, paired" in done.stdout
     paired_lines = [line for line in done.stdout.splitlines() if "dinov2_vits14 handcrafted" in line]
     assert paired_lines, done.stdout[-3000:]

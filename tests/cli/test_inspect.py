@@ -65,10 +65,13 @@ def test_table_output_is_aligned_and_summarised(tmp_path: Path, capsys) -> None:
     good = write_volume(tmp_path / "good.nii.gz", np.ones((3, 3, 3), dtype=np.float32))
     assert main(["inspect", str(good), str(tmp_path / "missing.png")]) == 3
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].split()[:3] == ["path", "series", "ok"]
-    assert "3x3x3" in lines[1] and "2x2x2" in lines[1]
-    assert "NO" in lines[2] and "file not found" in lines[2]
+    assert lines[0] == f"in {tmp_path}:"  # the folder every path shares, then the paths relative to it
+    assert lines[1].split()[:3] == ["path", "series", "ok"]
+    assert lines[2].startswith("good.nii.gz ") and "3x3x3" in lines[2] and "2x2x2" in lines[2]
+    assert lines[3].split()[:3] == ["missing.png", "-", "NO"]
+    assert lines[4:6] == ["notes:", "  missing.png: file not found"]
     assert lines[-1] == "2 image(s): 1 read, 1 unreadable"
+    assert max(map(len, lines)) <= 120
 
 
 def test_no_paths_is_a_usage_error(capsys) -> None:
@@ -171,6 +174,7 @@ def test_a_study_folder_lists_each_series_at_its_own_location(tmp_path: Path, ca
     assert rows[2]["series"] is None and rows[2]["reason"].startswith("1 file(s) in no readable series: 1 × ")
     assert main(["inspect", str(study)]) == 3
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].split()[:4] == ["path", "series", "ok", "files"]
-    assert lines[1].split()[:4] == [str(study / "SE1"), rows[0]["series"], "yes", "3"]
+    assert lines[0] == f"in {tmp_path}:"  # the study folder itself is one of the locations
+    assert lines[1].split()[:4] == ["path", "series", "ok", "files"]
+    assert lines[2].split()[:4] == ["study/SE1", rows[0]["series"], "yes", "3"]
     assert lines[-1] == "3 image(s): 2 read, 1 unreadable"

@@ -24,7 +24,7 @@ def test_a_perfect_site_is_pooled_with_the_continuity_correction() -> None:
     runs = _runs([("a", 1.0, 0.0, 20), ("b", 0.8, 0.05, 30), ("c", 0.7, 0.04, 25)])
     row = pooled_table(runs, ("auroc",), ("dl",)).iloc[0]
     assert row["sites"] == 3 and row["left_out"] == ""
-    assert row["corrected"] == "a (auroc 1.000 with standard error 0 on 20 subjects)"
+    assert row["corrected"] == "a (1.000 with standard error 0 on 20 subjects)"
     smoothed = (1.0 * 20 + 0.5) / 21
     p = np.array([smoothed, 0.8, 0.7])
     se = np.array([math.sqrt(smoothed * (1 - smoothed) / 20), 0.05, 0.04])
@@ -37,6 +37,6 @@ def test_what_cannot_be_pooled_is_a_visible_row_with_its_reason() -> None:
     table = pooled_table(runs, ("auroc", "mae"), ("dl", "pm"))
     auroc = table[table["metric"] == "auroc"]
     assert len(auroc) == 2 and auroc["estimate"].isna().all() and (auroc["sites"] == 1).all()
-    assert auroc["left_out"].iloc[0] == "a (no standard error logged);(fewer than two sites to pool: 1)"
+    assert auroc["left_out"].iloc[0] == "a (no standard error logged);no estimate (fewer than two sites to pool: 1)"
     mae = table[table["metric"] == "mae"].iloc[0]  # an error with standard error 0 has no continuity correction
     assert mae["left_out"].startswith("a (standard error 0: no continuity correction for mae);b (standard error 0")

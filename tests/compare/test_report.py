@@ -88,7 +88,7 @@ def test_compare_draws_the_transfer_matrix(tmp_path: Path, capsys) -> None:
     cells = pd.read_csv(out / "transfer.csv")
     # The original columns first, in their order; the model's identity columns after them.
     assert list(cells.columns) == ["model", "task", "metric", "train_site", "test_site", "kind", "value", "ci_low",
-                                   "ci_high", "model_key", "fingerprint", "weights"]
+                                   "ci_high", "model_key", "fingerprint", "weights", "n_test_subjects", "flags"]
     lesion = cells[cells["task"] == "lesion"].set_index(["train_site", "test_site"])
     assert lesion.loc[("site-a", "site-b"), "value"] == 0.6 and lesion.loc[("site-a", "site-b"), "kind"] == "transfer"
     assert lesion.loc[("site-c", "site-c"), "kind"] == "own" and lesion.loc[("site-c", "site-c"), "ci_low"] == 0.6
