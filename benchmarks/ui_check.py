@@ -1,11 +1,13 @@
-"""Manual check: the MLflow UI lists the runs of every site. Not part of CI (tests/tracking/test_ui.py runs it
-when chromium is installed).
+"""Manual check: the MLflow UI shows an experiment's protocol runs grouped by site with the headline metrics as
+columns (medprobe's saved view, `medprobe.tracking.ui_view`), and the comparison report's first screen. Not part
+of CI (tests/tracking/test_ui.py runs it when chromium is installed).
 
-Serves a tracking store (by default a fresh `medprobe demo` store) with `mlflow server` on 127.0.0.1, opens the
-experiment's runs page in headless chromium, checks that each site's name appears in the rendered page, and
-saves a screenshot. Prints what it found; exits 1 when a site is missing from the page.
+Serves a tracking store (by default a fresh `medprobe demo` store) with `mlflow server` on 127.0.0.1, saves the
+view, opens it in headless chromium, checks that each site's group and each metric column appear in the rendered
+page, and saves a screenshot; with `--report PNG` also renders `medprobe compare`'s report.html and saves its
+first screen. Prints what it found; exits 1 when a site or a column is missing from the page.
 
-    python benchmarks/ui_check.py --out /tmp/medprobe_ui.png
+    python benchmarks/ui_check.py --out /tmp/medprobe_ui.png --report /tmp/medprobe_report.png
     python benchmarks/ui_check.py --db DIR/mlflow.db --experiment medprobe/demo-brain-mri --out ui.png
 """
 
@@ -34,7 +36,9 @@ def main() -> int:
     parser.add_argument("--experiment", default="medprobe/demo-brain-mri")
     parser.add_argument("--sites", nargs="+", default=["site-a", "site-b"])
     parser.add_argument("--subjects", type=int, default=8, help="demo size when --db is not given")
+    parser.add_argument("--metrics", nargs="+", default=["test/auroc"], help="metric columns the view must show")
     parser.add_argument("--out", type=Path, default=Path("medprobe_ui.png"), help="screenshot path")
+    parser.add_argument("--report", type=Path, help="also screenshot the comparison report's first screen here")
     args = parser.parse_args()
 
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -43,30 +47,50 @@ def main() -> int:
         return 2
     work = Path(tempfile.mkdtemp(prefix="medprobe-ui-"))
     db = args.db or _demo_store(work / "demo", args.subjects)
+    view = _save_view(db, args.experiment, [m.removeprefix("test/") for m in args.metrics])
     port = _free_port()
     server = _start_server(db, port, work)
     try:
-        url = f"http://127.0.0.1:{port}"
-        experiment_id = _experiment_id(url, args.experiment)
-        page = f"{url}/#/experiments/{experiment_id}/runs"
+        page = f"http://127.0.0.1:{port}/{view}"
         dom = _chromium(chromium, work, "--dump-dom", page)
         args.out.parent.mkdir(parents=True, exist_ok=True)
         _chromium(chromium, work, f"--screenshot={args.out.resolve()}", page)
     finally:
         server.terminate()
         server.wait(timeout=20)
-    found = {site: dom.count(site) for site in args.sites}
+    found = {f"Group: {site}": dom.count(f"Group: {site}") for site in args.sites}
+    found |= {column: dom.count(column) for column in args.metrics}
     print(f"store: {db}")
     print(f"page: {page}")
-    for site, count in found.items():
-        print(f"  {site}: {count} mention(s) in the rendered page")
+    for text, count in found.items():
+        print(f"  {text}: {count} mention(s) in the rendered page")
     print(f"screenshot: {args.out.resolve()} ({args.out.stat().st_size if args.out.exists() else 0} bytes)")
-    missing = [site for site, count in found.items() if count == 0]
+    if args.report:
+        report = _report(db, args.experiment, work / "comparison")
+        _chromium(chromium, work, f"--screenshot={args.report.resolve()}", report.as_uri())
+        print(f"report: {report} → first screen {args.report.resolve()}")
+    missing = [text for text, count in found.items() if count == 0]
     if missing or not args.out.exists():
         print(f"MISSING from the runs page: {', '.join(missing) or 'the screenshot'}")
         return 1
-    print("ok: every site's runs are listed")
+    print("ok: the protocol runs are grouped by site with the metric columns shown")
     return 0
+
+
+def _save_view(db: Path, experiment: str, metrics: list[str]) -> str:
+    from medprobe.tracking import TrackingStore
+    from medprobe.tracking.reading import find_experiment
+    from medprobe.tracking.ui_view import save_sites_view
+
+    store = TrackingStore(f"sqlite:///{db.resolve()}")
+    return save_sites_view(store, find_experiment(store, experiment), metrics)
+
+
+def _report(db: Path, experiment: str, out: Path) -> Path:
+    subprocess.run([sys.executable, "-m", "medprobe.cli.main", "compare", "--experiment", experiment,
+                    "--tracking-uri", f"sqlite:///{db.resolve()}", "--out", str(out), "--no-log"], check=True,
+                   stdout=subprocess.DEVNULL)
+    return out / "report.html"
 
 
 def _demo_store(out: Path, subjects: int) -> Path:
@@ -91,13 +115,6 @@ def _start_server(db: Path, port: int, work: Path) -> subprocess.Popen:
             time.sleep(0.5)
     process.terminate()
     raise SystemExit(f"mlflow server did not start: {(work / 'server.log').read_text()[-2000:]}")
-
-
-def _experiment_id(url: str, name: str) -> str:
-    answer = requests.get(f"{url}/api/2.0/mlflow/experiments/get-by-name", params={"experiment_name": name},
-                          timeout=20)
-    answer.raise_for_status()
-    return answer.json()["experiment"]["experiment_id"]
 
 
 def _chromium(chromium: str, work: Path, action: str, page: str) -> str:

@@ -32,7 +32,7 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def handle(args: argparse.Namespace) -> int:
-    from medprobe.compare import compare_experiment, write_report
+    from medprobe.compare import compare_experiment, save_ui_view, write_report
     from medprobe.tracking.reading import StoreNotFound, open_for_reading
     from medprobe.tracking.uri import chosen_uri
 
@@ -54,6 +54,9 @@ def handle(args: argparse.Namespace) -> int:
     print_paired(comparison.paired)
     print_robustness_ranking(comparison.robustness)
     print_matrices(comparison.matrix)
+    view = save_ui_view(store, comparison)
+    if view:
+        print(f"\nMLflow UI: the protocol runs by site with their headline metrics at <server>/{view}")
     if args.out:
         files = write_report(comparison.runs, args.experiment, Path(args.out), comparison.matrix, comparison.pooled,
                              comparison.paired)

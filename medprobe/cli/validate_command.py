@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import textwrap
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from medprobe.cli.formatting import WIDTH, aligned, number
+from medprobe.cli.formatting import aligned, number
 from medprobe.errors import MedprobeError
 from medprobe.exit_codes import EXIT_OK, EXIT_SKIPPED
 
@@ -63,7 +62,7 @@ def handle(args: argparse.Namespace) -> int:
     table = load_manifest(manifest, required)
     salt = command_salt(spec.workdir if spec else None)  # the job's salt, so the hashes are its pseudonyms
     report = validate_manifest(table, manifest, labels=args.labels, check_read=args.check_read, salt=salt,
-                               preprocessing=spec.data.preprocessing if spec else None, spec=args.spec or "")
+                               data=spec.data if spec else None, spec=args.spec or "")
     if args.json:
         print(json.dumps(report.to_dict(), allow_nan=False))
     else:
@@ -76,7 +75,7 @@ def _print_validation(report: ValidationReport, salted: bool) -> None:
     print(f"manifest  {report.manifest}: {report.rows} rows, {report.subjects} subjects, "
           f"{len(report.sites)} site(s), split(s): {splits}")
     if not report.read_checked:
-        how = "existence and size only (--check-read reads them)"
+        how = "existence and size only (--check-read reads them and finds pixel-identical images)"
     elif report.spec:
         how = f"read with read_image; skips predicted with the preprocessing of {report.spec}"
     else:
@@ -93,7 +92,7 @@ def _print_validation(report: ValidationReport, salted: bool) -> None:
         if lines:
             print(f"\n{title} ({len(lines)}):")
             for line in lines[:_SHOWN_PROBLEMS]:
-                print("\n".join(textwrap.wrap(line, WIDTH, initial_indent="  - ", subsequent_indent="    ")))
+                print(f"  - {line}")  # whole: a path in it must stay one piece to copy
             if len(lines) > _SHOWN_PROBLEMS:
                 print(f"  ... and {len(lines) - _SHOWN_PROBLEMS} more (--json lists all)")
     if report.leakage and not salted:

@@ -1,7 +1,7 @@
 """Cross-site comparison: tables over the runs of an experiment, the transfer matrix, figures and the HTML report."""
 
 from medprobe.compare.analyses import curve_table, paired_runs, robustness_ranking, robustness_table, subgroup_tables
-from medprobe.compare.experiment import ExperimentComparison, compare_experiment
+from medprobe.compare.experiment import ExperimentComparison, compare_experiment, save_ui_view
 from medprobe.compare.identity import identity_notes, model_labels
 from medprobe.compare.pooling import PooledEstimate, pool_sites, pooled_table
 from medprobe.compare.report import ComparisonFiles, write_report
@@ -25,6 +25,7 @@ __all__ = [
     "protocol_runs",
     "robustness_ranking",
     "robustness_table",
+    "save_ui_view",
     "sites_side_by_side",
     "sites_side_by_side_text",
     "subgroup_tables",

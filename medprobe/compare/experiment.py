@@ -9,13 +9,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pandas as pd
+from mlflow.exceptions import MlflowException
 
 from medprobe.compare.analyses import paired_runs, robustness_ranking
 from medprobe.compare.identity import identity_notes
 from medprobe.compare.pooling import pooled_table
-from medprobe.compare.table import HEADLINE_METRICS, protocol_runs, sites_side_by_side_text
+from medprobe.compare.table import HEADLINE_METRICS, experiment_id, protocol_runs, sites_side_by_side_text
 from medprobe.compare.transfer import transfer_matrix, transfer_runs
+from medprobe.metrics.catalogue import SHOWN
 from medprobe.tracking import TrackingStore
+from medprobe.tracking.ui_view import save_sites_view
 
 
 @dataclass(frozen=True)
@@ -35,6 +38,16 @@ class ExperimentComparison:
     robustness: pd.DataFrame
     matrix: pd.DataFrame
     notes: list[str]
+
+
+def save_ui_view(store: TrackingStore, comparison: ExperimentComparison) -> str | None:
+    """The experiment's MLflow UI view of the protocol runs by site (`medprobe.tracking.ui_view`), with the headline
+    metrics the runs have as columns; its address in the UI, or None when the store refused the tags (read-only)."""
+    metrics = [name for name in SHOWN if name in comparison.runs.columns]
+    try:
+        return save_sites_view(store, experiment_id(store, comparison.experiment), metrics)
+    except MlflowException:
+        return None
 
 
 def compare_experiment(store: TrackingStore, experiment: str) -> ExperimentComparison:

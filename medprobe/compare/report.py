@@ -20,7 +20,14 @@ from medprobe.compare import plots
 from medprobe.compare.analyses import curve_table, robustness_ranking, robustness_table, subgroup_tables
 from medprobe.compare.identity import identity_notes
 from medprobe.compare.pooling import pooled_table
-from medprobe.compare.table import HEADLINE_METRICS, MAIN_METRICS, main_metric, sites_side_by_side, without_analyses
+from medprobe.compare.summary import summary_table
+from medprobe.compare.table import (
+    HEADLINE_METRICS,
+    MAIN_METRICS,
+    main_metric,
+    sites_side_by_side_text,
+    without_analyses,
+)
 from medprobe.compare.transfer import matrix_tables
 from medprobe.metrics.catalogue import PRIMARY, ci_high, ci_low
 from medprobe.metrics.plots import label_efficiency_figure, robustness_figure
@@ -79,21 +86,37 @@ def write_report(runs: pd.DataFrame, experiment: str, out: Path, matrix: pd.Data
                                  "robustness_ranking.csv": ranking})
     analyses = [_paired_section(paired), _subgroup_section(out, groups, gaps, figures),
                 _curve_section(out, curves, figures), _robustness_section(out, robustness, ranking, figures)]
-    table = sites_side_by_side(runs, HEADLINE_METRICS)
+    table = sites_side_by_side_text(runs, HEADLINE_METRICS)
     notes = identity_notes(runs, *([matrix] if matrix is not None else []))
     page = _PAGE.format(
         title=html.escape(experiment),
         created=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         n_runs=len(runs),
         sites=html.escape(", ".join(sorted(runs["site"].unique()))),
+        summary=_summary_section(summary_table(runs, pooled, paired)),
         notes="".join(f"<p><b>Note:</b> {html.escape(note)}.</p>" for note in notes),
-        table=table.to_html(float_format=lambda v: f"{v:.3f}", na_rep="–") if not table.empty else "",
+        table=table.to_html(na_rep="–") if not table.empty else "",
         pooled=_pooled_section(pooled),
         sections="\n".join([*sections, *analyses]),
     )
     report = out / "report.html"
     report.write_text(page, encoding="utf-8")
     return ComparisonFiles(csv, report, figures, transfer_csv, pooled_csv, tables)
+
+
+def _summary_section(summary: pd.DataFrame) -> str:
+    """Per task, its protocols' models ranked (`medprobe.compare.summary`)."""
+    blocks = []
+    for task, rows in summary.groupby("task", sort=True):
+        metric = ", ".join(dict.fromkeys(rows["metric"]))
+        blocks.append(f"<h3>{html.escape(str(task))} ({html.escape(metric)})</h3>"
+                      + rows.drop(columns=["task"]).to_html(index=False, na_rep="–"))
+    return ("<h2>Summary</h2><p>Per task and protocol, the models ranked by the pooled estimate of the headline "
+            "metric across sites (random effects, DerSimonian–Laird; by the mean of the sites where it could not "
+            "be pooled), with I² (the share of the variation that is between sites), each site's value with its "
+            "95 % subject-bootstrap interval and test subjects (n), plausibility flags (!) and the paired verdicts "
+            "against each baseline on the same test subjects (Holm-corrected, 5 %). The detail follows.</p>"
+            + "".join(blocks))
 
 
 def _write_tables(out: Path, tables: dict[str, pd.DataFrame | None]) -> list[Path]:
@@ -237,13 +260,17 @@ def _file_name(task: str, protocol: str, kind: str) -> str:
 _PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>medprobe comparison: {title}</title>
 <style>body{{font-family:sans-serif;margin:2em;max-width:1100px}} table{{border-collapse:collapse;font-size:13px}}
-td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}} img{{max-width:100%;margin:8px 0;display:block}}</style>
+td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right;white-space:nowrap}}
+td:last-child{{white-space:normal;text-align:left}} img{{max-width:100%;margin:8px 0;display:block}}</style>
 </head><body>
 <h1>medprobe comparison: {title}</h1>
 <p>{n_runs} protocol run(s) from site(s) {sites}; generated {created}. Values are held-out test metrics; a model
 tagged random-init is a control, not an evaluation of pretrained weights.</p>
 {notes}
+{summary}
 <h2>Sites side by side</h2>
+<p>Every analysed metric: value [95 % subject-bootstrap interval], each site's test subjects (n) and its
+plausibility flags; '–': the site did not run that model or protocol.</p>
 {table}
 {pooled}
 {sections}

@@ -14,7 +14,7 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from medprobe.compare import compare_experiment
+from medprobe.compare import compare_experiment, save_ui_view
 from medprobe.demo.synthetic import DemoSite, write_demo_dataset
 from medprobe.jobs import JobReport, run_job, run_transfer
 from medprobe.pipeline_spec import load_spec
@@ -37,6 +37,7 @@ class DemoResult:
     paired: dict[str, pd.DataFrame] = field(default_factory=dict)  # experiment → `medprobe.compare.paired_runs`
     robustness: dict[str, pd.DataFrame] = field(default_factory=dict)  # experiment → `robustness_ranking`
     seconds: dict[str, float] = field(default_factory=lambda: defaultdict(float))
+    views: dict[str, str] = field(default_factory=dict)  # experiment → its MLflow UI view (`save_ui_view`)
 
     @property
     def exit_code(self) -> int:
@@ -75,11 +76,12 @@ def run_demo(out: Path, n_subjects: int = 48, progress: bool = True, say: Callab
     store = TrackingStore(tracking_uri)
     experiments = [f"medprobe/{MRI_PIPELINE}", f"medprobe/{FUNDUS_PIPELINE}"]
     comparisons = {name: compare_experiment(store, name) for name in experiments}
+    views = {name: view for name, comparison in comparisons.items() if (view := save_ui_view(store, comparison))}
     seconds["compare"] = time.perf_counter() - started
     return DemoResult(tracking_uri, experiments, reports, {n: c.side_by_side for n, c in comparisons.items()},
                       {n: c.matrix for n, c in comparisons.items()}, {n: c.pooled for n, c in comparisons.items()},
                       {n: c.paired for n, c in comparisons.items()}, {n: c.robustness for n, c in comparisons.items()},
-                      seconds)
+                      seconds, views)
 
 
 def _write_specs(out: Path, site: DemoSite, robustness: bool) -> list[Path]:

@@ -31,6 +31,7 @@ from tqdm import tqdm
 from medprobe.embed.cache import ShardCache, cache_key, file_digest
 from medprobe.embed.device import FAITHFUL_COSINE, autocast, bf16_cosine, resolve_precision
 from medprobe.embed.distributed import Ranks, process_group
+from medprobe.embed.duplicates import duplicate_images
 from medprobe.embed.files import atomic_write
 from medprobe.embed.integrity import ShardUnusable
 from medprobe.embed.loading import LoadedSample, SampleDataset, collate_samples
@@ -121,6 +122,7 @@ class EmbedResult:
     precision: str
     calibration_cosine: float | None = None
     seconds: dict[str, float] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)  # what the input checks noted without refusing (duplicates)
 
     def __len__(self) -> int:
         return len(self.frame)
@@ -155,6 +157,9 @@ def _embed(manifest: pd.DataFrame, encoder: Encoder, chain: PreprocessChain, cac
     digests = _with_series(_digests(paths, ranks), series)
     settings = replace(settings, series=series)
     skipped = [Skipped(i, sample_ids[i], d.cause) for i, d in enumerate(digests) if isinstance(d, Skipped)]
+    duplicates, notes = duplicate_images(manifest, [d if isinstance(d, str) else None for d in digests])
+    skipped += [Skipped(i, sample_ids[i], cause) for i, cause in duplicates.items()]
+    digests = [Skipped(i, sample_ids[i], duplicates[i]) if i in duplicates else d for i, d in enumerate(digests)]
     seconds["hash"] += time.perf_counter() - started
 
     precision, cosine = _precision(paths, digests, encoder, chain, cache_dir, settings, ranks, seconds)
@@ -196,7 +201,7 @@ def _embed(manifest: pd.DataFrame, encoder: Encoder, chain: PreprocessChain, cac
     seconds["total"] = time.perf_counter() - started
     cached = max(0, len(keep) - computed)
     return EmbedResult(frame, written, sorted(skipped, key=lambda s: s.position), computed, cached, precision, cosine,
-                       dict(seconds))
+                       dict(seconds), notes)
 
 
 def _write_outputs(stores: _Stores, keys: list[str], frame: pd.DataFrame, table_path: Path,

@@ -17,6 +17,7 @@ import pandas as pd
 from medprobe.errors import MedprobeError, ProbeError
 from medprobe.evaluation.degenerate import degenerate_embeddings_note
 from medprobe.evaluation.label_efficiency import LabelEfficiency, label_efficiency_of
+from medprobe.evaluation.near_duplicates import near_duplicates_note
 from medprobe.evaluation.options import AnalysisOptions
 from medprobe.evaluation.plausibility import LabelScale, result_findings
 from medprobe.evaluation.rows import TaskRows
@@ -120,6 +121,10 @@ def evaluate_task(
     degenerate = degenerate_embeddings_note(np.asarray(X)[rows.usable])
     if degenerate:
         rows.notes.append(degenerate)
+    elif len(rows):
+        duplicates = near_duplicates_note(np.asarray(X)[rows.usable], rows.subjects, rows.split)
+        if duplicates:
+            rows.notes.append(duplicates)
     input_notes: list[str] = []
     refused = f"no sample has a usable '{target}' label" if len(rows) == 0 else ""  # why no protocol can run
     if not refused:

@@ -128,7 +128,7 @@ def _file_lines(manifest: pd.DataFrame, spec: PipelineSpec, check_read: bool) ->
         return []
     from medprobe.pipeline_spec.validation import check_files
 
-    issues = check_files(manifest, check_read=True, preprocessing=spec.data.preprocessing)
+    issues = check_files(manifest, check_read=True, data=spec.data)
     lines = [f"files      every image read once with the job's reader: {len(issues)} would be skipped"]
     lines += [f"WARNING    {issue.reason}: {issue.path}" for issue in issues[:_SHOWN_ISSUES]]
     if len(issues) > _SHOWN_ISSUES:

@@ -137,6 +137,8 @@ def _embed_and_evaluate(spec: PipelineSpec, manifest: pd.DataFrame, recorder: Jo
         say(f"  {model_spec.key}: {len(embedded)} embedded "
             f"({embedded.computed} computed, {embedded.cached} from cache, {len(embedded.skipped)} skipped)"
             f"{_precision_note(embedded)}")
+        for note in embedded.notes:
+            say(f"  {model_spec.key}: {note}")
         space = FeatureSpace.of_encoder(model_spec.key, encoder, chain.describe())
         X = embedded.embeddings() if len(embedded) else np.zeros((0, 0))  # read once for every task
         corrupted = _corrupted(spec, model_spec, encoder, manifest, salt, embedded, report, say)

@@ -19,6 +19,7 @@ row is row 2.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 import secrets
@@ -36,7 +37,7 @@ from medprobe.evaluation.rows import MAX_TARGET
 from medprobe.split_column import table_split
 
 if TYPE_CHECKING:
-    from medprobe.preprocess.options import Preprocessing
+    from medprobe.preprocess.options import PreprocessOptions
 
 #: Columns that are never labels.
 NON_LABEL_COLUMNS = ("path", "subject_id", "site", "split", "sample_id", "series_uid")
@@ -57,6 +58,21 @@ class FileIssue:
 class DuplicatePath:
     path: str
     rows: list[int]
+
+
+@dataclass(frozen=True)
+class IdenticalImages:
+    """Rows of different subjects whose images are pixel-identical (same shape, same voxel values as read); a
+    problem when they fall in different splits (the job refuses the later split's copies when their files are
+    byte-identical, `medprobe.embed.duplicates`), a warning within one split."""
+
+    rows: list[int]
+    subjects: int
+    splits: str  # "train+test", or the one split
+
+    @property
+    def across_splits(self) -> bool:
+        return "+" in self.splits
 
 
 @dataclass(frozen=True)
@@ -127,6 +143,7 @@ class ValidationReport:
     duplicates: list[DuplicatePath]
     leakage: list[Leakage]
     labels: list[LabelSummary]
+    identical: list[IdenticalImages] = field(default_factory=list)  # with `check_read` only
 
     @property
     def problems(self) -> list[str]:
@@ -140,15 +157,18 @@ class ValidationReport:
                          f"({combos}); subjects {', '.join(leak.hashes)}{more}")
             lines += [f"subject '{s.subject_id}' ({s.pseudonym}) at site '{leak.site}' is in {s.splits}: "
                       f"rows {_rows_text(s.rows, limit=10)}" for s in leak.details]
+        lines += [_identical_text(group) for group in self.identical if group.across_splits]
         return lines
 
     @property
     def warnings(self) -> list[str]:
-        return [warning for label in self.labels for warning in label.warnings]
+        identical = [_identical_text(group) for group in self.identical if not group.across_splits]
+        return [*identical, *(warning for label in self.labels for warning in label.warnings)]
 
     @property
     def clean(self) -> bool:
-        return not (self.file_issues or self.duplicates or self.leakage)
+        return not (self.file_issues or self.duplicates or self.leakage
+                    or any(group.across_splits for group in self.identical))
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "clean": self.clean, "problems": self.problems, "warnings": self.warnings}
@@ -160,20 +180,22 @@ def validate_manifest(
     labels: Sequence[str] | None = None,
     check_read: bool = False,
     salt: bytes | None = None,
-    preprocessing: Preprocessing | None = None,
+    data: PreprocessOptions | None = None,
     spec: str | Path = "",
 ) -> ValidationReport:
     """Run every check on a table from `load_manifest` (absolute paths, string subject IDs).
 
     `labels` picks the label columns (default: every column that is not path/subject_id/site/split/sample_id/
     series_uid); `check_read` reads each image with `read_image` (with the row's series_uid) instead of only
-    checking existence and size, and applies the job's 4D policy from `preprocessing` (a spec's
-    data.preprocessing, named by `spec`; None: the defaults, which skip 4D series); `salt` keys the subject
+    checking existence and size, and applies the job's own checks from `data` (a spec's data section, named by
+    `spec`: its 4D policy and `medprobe.preprocess.input_checks`; None: the default preprocessing, which skips 4D
+    series, and only the checks that need no modality); `salt` keys the subject
     hashes (default: a one-off random salt, so hashes only match within this report).
     """
     salt = salt if salt is not None else secrets.token_bytes(32)
     sites, splits = group_columns(table)
-    file_issues = check_files(table, check_read, preprocessing)
+    digests: dict[int, str] = {}
+    file_issues = check_files(table, check_read, data, digests)
     bad_rows = {row for issue in file_issues for row in issue.rows}
     return ValidationReport(
         manifest=str(manifest),
@@ -188,6 +210,7 @@ def validate_manifest(
         duplicates=find_duplicate_paths(table),
         leakage=find_leakage(table, salt),
         labels=[summarize_label(table, column) for column in label_columns(table, labels)],
+        identical=find_identical_images(table, digests),
     )
 
 
@@ -206,17 +229,21 @@ def group_columns(table: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
 
 
 def check_files(
-    table: pd.DataFrame, check_read: bool = False, preprocessing: Preprocessing | None = None
+    table: pd.DataFrame, check_read: bool = False, data: PreprocessOptions | None = None,
+    digests: dict[int, str] | None = None,
 ) -> list[FileIssue]:
     """Missing or empty files (and folders); with `check_read`, also why each unreadable image fails and which
-    images a job would skip under `preprocessing`'s 4D policy (None: the defaults). A folder listed with several
-    series_uid values is checked once per series."""
+    images a job with `data` would skip (see `validate_manifest`), and into `digests` (manifest row number →
+    digest) each readable image's pixel digest. A folder listed with several series_uid values is checked once per
+    series."""
     rows_by_input: dict[tuple[str, str | None], list[int]] = {}
     for index, path, uid in zip(table.index, table["path"].astype(str), _series_uids(table), strict=True):
         rows_by_input.setdefault((path, uid), []).append(_row_number(index))
     issues = []
     for (path, uid), rows in rows_by_input.items():
-        reason = _file_problem(Path(path), check_read, uid, preprocessing)
+        reason, digest = _file_problem(Path(path), check_read, uid, data)
+        if digest is not None and digests is not None:
+            digests.update(dict.fromkeys(rows, digest))
         if reason:
             issues.append(FileIssue(path, rows, reason))
     return issues
@@ -330,20 +357,47 @@ def _categorical(table: pd.DataFrame, column: str) -> LabelSummary:
     return LabelSummary(column, "categorical", all_classes, _sorted_groups(groups), warnings)
 
 
-def _file_problem(
-    path: Path, check_read: bool, series_uid: str | None, preprocessing: Preprocessing | None
-) -> str | None:
+def find_identical_images(table: pd.DataFrame, digests: dict[int, str]) -> list[IdenticalImages]:
+    """Groups of rows with one pixel digest and two or more subjects (of one site), in order of their first row."""
+    if not digests:
+        return []
+    sites, splits = group_columns(table)
+    by_row = {_row_number(index): (site, str(subject), split)
+              for index, site, subject, split in zip(table.index, sites, table["subject_id"], splits, strict=True)}
+    groups: dict[tuple[str, str], list[int]] = {}
+    for row, digest in sorted(digests.items()):
+        groups.setdefault((by_row[row][0], digest), []).append(row)
+    found = []
+    for rows in groups.values():
+        subjects = {by_row[row][1] for row in rows}
+        if len(subjects) < 2:
+            continue
+        named = sorted({by_row[row][2] for row in rows} - {NO_VALUE}, key=_split_key)
+        found.append(IdenticalImages(rows, len(subjects), "+".join(named) if named else NO_VALUE))
+    return found
+
+
+def _identical_text(group: IdenticalImages) -> str:
+    where = (f"in different splits ({group.splits}): patient leakage; a job refuses the later split's copies of "
+             "byte-identical files" if group.across_splits else f"within one split ({group.splits})")
+    return (f"{len(group.rows)} pixel-identical images under {group.subjects} different subjects, {where}: rows "
+            f"{_rows_text(group.rows, limit=10)}")
+
+
+def _file_problem(path: Path, check_read: bool, series_uid: str | None,
+                  data: PreprocessOptions | None) -> tuple[str | None, str | None]:
+    """(why the job would not use the file, its pixel digest when it was read)."""
     try:
         if not path.exists():
-            return "file not found"
+            return "file not found", None
         if path.is_file() and path.stat().st_size == 0:
-            return "file is empty (0 bytes)"
+            return "file is empty (0 bytes)", None
         if path.is_dir() and not any(path.iterdir()):
-            return "folder is empty"
+            return "folder is empty", None
     except OSError as exc:
-        return f"cannot access it ({exc.strerror or type(exc).__name__})"
+        return f"cannot access it ({exc.strerror or type(exc).__name__})", None
     if not check_read:
-        return None
+        return None, None
     from medprobe.errors import ReadError
     from medprobe.io import read_image
     from medprobe.io.dicom_header import quiet_pydicom
@@ -352,24 +406,39 @@ def _file_problem(
         with quiet_pydicom():
             image = read_image(path, series_uid=series_uid)
     except ReadError as exc:
-        return f"unreadable ({exc.reason})"
+        return f"unreadable ({exc.reason})", None
     except Exception as exc:  # noqa: BLE001 - a bad file is a finding, never a crash
-        return f"unreadable (unexpected {type(exc).__name__}: {exc})"
-    return _skipped_by_job(image, preprocessing)
+        return f"unreadable (unexpected {type(exc).__name__}: {exc})", None
+    pixels = hashlib.sha256(str(image.array.shape).encode())
+    pixels.update(np.ascontiguousarray(image.array).tobytes())
+    return _skipped_by_job(image, data), pixels.hexdigest()
 
 
-def _skipped_by_job(image: Any, preprocessing: Preprocessing | None) -> str | None:
-    """Why the job's preprocessing would skip a readable image: the chain's own 4D check."""
-    from medprobe.preprocess.volumes import volume_problem, volumes_of
+def _skipped_by_job(image: Any, data: PreprocessOptions | None) -> str | None:
+    """Why the job would skip a readable image: the chain's own 4D check, then its input checks (the size one
+    against `preprocessing.size` only: the model's own input is known once it is built, and the job checks it)."""
+    from medprobe.errors import ReadError
+    from medprobe.preprocess.input_checks import InputCheck
+    from medprobe.preprocess.input_spec import InputSpec
+    from medprobe.preprocess.options import PreprocessOptions
+    from medprobe.preprocess.volumes import SelectVolume, volume_problem, volumes_of
 
     volumes = volumes_of(image)
-    if preprocessing is None:
-        if volumes is None:
-            return None
-        return (f"will be skipped unless data.preprocessing.volume_index or reduce_4d is set (4D series, {volumes} "
-                "volumes on the 4th axis; --spec SPEC checks with the job's preprocessing)")
-    problem = volume_problem(volumes, preprocessing.volume_index, preprocessing.reduce_4d)
-    return f"will be skipped: {problem}" if problem else None
+    if data is None:
+        if volumes is not None:
+            return (f"will be skipped unless data.preprocessing.volume_index or reduce_4d is set (4D series, "
+                    f"{volumes} volumes on the 4th axis; --spec SPEC checks with the job's preprocessing)")
+        data = PreprocessOptions(modality="other")
+    prep = data.preprocessing
+    problem = volume_problem(volumes, prep.volume_index, prep.reduce_4d)
+    if problem:
+        return f"will be skipped: {problem}"
+    try:
+        selected = SelectVolume(prep.volume_index, prep.reduce_4d)(image)
+        InputCheck(data, InputSpec(spatial_dims=None, size=None))(selected)
+    except ReadError as exc:
+        return f"will be skipped ({exc.category}): {exc.reason}"
+    return None
 
 
 def _series_uids(table: pd.DataFrame) -> list[str | None]:

@@ -16,6 +16,7 @@ import torch
 from medprobe.errors import ReadError, SpecError
 from medprobe.io.image import MedicalImage
 from medprobe.preprocess.corruption import ImageCorruption
+from medprobe.preprocess.input_checks import InputCheck
 from medprobe.preprocess.input_spec import InputSpec
 from medprobe.preprocess.intensity import IntensityStep
 from medprobe.preprocess.options import PreprocessOptions
@@ -53,11 +54,13 @@ class PreprocessChain:
                                 "volumes; give 3 values")
             self.image_steps.append(self.size_step)
         self.model_input = model_input
+        self.input_check = InputCheck(data, model_input)
         self.slicer = VolumeSlicer(prep.volume_to_2d) if model_input.spatial_dims == 2 else None
         self.aggregate: Literal["mean", "max"] = prep.volume_to_2d.aggregate
 
     def __call__(self, image: MedicalImage, source: str = "") -> torch.Tensor:
         image = self.volume_step(image, source)
+        self.input_check.header(image, source)
         if self.corruption is not None:
             # Keyed by the image's content, not its path: the same scan gets the same draw wherever it is stored,
             # as the embedding cache (keyed by content) assumes.
@@ -68,6 +71,8 @@ class PreprocessChain:
         if self.size_step:
             self.size_step.check(image, source)  # before the costly steps: the dimensions do not change
         for step in self.image_steps:
+            if isinstance(step, IntensityStep):  # after orientation and spacing: the voxels the model will see
+                self.input_check.geometry(image, source)
             image = step(image)
         views = self.slicer(image.array) if self.slicer else [image.array]
         return self._to_model_tensor(views)

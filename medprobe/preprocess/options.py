@@ -141,6 +141,10 @@ class Preprocessing(StrictModel):
         "resize", description="how to reach `size`: interpolate, or centre-crop / pad with the image minimum"
     )
     volume_to_2d: VolumeTo2D = VolumeTo2D()
+    inputs: Literal["auto", "volumes", "any"] = Field(
+        "auto", description="what the images are: 'volumes' skips 2D images and one-slice volumes ('single-slice'), "
+        "'any' takes both, 'auto' expects volumes for mri and ct and takes anything otherwise",
+    )
 
     @field_validator("spacing")
     @classmethod

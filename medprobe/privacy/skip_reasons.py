@@ -39,6 +39,11 @@ SKIP_CATEGORIES: dict[str, str] = {
     "dicom-series-mismatch": "the DICOM file belongs to another series than the manifest's series_uid",
     "dicom-series-unusable": "the DICOM series cannot be stacked into one volume (gaps, duplicates, mixed slices)",
     "series-uid-not-dicom": "the manifest gives a series_uid for a file that is not DICOM",
+    "derived-object": "a DICOM object that is not an acquired image (an RT dose grid, a segmentation, a report)",
+    "modality-mismatch": "the DICOM Modality is not the spec's modality (a CT in an MRI job)",
+    "single-slice": "a 2D image or a one-slice volume where the job expects volumes (data.preprocessing.inputs)",
+    "too-small": "the image is more than 16 times smaller than the model's input along an axis the model sees",
+    "duplicate-image": "the same image file is listed for another subject in another split (patient leakage)",
     "reader-crashed": "reading the file crashed the reader process (a native decoder aborted: corrupt or unsupported)",
     "unexpected-error": "an unexpected error while reading or preprocessing (see the local log; please report it)",
 }

@@ -40,6 +40,11 @@ MLFLOW_ENVIRONMENT = {
 }
 
 
+#: The experiment tag that makes MLflow 3's UI open an experiment on its runs (the classic model-development view)
+#: rather than the GenAI overview, which shows nothing of a medprobe experiment.
+MODEL_DEVELOPMENT = ("mlflow.experimentKind", "custom_model_development")
+
+
 class TrackingStore:
     def __init__(self, uri: str) -> None:
         for name, value in MLFLOW_ENVIRONMENT.items():
@@ -60,7 +65,8 @@ class TrackingStore:
             if existing is not None:
                 return existing.experiment_id
             try:
-                return self.client.create_experiment(name, artifact_location=self._artifact_location(name))
+                return self.client.create_experiment(name, artifact_location=self._artifact_location(name),
+                                                     tags=dict([MODEL_DEVELOPMENT]))
             except MlflowException:
                 again = self.client.get_experiment_by_name(name)
                 if again is not None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -18,6 +19,7 @@ from medprobe.pipeline_spec.validation import (
     summarize_label,
     validate_manifest,
 )
+from medprobe.preprocess.options import Preprocessing, PreprocessOptions
 from tests.conftest import write_volume
 
 SALT = b"unit-test-salt"
@@ -184,8 +186,6 @@ def test_series_uid_rows_are_read_and_deduplicated_per_series(tmp_path: Path) ->
 
 
 def test_check_read_predicts_what_the_job_skips_for_4d_series(tmp_path: Path) -> None:
-    from medprobe.pipeline_spec import Preprocessing
-
     rows = clean_rows()
     write_volume(tmp_path / rows[1]["path"], np.ones((3, 3, 3, 4), dtype=np.float32))
     table = manifest_with(tmp_path, rows)
@@ -193,9 +193,14 @@ def test_check_read_predicts_what_the_job_skips_for_4d_series(tmp_path: Path) ->
     (issue,) = check_files(table, check_read=True)
     assert issue.rows == [3] and issue.reason.startswith(
         "will be skipped unless data.preprocessing.volume_index or reduce_4d is set (4D series, 4 volumes")
-    (issue,) = check_files(table, check_read=True, preprocessing=Preprocessing())
+    (issue,) = check_files(table, check_read=True, data=_mri())
     assert issue.reason.startswith("will be skipped: 4D series with 4 volumes on the 4th axis")
-    (issue,) = check_files(table, check_read=True, preprocessing=Preprocessing(volume_index=4))
+    (issue,) = check_files(table, check_read=True, data=_mri(volume_index=4))
     assert issue.reason == "will be skipped: data.preprocessing.volume_index is 4 but this 4D series holds 4 volumes"
-    assert check_files(table, check_read=True, preprocessing=Preprocessing(volume_index=-1)) == []
-    assert check_files(table, check_read=True, preprocessing=Preprocessing(reduce_4d="mean")) == []
+    assert check_files(table, check_read=True, data=_mri(volume_index=-1)) == []
+    assert check_files(table, check_read=True, data=_mri(reduce_4d="mean")) == []
+
+
+def _mri(**preprocessing: Any) -> PreprocessOptions:
+    """An MRI job's data options with these preprocessing values, its volumes of any size accepted."""
+    return PreprocessOptions(modality="mri", preprocessing=Preprocessing(size=(8, 8, 8), **preprocessing))

@@ -1,5 +1,5 @@
-"""The MLflow UI lists the runs of both sites (benchmarks/ui_check.py in headless chromium); skipped without
-chromium."""
+"""The MLflow UI shows both sites' protocol runs grouped by site with the metric as a column (medprobe's saved
+view, benchmarks/ui_check.py in headless chromium); skipped without chromium."""
 
 from __future__ import annotations
 
@@ -33,5 +33,6 @@ def test_mlflow_ui_lists_the_runs_of_both_sites(tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, str(SCRIPT), "--db", str(db), "--experiment", "medprobe/ui",
                            "--out", str(screenshot)], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr[-2000:]
-    assert "site-a: 0" not in done.stdout and "site-b: 0" not in done.stdout
+    assert "Group: site-a: 0" not in done.stdout and "Group: site-b: 0" not in done.stdout
+    assert "test/auroc: 0 " not in done.stdout and "grouped by site" in done.stdout
     assert screenshot.stat().st_size > 10_000
