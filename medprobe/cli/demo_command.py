@@ -43,7 +43,7 @@ def handle(args: argparse.Namespace) -> int:
     print(f"\nMLflow store: {result.tracking_uri}")
     print(f"open the UI:  mlflow ui --backend-store-uri sqlite:///{db} --port 5000")
     for experiment, view in result.views.items():
-        print(f"  {experiment}, protocol runs by site: http://127.0.0.1:5000/{view}")
+        print(f"  {experiment} by site: http://127.0.0.1:5000/{view}")
     print(f"compare:      medprobe compare --experiment {result.experiments[0]} --tracking-uri {result.tracking_uri}")
     stages = {"generate", "load", "embed", "probe", "robustness", "paired", "diagnostics", "log", "transfer",
               "compare"}

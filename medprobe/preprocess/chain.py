@@ -60,7 +60,7 @@ class PreprocessChain:
 
     def __call__(self, image: MedicalImage, source: str = "") -> torch.Tensor:
         image = self.volume_step(image, source)
-        self.input_check.header(image, source)
+        self.input_check.modality_of(image, source)
         if self.corruption is not None:
             # Keyed by the image's content, not its path: the same scan gets the same draw wherever it is stored,
             # as the embedding cache (keyed by content) assumes.
@@ -70,9 +70,10 @@ class PreprocessChain:
             raise ReadError(source, "this encoder needs a 3D volume but the file holds a 2D image", "wrong-dimensions")
         if self.size_step:
             self.size_step.check(image, source)  # before the costly steps: the dimensions do not change
+        self.input_check.slices(image, source)
         for step in self.image_steps:
             if isinstance(step, IntensityStep):  # after orientation and spacing: the voxels the model will see
-                self.input_check.geometry(image, source)
+                self.input_check.size(image, source)
             image = step(image)
         views = self.slicer(image.array) if self.slicer else [image.array]
         return self._to_model_tensor(views)

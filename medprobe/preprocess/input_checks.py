@@ -57,11 +57,12 @@ class InputCheck:
                                       model_input.spatial_dims)
 
     def __call__(self, image: MedicalImage, source: str = "") -> None:
-        """Both checks on one image (as `medprobe validate` reads it)."""
-        self.header(image, source)
-        self.geometry(image, source)
+        """Every check on one image (as `medprobe validate` reads it)."""
+        self.modality_of(image, source)
+        self.slices(image, source)
+        self.size(image, source)
 
-    def header(self, image: MedicalImage, source: str = "") -> None:
+    def modality_of(self, image: MedicalImage, source: str = "") -> None:
         """Raise `ReadError` when the image's DICOM Modality says it is not what the job embeds."""
         code = str(image.metadata.get("modality") or "").upper()
         if code in DERIVED_CODES:
@@ -72,16 +73,17 @@ class InputCheck:
             raise ReadError(source, f"DICOM Modality {code} in a job whose spec says modality {self.modality}",
                             "modality-mismatch")
 
-    def geometry(self, image: MedicalImage, source: str = "") -> None:
-        """Raise `ReadError` for a slice where volumes are expected, or an image far smaller than the model's input
-        (checked after orientation and spacing, on the voxels the model will see)."""
+    def slices(self, image: MedicalImage, source: str = "") -> None:
+        """Raise `ReadError` for a 2D image or a one-slice volume where the job expects volumes."""
         shape = image.spatial_shape
         if self.volumes and (len(shape) < 3 or min(shape) == 1):
             raise ReadError(source, f"a single slice ({'x'.join(map(str, shape))} voxels) where the job expects "
                             f"{self.modality} volumes", "single-slice")
-        self._check_size(shape, source)
 
-    def _check_size(self, shape: tuple[int, ...], source: str) -> None:
+    def size(self, image: MedicalImage, source: str = "") -> None:
+        """Raise `ReadError` for an image far smaller than what the model sees (the chain checks it after
+        orientation and spacing, on the voxels the model will see)."""
+        shape = image.spatial_shape
         if self.target is None:
             return
         seen = [size for axis, size in enumerate(shape) if axis != self.slice_axis and size > 1]

@@ -22,9 +22,11 @@ from medprobe.preprocess.input_spec import InputSpec
 from medprobe.preprocess.options import PreprocessOptions
 from tests.conftest import blob_volume, write_volume
 
-pytestmark = pytest.mark.slow(seconds=25)
+pytestmark = pytest.mark.slow(seconds=10)
 
-FOREIGN = {"CT_small.dcm": "modality-mismatch", "MR_small.dcm": "single-slice", "rtdose.dcm": "derived-object"}
+# The 64×64 MR slice meets the job's 3D preprocessing.size first ('wrong-dimensions'); `validate`, which knows no
+# model, and a job without a 3D size call it a 'single-slice'.
+FOREIGN = {"CT_small.dcm": "modality-mismatch", "MR_small.dcm": "wrong-dimensions", "rtdose.dcm": "derived-object"}
 
 
 def _manifest(tmp_path: Path) -> Path:
@@ -49,7 +51,9 @@ def _manifest(tmp_path: Path) -> Path:
 
 def test_an_mri_job_skips_each_foreign_input_with_its_reason(tmp_path: Path, write_spec, capsys) -> None:
     manifest = _manifest(tmp_path)
-    spec = write_spec(manifest, models=[{"name": "dinov2_vits14", "batch_size": 16}],
+    # Volumes brought to 80³: the 4×5×7 one would be stretched 20-fold along its first axis.
+    spec = write_spec(manifest, data={"manifest": str(manifest), "modality": "mri",
+                                      "preprocessing": {"size": [80, 80, 80]}},
                       protocols={"linear": {"bootstrap": 0}})
     assert main(["run", str(spec), "--no-progress"]) == EXIT_SKIPPED
     printed = capsys.readouterr().out
@@ -62,7 +66,7 @@ def test_an_mri_job_skips_each_foreign_input_with_its_reason(tmp_path: Path, wri
         f"copy{i}.nii.gz" for i in range(4, 8)}
     assert len(reasons) == len(FOREIGN) + 1 + 4
     assert "refused as patient leakage" in printed and "lesion" in printed
-    frame, _, _ = read_table(tmp_path / "work" / "embeddings" / "dinov2_vits14.parquet")
+    frame, _, _ = read_table(tmp_path / "work" / "embeddings" / "handcrafted.parquet")
     assert len(frame) == 16 + 4 and (frame["split"] == "test").sum() == 4  # the volumes' test rows, no copy
     public = next((tmp_path / "work").rglob("quarantine.csv")).read_text()
     assert "CT_small" not in public and "rtdose" not in public  # file names stay in the local-only log
@@ -89,9 +93,24 @@ def test_the_size_check_measures_the_axes_a_two_dimensional_model_sees() -> None
 
     check = InputCheck(PreprocessOptions(modality="mri"), InputSpec())  # 224 × 224 slices along the axial axis
     thin = MedicalImage(np.zeros((1, 32, 32, 3), np.float32), np.eye(4))  # 3 axial slices: not stretched
-    check.geometry(thin)
+    check.size(thin)
     with pytest.raises(ReadError) as refused:
-        check.geometry(MedicalImage(np.zeros((1, 13, 64, 40), np.float32), np.eye(4)))  # 13 × 16 < 224
+        check.size(MedicalImage(np.zeros((1, 13, 64, 40), np.float32), np.eye(4)))  # 13 × 16 < 224
     assert refused.value.category == "too-small"
     photo = InputCheck(PreprocessOptions(modality="photo"), InputSpec())
     photo(MedicalImage(np.zeros((3, 64, 64), np.float32), np.eye(4)))  # a 2D image where none are volumes
+
+
+def test_a_two_dimensional_model_in_an_mri_job_refuses_a_real_mr_slice_as_a_single_slice() -> None:
+    from medprobe.errors import ReadError
+    from medprobe.io import read_image
+    from medprobe.pipeline_spec import DataSpec
+    from medprobe.preprocess import PreprocessChain
+
+    chain = PreprocessChain(DataSpec(manifest=Path("m.csv"), modality="mri"), InputSpec())
+    with pytest.raises(ReadError) as refused:
+        chain(read_image(get_testdata_file("MR_small.dcm"), "mri"))
+    assert refused.value.category == "single-slice"
+    anything = PreprocessChain(DataSpec(manifest=Path("m.csv"), modality="mri", preprocessing={"inputs": "any"}),
+                               InputSpec())
+    assert anything(read_image(get_testdata_file("MR_small.dcm"), "mri")).shape == (1, 3, 224, 224)

@@ -59,7 +59,7 @@ def test_slice_positions_cover_the_central_extent() -> None:
 def test_ct_window_and_imagenet_normalisation() -> None:
     hu = np.array([[-1000, 0], [40, 80], [200, 3000]], np.float32).T[None]  # (1, 2, 3)
     image = MedicalImage(hu, np.eye(4), "ct")
-    data = DataSpec(manifest=Path("m.csv"), modality="ct")
+    data = DataSpec(manifest=Path("m.csv"), modality="ct", preprocessing={"inputs": "any"})  # a 2D CT image
     out = PreprocessChain(data, InputSpec(2, None, 1, None, None))(image)
     np.testing.assert_allclose(out[0, 0].numpy(), np.array([[0, 0.5, 1.0], [0, 1.0, 1.0]]), atol=1e-6)
     normalised = PreprocessChain(data, InputSpec(2, None, 3, (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)))(image)

@@ -65,9 +65,10 @@ def test_volume_size_applies_before_the_views_and_the_model_size_after() -> None
 
 def test_2d_images_take_a_2d_size() -> None:
     picture = MedicalImage(np.random.default_rng(0).random((3, 40, 30)).astype(np.float32), np.eye(4))
-    out = PreprocessChain(_data(size=[32, 32], fit="crop_or_pad"), InputSpec(2, None, 3, None, None))(picture)
+    out = PreprocessChain(_data(size=[32, 32], fit="crop_or_pad", inputs="any"),
+                          InputSpec(2, None, 3, None, None))(picture)
     assert out.shape == (1, 3, 32, 32)
-    out = PreprocessChain(_data(size=[20, 15]), InputSpec(2, None, 3, None, None))(picture)
+    out = PreprocessChain(_data(size=[20, 15], inputs="any"), InputSpec(2, None, 3, None, None))(picture)
     assert out.shape == (1, 3, 20, 15)
 
 
