@@ -30,10 +30,24 @@ def print_outcomes(outcomes: list[ProtocolOutcome]) -> None:
         rows = [o for o in outcomes if o.task == task and o.protocol != "robustness"]  # its own table
         names = headline_metrics([o.metrics for o in rows]) or ["result"]  # every protocol skipped: one column
         print(f"\n{task} (test metrics, 95 % subject-bootstrap intervals; n: test subjects)")
-        table = [[o.model, o.protocol, count(o.n_test_subjects), *(metric_with_interval(o.metrics, n) for n in names)]
-                 if o.metrics else [o.model, o.protocol, "", "skipped", *([""] * (len(names) - 1))] for o in rows]
-        print(aligned(["model", "protocol", "n", *names], table, right_numbers=False))
+        table = [[o.model, o.protocol, count(o.n_test_subjects), *(metric_with_interval(o.metrics, n) for n in names),
+                  *_flags(o.flags, rows)]
+                 if o.metrics else [o.model, o.protocol, "", "skipped", *([""] * (len(names) - 1)), *_flags([], rows)]
+                 for o in rows]
+        print(aligned(["model", "protocol", "n", *names, *_flags_header(rows)], table, right_numbers=False,
+                      keys=3))
     print_notes({f"{o.model}/{o.task}/{o.protocol}": o.notes for o in outcomes})
+
+
+def _flags(flags: Sequence[str], rows: Sequence[ProtocolOutcome | TransferOutcome]) -> list[str]:
+    """A row's flags cell (`! constant; wide CI`); no cell when no row of the table has flags."""
+    if not any(row.flags for row in rows):
+        return []
+    return [f"! {'; '.join(flags)}" if flags else ""]
+
+
+def _flags_header(rows: Sequence[ProtocolOutcome | TransferOutcome]) -> list[str]:
+    return ["flags"] if any(row.flags for row in rows) else []
 
 
 def print_robustness(results: Sequence[tuple[str, str, RobustnessResult]]) -> None:
@@ -57,12 +71,14 @@ def print_transfers(outcomes: list[TransferOutcome]) -> None:
     """Train site → this site, one row per model and task, with the headline metrics and their intervals."""
     if not outcomes:
         return
-    names = headline_metrics([o.metrics for o in outcomes])
-    print("\ntransfer: other sites' heads scored on this site's rows")
-    print(aligned(["task", "model", "train site", "n", *names],
-                  [[o.task, o.model, o.train_site, count(o.n_test_subjects),
-                    *(metric_with_interval(o.metrics, n) for n in names)] for o in outcomes],
-                  right_numbers=False))
+    for task in dict.fromkeys(o.task for o in outcomes):
+        rows = [o for o in outcomes if o.task == task]
+        names = headline_metrics([o.metrics for o in rows])
+        print(f"\ntransfer · {task}: other sites' heads scored on this site's rows (95 % intervals; n: test subjects)")
+        print(aligned(["model", "train site", "n", *names, *_flags_header(rows)],
+                      [[o.model, o.train_site, count(o.n_test_subjects),
+                        *(metric_with_interval(o.metrics, n) for n in names), *_flags(o.flags, rows)] for o in rows],
+                      right_numbers=False, keys=3))
     print_notes({f"{o.train_site} → {o.model}/{o.task}": o.notes for o in outcomes})
 
 

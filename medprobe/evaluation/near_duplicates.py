@@ -48,4 +48,4 @@ def near_duplicates_note(X: np.ndarray, subjects: np.ndarray, split: np.ndarray 
     where = "test rows have" if split is not None else "rows have"
     return (f"{found} of {len(queries)} {where} a near-duplicate of another subject "
             f"{'among the fitting rows ' if split is not None else ''}(centred embedding cosine ≥ {COSINE_LIMIT}): "
-            "the same image under two subject IDs would leak between training and test")
+            "worth checking: the same image under two subject IDs leaks between training and test")

@@ -61,6 +61,7 @@ class ProtocolOutcome:
     notes: list[str]
     run_id: str | None = None
     n_test_subjects: int | None = None
+    flags: list[str] = field(default_factory=list)  # `medprobe.evaluation.plausibility` flags
 
 
 @dataclass
@@ -277,7 +278,7 @@ def _evaluate_task(spec: PipelineSpec, space: FeatureSpace, task: TaskSpec, embe
                                                   analysis_run_values(evaluation, protocol))
         report.outcomes.append(ProtocolOutcome(space.model, task.name, protocol, result.metrics,
                                                [*rows.notes, *result.notes, *evaluation.analysis_notes(protocol)],
-                                               run_ids[protocol], result.n_test_subjects))
+                                               run_ids[protocol], result.n_test_subjects, result.flags))
     if robustness is not None:
         result, outcome = robustness
         run_id = recorder.log_protocol(job_run, space.model, task, "robustness", result, rows.notes, rows.sample_ids,

@@ -9,7 +9,7 @@ transfer run per (train site → this site).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -36,6 +36,7 @@ class TransferOutcome:
     notes: list[str]
     run_id: str | None = None
     n_test_subjects: int | None = None
+    flags: list[str] = field(default_factory=list)  # `medprobe.evaluation.plausibility` flags
 
 
 def offline_message(reason: str | None) -> str:
@@ -99,7 +100,7 @@ def _score_heads(context: JobContext, options: LinearOptions, space: FeatureSpac
         notes = [*rows.notes, *input_notes]
         run_id = recorder.log_transfer(space, task, digest, source, result, notes, rows.sample_ids)
         outcomes.append(TransferOutcome(source.head.site, space.model, task.name, result.metrics,
-                                        notes + result.notes, run_id, result.n_test_subjects))
+                                        notes + result.notes, run_id, result.n_test_subjects, result.flags))
         name = next((k for k in SHOWN if k in result.metrics), None)
         headline = f"{name} {metric_with_interval(result.metrics, name)}" if name else "no metric"
         flags = f" ! {'; '.join(result.flags)}" if result.flags else ""
