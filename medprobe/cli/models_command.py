@@ -76,15 +76,16 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 def handle(args: argparse.Namespace) -> int:
     from medprobe.models import available_models, model_card
+    from medprobe.models.cards import licence_label
 
     rows = []
     for name in available_models():
         card = model_card(name)
         fetch = card.fetch.get("hub") or card.fetch.get("url") or "-"
-        rows.append([name, str(card.embed_dim), card.checkpoint_file or "(none needed)", fetch])
-    print(aligned(["model", "embedding", "weights file", "fetch source"], rows, right_numbers=False))
-    print("\n`medprobe models show NAME` prints a model's card: its embedding, preprocessing, weights file and fetch\n"
-          "source in full, licence.")
+        rows.append([name, str(card.embed_dim), licence_label(card), card.checkpoint_file or "(none needed)", fetch])
+    print(aligned(["model", "embedding", "licence", "weights file", "fetch source"], rows, right_numbers=False))
+    print("\n* the licence has conditions. `medprobe models show NAME` prints a model's card: its embedding,\n"
+          "preprocessing, weights file and fetch source in full, and the licence with its conditions.")
     return EXIT_OK
 
 
@@ -101,6 +102,7 @@ def handle_show(args: argparse.Namespace) -> int:
 
 
 def handle_fetch(args: argparse.Namespace) -> int:
+    from medprobe.models import available_models, model_card
     from medprobe.models.fetch import fetch_weights
     from medprobe.models.lockfile import LOCK_NAME
 
@@ -115,6 +117,8 @@ def handle_fetch(args: argparse.Namespace) -> int:
               "nothing downloaded (--force to fetch again)")
     for entry in lock.files:
         print(f"  {entry.path}  {entry.size} bytes  sha256 {entry.sha256}")
+    if lock.model in available_models():
+        print(f"licence: {model_card(lock.model).licence}")
     print(f"lock: {folder / LOCK_NAME}")
     print(f"weights: {result.weights.resolve()}")
     if result.checkpoint is not None:

@@ -42,6 +42,16 @@ class ModelCard:
     fetch: dict[str, Any] = field(default_factory=dict)
 
 
+def licence_label(card: ModelCard) -> str:
+    """The licence's name (what a table column has room for), marked '*' when the card qualifies it (other terms for
+    the weights than for the code, a non-commercial clause, revisions under another licence)."""
+    full = card.licence.strip()
+    text = full
+    for stop in (" (", ";", ",", " at "):
+        text = text.split(stop, 1)[0]
+    return text if text == full else f"{text} *"
+
+
 def zoo_dirs() -> list[Traversable]:
     """Where cards are looked for, first match wins.
 

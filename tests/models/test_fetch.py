@@ -210,6 +210,7 @@ def test_fetch_from_a_url_streams_one_file(hub, card, tmp_path: Path, capsys) ->
     assert lock["files"] == [{"path": CHECKPOINT, "size": len(WEIGHTS), "sha256": sha256(WEIGHTS)}]
     assert line(out, "weights") == str((folder / CHECKPOINT).resolve())
     assert sha256(WEIGHTS) in line(out, "sha256") and "$MEDPROBE_MODEL_ZOO/dinov2_vits14/card.yaml" in out
+    assert line(out, "licence") == "Apache-2.0"  # the card's, before anything is used
     only_the_model_folder(tmp_path / "w")
 
 
@@ -421,10 +422,11 @@ def test_verify_without_a_lock_or_with_a_broken_one(fetched: Path, tmp_path: Pat
 def test_models_without_a_subcommand_still_lists_the_zoo(capsys) -> None:
     assert main(["models"]) == 0
     lines: dict[str, str] = {}
-    for row in printed(capsys)[0].splitlines():  # the first block of the table: model, embedding, weights file
+    for row in printed(capsys)[0].splitlines():  # a model's row of every block of the table, in one line
         if row.strip():
-            lines.setdefault(row.split()[0], row)
-    assert lines[MODEL].split()[1:3] == ["384", CHECKPOINT]
+            lines[row.split()[0]] = f"{lines.get(row.split()[0], '')} {row}"
+    assert lines[MODEL].split()[1:5] == ["384", "Apache-2.0", MODEL, CHECKPOINT]
+    assert "CC BY-NC 4.0 *" in lines["retfound_mae"]  # a qualified licence is marked; `models show` has the terms
 
 
 #: Modules that open connections of their own, and calls that download; fetch.py alone may use them. (MLflow's

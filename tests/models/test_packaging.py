@@ -141,9 +141,9 @@ def test_models_command_from_the_wheel(installed: dict[str, Path]) -> None:
     out = run([sys.executable, "-c", "import sys; from medprobe.cli.main import main; sys.exit(main(['models']))"],
               cwd=installed["cwd"], env=clean_env(PYTHONPATH=str(site)))
     lines: dict[str, str] = {}
-    for line in out.splitlines():  # the first block of the table: model, embedding, weights file
+    for line in out.splitlines():  # a model's row of every block of the table, in one line
         if line.strip():
-            lines.setdefault(line.split()[0], line)
+            lines[line.split()[0]] = f"{lines.get(line.split()[0], '')} {line}"
     assert lines["dinov2_vits14"].split()[1] == "384"
     assert "dinov2_vits14_pretrain.pth" in lines["dinov2_vits14"]
     assert " dim 0 " not in out
