@@ -8,6 +8,7 @@ from medprobe.models import (  # noqa: F401 - importing registers the builders
     handcrafted,
     hf_zoo,
     ldae,
+    medicalnet,
     monai3d,
     retfound,
 )
