@@ -2,6 +2,7 @@
 
 from medprobe.models import (  # noqa: F401 - importing registers the builders
     biomedclip,
+    ctfm,
     dinobloom,
     dinov2,
     dinov3,
