@@ -134,6 +134,11 @@ def build_swin_unetr_encoder(name: str, weights: Path | None, stages: str = "las
                              feature_size: int = 48, use_v2: bool = False, seed: int = 0,
                              **unknown: Any) -> SwinUNETREncoder:
     _reject_unknown(name, unknown, "stages, input_size, feature_size, use_v2, seed")
+    return _swin_encoder(name, weights, stages, input_size, feature_size, use_v2, seed)
+
+
+def _swin_encoder(name: str, weights: Path | None, stages: str, input_size: int, feature_size: int, use_v2: bool,
+                  seed: int) -> SwinUNETREncoder:
     if stages not in SWIN_STAGES:
         raise MedprobeError(f"model '{name}': stages must be one of {SWIN_STAGES}, got {stages!r}")
     size = _positive_int(name, "input_size", input_size)
@@ -159,12 +164,13 @@ def build_swin_unetr_encoder(name: str, weights: Path | None, stages: str = "las
 def swin_encoder_state(state: dict[str, Any]) -> dict[str, torch.Tensor]:
     """The one adapter for Swin UNETR checkpoints, onto `SwinUNETR.swinViT` keys.
 
-    Accepts, with or without DataParallel's `module.`: the published `model_swinvit.pt` (encoder keys at top
-    level, pretext heads dropped); an SSLHead training checkpoint (`swin_vit.*`); a full SwinUNETR state dict, e.g.
-    fine-tuned on BTCV (`swinViT.*`, the decoder dropped). Whatever is left must fit strictly.
+    Accepts, with or without DataParallel's `module.` and a training wrapper's `backbone.` (VoCo's `VoCoHead`): the
+    published `model_swinvit.pt` (encoder keys at top level, pretext heads dropped); an SSLHead training checkpoint
+    (`swin_vit.*`); a full SwinUNETR state dict, e.g. fine-tuned on BTCV or VoCo's published files (`swinViT.*`,
+    the decoder dropped). Whatever is left must fit strictly.
     The SSL weights predate MONAI's MLP renaming: `mlp.fc1/fc2` become `mlp.linear1/linear2`.
     """
-    state = {k.removeprefix("module."): v for k, v in state.items()}
+    state = {k.removeprefix("module.").removeprefix("backbone."): v for k, v in state.items()}
     prefix = next((p for p in ENCODER_PREFIXES if any(k.startswith(p) for k in state)), None)
     if prefix is not None:
         encoder = {k.removeprefix(prefix): v for k, v in state.items() if k.startswith(prefix)}
@@ -172,6 +178,18 @@ def swin_encoder_state(state: dict[str, Any]) -> dict[str, torch.Tensor]:
         encoder = {k: v for k, v in state.items() if not k.startswith(SSL_HEAD_PREFIXES)}
     return {k.replace(".mlp.fc1.", ".mlp.linear1.").replace(".mlp.fc2.", ".mlp.linear2."): v
             for k, v in encoder.items()}
+
+
+#: VoCo's published sizes (Wu, Zhuang & Chen, CVPR 2024 / TPAMI): SwinUNETR-v2 at feature size 48, 96, 192.
+VOCO_FEATURE_SIZE = {"voco_b": 48, "voco_l": 96, "voco_h": 192}
+
+
+@register_model(*VOCO_FEATURE_SIZE)
+def build_voco(name: str, weights: Path | None, stages: str = "last", input_size: int = 96, seed: int = 0,
+               **unknown: Any) -> SwinUNETREncoder:
+    """VoCo's SwinUNETR-v2 encoder at the size its name gives (feature size and v2 fixed by the published files)."""
+    _reject_unknown(name, unknown, "stages, input_size, seed")
+    return _swin_encoder(name, weights, stages, input_size, VOCO_FEATURE_SIZE[name], True, seed)
 
 
 @register_model("monai_vit3d")
