@@ -18,10 +18,9 @@ from monai.networks.nets.segresnet_ds import SegResEncoder
 
 from medprobe.errors import MedprobeError
 from medprobe.models.cards import load_card
-from medprobe.models.encoder import TorchEncoder
 from medprobe.models.registry import register_model
+from medprobe.models.volume_encoder import CubeEncoder
 from medprobe.models.weights import load_strict, read_checkpoint
-from medprobe.preprocess.input_spec import InputSpec
 
 ENCODER_ARGS: dict[str, Any] = {"spatial_dims": 3, "in_channels": 1, "init_filters": 32, "blocks_down": (1, 2, 2, 4, 4)}
 STRIDE = 16  # four stride-2 stages
@@ -29,30 +28,18 @@ INPUT_SIZE = 128
 TRAINING_PREFIX = "backbone."
 
 
-class CTFMEncoder(TorchEncoder):
-    """Global average of the deepest SegResEncoder map, on one-channel volumes of `input_size`³."""
+class CTFMEncoder(CubeEncoder):
+    """Global average of the deepest SegResEncoder map. HU reach 0-1 through the spec's intensity step (the
+    authors: [-1024, 2048], clipped)."""
 
-    def __init__(self, name: str, module: SegResEncoder, input_size: int, weights_sha256: str | None,
-                 seed: int) -> None:
-        super().__init__(module)
-        self.name = name
-        self.embed_dim = ENCODER_ARGS["init_filters"] * 2 ** (len(ENCODER_ARGS["blocks_down"]) - 1)
-        self.input_size = input_size
-        # HU are brought to 0-1 by the spec's intensity step (the authors: [-1024, 2048], clipped); no
-        # normalisation of the encoder's own.
-        self.preprocessing = InputSpec(3, (input_size,) * 3, 1, None, None, "trilinear")
-        self.weights_sha256 = weights_sha256
-        self.options = {"input_size": input_size}
-        if weights_sha256 is None:
-            self.options["init_seed"] = seed
+    embed_dim = ENCODER_ARGS["init_filters"] * 2 ** (len(ENCODER_ARGS["blocks_down"]) - 1)
 
     @property
     def architecture(self) -> str:
         return "monai:SegResEncoder(init_filters=32,blocks_down=1-2-2-4-4)/gap-last"
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
-        if x.ndim != 5 or x.shape[1] != 1:
-            raise MedprobeError(f"model '{self.name}' takes (B, 1, X, Y, Z) volumes, got {tuple(x.shape)}")
+        self.check_input(x)
         return self.module(x)[-1].mean(dim=(2, 3, 4))
 
 
@@ -80,4 +67,4 @@ def build_ct_fm(name: str, weights: Path | None, input_size: int = INPUT_SIZE, s
     if weights is not None:
         state, sha = read_checkpoint(weights, load_card(name))
         load_strict(module, ctfm_state(state), weights, name)
-    return CTFMEncoder(name, module, input_size, sha, seed)
+    return CTFMEncoder(name, module, input_size, {}, sha, seed)

@@ -23,10 +23,9 @@ from torch import nn
 
 from medprobe.errors import MedprobeError
 from medprobe.models.cards import load_card
-from medprobe.models.encoder import TorchEncoder
 from medprobe.models.registry import register_model
+from medprobe.models.volume_encoder import CubeEncoder
 from medprobe.models.weights import load_strict, read_checkpoint
-from medprobe.preprocess.input_spec import InputSpec
 
 #: depth → (block, blocks per layer, shortcut type) as the authors publish them.
 DEPTHS: dict[int, tuple[str, tuple[int, int, int, int], str]] = {
@@ -128,31 +127,22 @@ class MedicalNetResNet(nn.Module):
         return x
 
 
-class MedicalNetEncoder(TorchEncoder):
-    """Global average of layer4's map, on one-channel volumes of `input_size`³."""
+class MedicalNetEncoder(CubeEncoder):
+    """Global average of layer4's map. The authors z-score each volume over its non-zero voxels: the spec's
+    intensity step does that (`intensity: {mode: zscore}`)."""
 
     def __init__(self, name: str, depth: int, module: MedicalNetResNet, input_size: int,
                  weights_sha256: str | None, seed: int) -> None:
-        super().__init__(module)
-        self.name = name
+        super().__init__(name, module, input_size, {}, weights_sha256, seed)
         self.depth = depth
         self.embed_dim = module.out_channels
-        self.input_size = input_size
-        # The authors z-score each volume over its non-zero voxels; the spec's intensity step does that
-        # (`intensity: {mode: zscore}`), the encoder adds no normalisation of its own.
-        self.preprocessing = InputSpec(3, (input_size,) * 3, 1, None, None, "trilinear")
-        self.weights_sha256 = weights_sha256
-        self.options = {"input_size": input_size}
-        if weights_sha256 is None:
-            self.options["init_seed"] = seed
 
     @property
     def architecture(self) -> str:
         return f"medicalnet:resnet{self.depth}(dilated layer3/4)/gap"
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
-        if x.ndim != 5 or x.shape[1] != 1:
-            raise MedprobeError(f"model '{self.name}' takes (B, 1, X, Y, Z) volumes, got {tuple(x.shape)}")
+        self.check_input(x)
         return self.module(x).mean(dim=(2, 3, 4))
 
 

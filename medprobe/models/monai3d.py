@@ -17,10 +17,9 @@ from monai.networks.nets.swin_unetr import SwinTransformer
 
 from medprobe.errors import MedprobeError, WeightsError
 from medprobe.models.cards import load_card
-from medprobe.models.encoder import TorchEncoder
 from medprobe.models.registry import register_model
+from medprobe.models.volume_encoder import CubeEncoder
 from medprobe.models.weights import load_strict, read_checkpoint
-from medprobe.preprocess.input_spec import InputSpec
 
 SWIN_STAGES = ("last", "all")
 SWIN_STRIDE = 32  # patch embedding (2) and four patch mergings (2 each): input sides must be multiples of 32
@@ -52,30 +51,7 @@ ENCODER_PREFIXES = ("swinViT.", "swin_vit.")  # full SwinUNETR (and SSLHead vari
 VIT_ARGS = ("patch_size", "hidden_size", "mlp_dim", "num_layers", "num_heads")
 
 
-class _Monai3DEncoder(TorchEncoder):
-    """Shared plumbing: one channel, a cube of `input_size`, intensities 0–1 as the modality default scales them."""
-
-    def __init__(self, name: str, module: torch.nn.Module, input_size: int, options: dict[str, Any],
-                 weights_sha256: str | None, seed: int) -> None:
-        super().__init__(module)
-        self.name = name
-        self.input_size = input_size
-        self.preprocessing = InputSpec(3, (input_size,) * 3, 1, None, None, "trilinear")
-        self.weights_sha256 = weights_sha256
-        self.options = {"input_size": input_size, **options}
-        if weights_sha256 is None:
-            self.options["init_seed"] = seed
-
-    def _check(self, x: torch.Tensor) -> None:
-        if x.ndim != 5 or x.shape[1] != 1 or tuple(x.shape[2:]) != (self.input_size,) * 3:
-            side = self.input_size
-            raise MedprobeError(
-                f"model '{self.name}' was built for (B, 1, {side}, {side}, {side}) inputs, got {tuple(x.shape)}; "
-                "set its option input_size to the size you feed it"
-            )
-
-
-class SwinUNETREncoder(_Monai3DEncoder):
+class SwinUNETREncoder(CubeEncoder):
     """Global average pooling of the deepest Swin stage (16 × feature_size values; 768 at feature_size 48), or with
     `stages: all` of all five maps the encoder returns (patch embedding and four stages: 31 × feature_size, 1488).
 
@@ -97,14 +73,14 @@ class SwinUNETREncoder(_Monai3DEncoder):
         return f"monai:SwinUNETR.swinViT(feature_size={self.feature_size}{v2})/gap-{self.stages}"
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
-        self._check(x)
+        self.check_input(x)
         maps = self.module(x, normalize=True)  # [(B, C_i, X_i, Y_i, Z_i)] for i = 0..4
         if self.stages == "last":
             maps = maps[-1:]
         return torch.cat([m.mean(dim=(2, 3, 4)) for m in maps], dim=1)
 
 
-class MonaiViTEncoder(_Monai3DEncoder):
+class MonaiViTEncoder(CubeEncoder):
     """Mean of the final tokens after the ViT's final LayerNorm (no CLS token: `classification=False`)."""
 
     def __init__(self, name: str, module: ViT, *, arch: dict[str, int], input_size: int,
@@ -124,7 +100,7 @@ class MonaiViTEncoder(_Monai3DEncoder):
         return self.encode_with_tokens(x)[0]
 
     def encode_with_tokens(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        self._check(x)
+        self.check_input(x)
         tokens, _ = self.module(x)  # (B, patches, hidden), final norm applied
         return tokens.mean(dim=1), tokens
 
