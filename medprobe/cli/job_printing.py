@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from medprobe.cli.formatting import aligned, grouped_notes
 from medprobe.metrics.catalogue import SHOWN
-from medprobe.metrics.display import count, metric_with_interval, with_interval
+from medprobe.metrics.display import count, flag_mark, metric_with_interval, with_interval
 
 if TYPE_CHECKING:  # the job machinery imports torch; keep `medprobe --help` fast
     from medprobe.jobs import JobReport, ProtocolOutcome, TransferOutcome
@@ -30,24 +30,13 @@ def print_outcomes(outcomes: list[ProtocolOutcome]) -> None:
         rows = [o for o in outcomes if o.task == task and o.protocol != "robustness"]  # its own table
         names = headline_metrics([o.metrics for o in rows]) or ["result"]  # every protocol skipped: one column
         print(f"\n{task} (test metrics, 95 % subject-bootstrap intervals; n: test subjects)")
-        table = [[o.model, o.protocol, count(o.n_test_subjects), *(metric_with_interval(o.metrics, n) for n in names),
-                  *_flags(o.flags, rows)]
-                 if o.metrics else [o.model, o.protocol, "", "skipped", *([""] * (len(names) - 1)), *_flags([], rows)]
-                 for o in rows]
-        print(aligned(["model", "protocol", "n", *names, *_flags_header(rows)], table, right_numbers=False,
-                      keys=3))
+        flagged = any(o.flags for o in rows)  # a flags column only where some row has flags
+        table = [[o.model, o.protocol, count(o.n_test_subjects), *(metric_with_interval(o.metrics, n) for n in names)]
+                 if o.metrics else [o.model, o.protocol, "", "skipped", *([""] * (len(names) - 1))] for o in rows]
+        table = [[*cells, flag_mark(o.flags)] if flagged else cells for cells, o in zip(table, rows, strict=True)]
+        print(aligned(["model", "protocol", "n", *names, *(["flags"] if flagged else [])], table,
+                      right_numbers=False, keys=3))
     print_notes({f"{o.model}/{o.task}/{o.protocol}": o.notes for o in outcomes})
-
-
-def _flags(flags: Sequence[str], rows: Sequence[ProtocolOutcome | TransferOutcome]) -> list[str]:
-    """A row's flags cell (`! constant; wide CI`); no cell when no row of the table has flags."""
-    if not any(row.flags for row in rows):
-        return []
-    return [f"! {'; '.join(flags)}" if flags else ""]
-
-
-def _flags_header(rows: Sequence[ProtocolOutcome | TransferOutcome]) -> list[str]:
-    return ["flags"] if any(row.flags for row in rows) else []
 
 
 def print_robustness(results: Sequence[tuple[str, str, RobustnessResult]]) -> None:
@@ -75,9 +64,11 @@ def print_transfers(outcomes: list[TransferOutcome]) -> None:
         rows = [o for o in outcomes if o.task == task]
         names = headline_metrics([o.metrics for o in rows])
         print(f"\ntransfer · {task}: other sites' heads scored on this site's rows (95 % intervals; n: test subjects)")
-        print(aligned(["model", "train site", "n", *names, *_flags_header(rows)],
-                      [[o.model, o.train_site, count(o.n_test_subjects),
-                        *(metric_with_interval(o.metrics, n) for n in names), *_flags(o.flags, rows)] for o in rows],
+        flagged = any(o.flags for o in rows)  # a flags column only where some row has flags
+        table = [[o.model, o.train_site, count(o.n_test_subjects), *(metric_with_interval(o.metrics, n) for n in names)]
+                 for o in rows]
+        table = [[*cells, flag_mark(o.flags)] if flagged else cells for cells, o in zip(table, rows, strict=True)]
+        print(aligned(["model", "train site", "n", *names, *(["flags"] if flagged else [])], table,
                       right_numbers=False, keys=3))
     print_notes({f"{o.train_site} → {o.model}/{o.task}": o.notes for o in outcomes})
 

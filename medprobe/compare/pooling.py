@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, stats
 
+from medprobe.compare.table import test_subjects
 from medprobe.metrics.catalogue import PROPORTIONS, standard_error
 
 Method = Literal["dl", "pm"]
@@ -153,7 +154,7 @@ def site_standard_errors(group: pd.DataFrame, metric: str) -> tuple[np.ndarray, 
     se_column = standard_error(metric)
     values = group[metric].to_numpy(float)
     errors = group[se_column].to_numpy(float) if se_column in group else np.full(len(group), np.nan)
-    n = _subjects(group)
+    n = test_subjects(group).to_numpy(float)
     y, se, corrected, left_out = [], [], [], []
     for site, value, error, count in zip(group["site"].astype(str), values, errors, n, strict=True):
         if not np.isfinite(value):
@@ -171,13 +172,3 @@ def site_standard_errors(group: pd.DataFrame, metric: str) -> tuple[np.ndarray, 
         else:
             left_out.append(f"{site} (standard error 0: no continuity correction for {metric})")
     return np.asarray(y), np.asarray(se), corrected, left_out
-
-
-def _subjects(group: pd.DataFrame) -> np.ndarray:
-    """Test subjects per site, test rows where a run does not log them, NaN where neither is known."""
-    counts = np.full(len(group), np.nan)
-    for column in ("n_test", "n_test_subjects"):  # the later wins where it is known
-        if column in group:
-            values = group[column].to_numpy(float)
-            counts = np.where(np.isfinite(values), values, counts)
-    return counts

@@ -12,9 +12,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from medprobe.compare.table import main_metric
+from medprobe.compare.table import main_metric, test_subjects
 from medprobe.metrics.catalogue import better, ci_high, ci_low
-from medprobe.metrics.display import MISSING, count, with_interval
+from medprobe.metrics.display import MISSING, count, with_flags, with_interval
 
 #: Protocols in the order the summary shows them (others follow by name).
 PROTOCOL_ORDER = ("linear", "knn", "attentive", "fewshot")
@@ -78,13 +78,10 @@ def _pooled(pooled: pd.DataFrame | None, task: str, protocol: str, model: str, m
 
 def _site_cells(scored: pd.DataFrame, sites: list[str], metric: str) -> dict[str, str]:
     cells = dict.fromkeys(sites, MISSING)
-    for record in scored.to_dict("records"):
-        subjects = record.get("n_test_subjects")
-        subjects = subjects if pd.notna(subjects) else record.get("n_test")
+    for record, subjects in zip(scored.to_dict("records"), test_subjects(scored), strict=True):
         text = f"{with_interval(record.get(metric), record.get(ci_low(metric)), record.get(ci_high(metric)))} " \
                f"n={count(subjects)}"
-        flags = record.get("flags")
-        cells[record["site"]] = f"{text} ! {flags}" if isinstance(flags, str) and flags else text
+        cells[record["site"]] = with_flags(text, record.get("flags"))
     return cells
 
 

@@ -7,7 +7,7 @@ from mlflow.entities import Run
 
 from medprobe.compare.identity import IDENTITY, identity_of, label_models
 from medprobe.metrics.catalogue import ANALYSED, SHOWN, ci_high, ci_low
-from medprobe.metrics.display import MISSING, count, with_interval
+from medprobe.metrics.display import MISSING, count, flag_mark, with_interval
 from medprobe.tracking import TrackingStore, naming
 from medprobe.tracking.reading import find_experiment
 from medprobe.tracking.recorder import N_TEST, N_TEST_SUBJECTS
@@ -91,6 +91,13 @@ def sites_side_by_side(runs: pd.DataFrame, metrics: tuple[str, ...] = HEADLINE_M
     return wide
 
 
+def test_subjects(runs: pd.DataFrame) -> pd.Series:
+    """Each run's test subjects; its test rows where it logged no subjects; NaN where neither is known."""
+    subjects = runs["n_test_subjects"] if "n_test_subjects" in runs else pd.Series(float("nan"), index=runs.index)
+    rows = runs["n_test"] if "n_test" in runs else pd.Series(float("nan"), index=runs.index)
+    return subjects.astype(float).fillna(rows.astype(float))
+
+
 def sites_side_by_side_text(runs: pd.DataFrame, metrics: tuple[str, ...] = HEADLINE_METRICS) -> pd.DataFrame:
     """`sites_side_by_side` as people read it: each cell `value [95 % CI]`, and first for each task × model ×
     protocol a row of each site's test subjects (test rows where a run did not log subjects), and last its
@@ -101,16 +108,14 @@ def sites_side_by_side_text(runs: pd.DataFrame, metrics: tuple[str, ...] = HEADL
         return pd.DataFrame()
     order = {name: rank for rank, name in enumerate([N_ROW, *present, FLAGS_ROW])}
     cells = []
-    for record in runs.to_dict("records"):
+    for record, subjects in zip(runs.to_dict("records"), test_subjects(runs), strict=True):
         key = {"task": record["task"], "model": record["model"], "protocol": record["protocol"]}
-        subjects = record.get("n_test_subjects")
-        subjects = subjects if pd.notna(subjects) else record.get("n_test")
         cells.append({**key, "metric": N_ROW, "site": record["site"], "cell": count(subjects)})
         cells += [{**key, "metric": m, "site": record["site"],
                    "cell": with_interval(record.get(m), record.get(ci_low(m)), record.get(ci_high(m)))}
                   for m in present if pd.notna(record.get(m))]
         if record.get("flags"):
-            cells.append({**key, "metric": FLAGS_ROW, "site": record["site"], "cell": f"! {record['flags']}"})
+            cells.append({**key, "metric": FLAGS_ROW, "site": record["site"], "cell": flag_mark(record["flags"])})
     long = pd.DataFrame(cells)
     wide = long.pivot_table(index=["task", "model", "protocol", "metric"], columns="site", values="cell",
                             aggfunc="last")

@@ -17,7 +17,7 @@ import pandas as pd
 from medprobe.compare.identity import IDENTITY, identity_of, label_models, model_labels
 from medprobe.compare.table import experiment_id, held_out_metrics, main_metric
 from medprobe.metrics.catalogue import ci_high, ci_low
-from medprobe.metrics.display import MISSING, count, with_interval
+from medprobe.metrics.display import MISSING, count, with_flags, with_interval
 from medprobe.tracking import TrackingStore, naming
 from medprobe.tracking.recorder import N_TEST_SUBJECTS
 from medprobe.tracking.run_kinds import TRANSFER, kind_filter
@@ -81,8 +81,7 @@ def matrix_tables(matrix: pd.DataFrame, readable: bool = False) -> dict[tuple[st
     tables = {}
     for (model, task, metric), cells in matrix.groupby(["model", "task", "metric"], sort=True):
         if readable:
-            cells = cells.assign(value=[with_interval(r.value, r.ci_low, r.ci_high)
-                                        + (f" ! {r.flags}" if isinstance(r.flags, str) and r.flags else "")
+            cells = cells.assign(value=[with_flags(with_interval(r.value, r.ci_low, r.ci_high), r.flags)
                                         for r in cells.itertuples()])
         grid = cells.pivot_table(index="train_site", columns="test_site", values="value", aggfunc="last")
         sites = sorted(set(grid.index) | set(grid.columns))

@@ -18,7 +18,7 @@ from medprobe.errors import ProbeError
 from medprobe.evaluation import TaskRows
 from medprobe.jobs.recording import JobRecorder
 from medprobe.metrics.catalogue import SHOWN
-from medprobe.metrics.display import metric_with_interval
+from medprobe.metrics.display import metric_with_interval, with_flags
 from medprobe.pipeline_spec.context import JobContext
 from medprobe.pipeline_spec.pipeline import TaskSpec
 from medprobe.probes.options import LinearOptions
@@ -103,6 +103,5 @@ def _score_heads(context: JobContext, options: LinearOptions, space: FeatureSpac
                                         notes + result.notes, run_id, result.n_test_subjects, result.flags))
         name = next((k for k in SHOWN if k in result.metrics), None)
         headline = f"{name} {metric_with_interval(result.metrics, name)}" if name else "no metric"
-        flags = f" ! {'; '.join(result.flags)}" if result.flags else ""
-        say(f"  transfer {where}: {headline} on {result.n_test} row(s){flags}")
+        say(with_flags(f"  transfer {where}: {headline} on {result.n_test} row(s)", result.flags))
     return outcomes, skipped

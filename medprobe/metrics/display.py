@@ -31,6 +31,19 @@ def metric_with_interval(metrics: Mapping[str, float], name: str) -> str:
     return with_interval(metrics.get(name), metrics.get(ci_low(name)), metrics.get(ci_high(name)))
 
 
+def flag_mark(flags: object) -> str:
+    """`! constant; wide CI` for a result's plausibility flags ('; '-joined text or a list of names), '' without
+    any (an empty value, or a missing cell of a table)."""
+    text = flags if isinstance(flags, str) else "; ".join(flags) if isinstance(flags, list | tuple) else ""
+    return f"! {text}" if text else ""
+
+
+def with_flags(text: str, flags: object) -> str:
+    """`text` followed by its flag mark, when there is one."""
+    mark = flag_mark(flags)
+    return f"{text} {mark}" if mark else text
+
+
 def count(value: float | None) -> str:
     """A subject count, or '–' when unknown."""
     return f"{value:.0f}" if finite(value) else MISSING
