@@ -76,16 +76,20 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 def handle(args: argparse.Namespace) -> int:
     from medprobe.models import available_models, model_card
-    from medprobe.models.cards import licence_label
+    from medprobe.models.cards import defaults_label, input_label, licence_label
 
     rows = []
     for name in available_models():
         card = model_card(name)
         fetch = card.fetch.get("hub") or card.fetch.get("url") or "-"
-        rows.append([name, str(card.embed_dim), licence_label(card), card.checkpoint_file or "(none needed)", fetch])
-    print(aligned(["model", "embedding", "licence", "weights file", "fetch source"], rows, right_numbers=False))
+        rows.append([name, str(card.embed_dim), licence_label(card), input_label(card), defaults_label(card),
+                     card.checkpoint_file or "(none needed)", fetch])
+    print(aligned(["model", "embedding", "licence", "input", "authors' preprocessing (default)", "weights file",
+                   "fetch source"], rows, right_numbers=False))
     print("\n* the licence has conditions. `medprobe models show NAME` prints a model's card: its embedding,\n"
-          "preprocessing, weights file and fetch source in full, and the licence with its conditions.")
+          "preprocessing, weights file and fetch source in full, and the licence with its conditions. The authors'\n"
+          "preprocessing applies to the modalities named, for the steps a spec leaves out (model_defaults: false\n"
+          "turns it off).")
     return EXIT_OK
 
 

@@ -2,6 +2,7 @@
 
 from medprobe.models import (  # noqa: F401 - importing registers the builders
     biomedclip,
+    brainiac,
     ctfm,
     dinobloom,
     dinov2,
@@ -10,6 +11,7 @@ from medprobe.models import (  # noqa: F401 - importing registers the builders
     hf_zoo,
     ldae,
     medicalnet,
+    merlin,
     monai3d,
     retfound,
 )

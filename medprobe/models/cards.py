@@ -11,8 +11,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import yaml
+from pydantic import ValidationError
 
 from medprobe.errors import MedprobeError
+from medprobe.preprocess.model_defaults import ModelDefaults
 from medprobe.yaml_files import load_yaml, yaml_problem
 
 if TYPE_CHECKING:
@@ -40,6 +42,20 @@ class ModelCard:
     #: the whole snapshot), or `{url: "https://...", file: "<name to save as>"}` for one upstream file. Empty: the
     #: weights are not downloadable (gated, or there are none).
     fetch: dict[str, Any] = field(default_factory=dict)
+    #: The authors' whole-volume preprocessing in data.preprocessing's vocabulary, with the `modalities` it is for:
+    #: the job applies it where a spec is silent (medprobe.preprocess.model_defaults). Empty: none published.
+    authors_preprocessing: dict[str, Any] = field(default_factory=dict)
+
+
+def authors_defaults(card: ModelCard) -> ModelDefaults | None:
+    """The card's `authors_preprocessing`, checked; None when it has none. A malformed block is a broken card."""
+    if not card.authors_preprocessing:
+        return None
+    try:
+        return ModelDefaults.from_card(card.authors_preprocessing)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'block'}: {e['msg']}" for e in exc.errors())
+        raise MedprobeError(f"model card '{card.name}': authors_preprocessing is not valid ({problems})") from None
 
 
 def licence_label(card: ModelCard) -> str:
@@ -50,6 +66,37 @@ def licence_label(card: ModelCard) -> str:
     for stop in (" (", ";", ",", " at "):
         text = text.split(stop, 1)[0]
     return text if text == full else f"{text} *"
+
+
+def input_label(card: ModelCard) -> str:
+    """The input size the card gives (224, 96, 224×224×160)."""
+    size = card.preprocessing.get("input_size", "-")
+    return "×".join(map(str, size)) if isinstance(size, list) else str(size)
+
+
+def defaults_label(card: ModelCard) -> str:
+    """The authors' steps a job applies by default, in a few words ('-' when the card has none)."""
+    defaults = authors_defaults(card)
+    if defaults is None:
+        return "-"
+    values = defaults.values()
+    words = []
+    if "orientation" in values:
+        words.append(values["orientation"])
+    if "spacing" in values:
+        words.append("×".join(f"{v:g}" for v in values["spacing"]) + "mm")
+    intensity = values.get("intensity") or {}
+    if intensity.get("mode") == "ct_window":
+        low, high = defaults.steps.intensity.bounds()  # type: ignore[union-attr]
+        words.append(f"HU {low:g}..{high:g}")
+    elif intensity.get("mode") == "zscore":
+        words.append("z-score (" + ("> 0" if intensity.get("statistics") == "positive" else "non-zero") + ")")
+    if values.get("crop_foreground"):
+        words.append("foreground crop")
+    if "size" in values:
+        fit = "pad" if values.get("fit") == "crop_or_pad" else "resize"
+        words.append(f"{fit} {'×'.join(map(str, values['size']))}")
+    return f"{', '.join(defaults.modalities)}: {', '.join(words)}"
 
 
 def zoo_dirs() -> list[Traversable]:

@@ -81,12 +81,15 @@ class SwinUNETREncoder(CubeEncoder):
 
 
 class MonaiViTEncoder(CubeEncoder):
-    """Mean of the final tokens after the ViT's final LayerNorm (no CLS token: `classification=False`)."""
+    """The final tokens after the ViT's final LayerNorm (no CLS token: `classification=False`), pooled: their mean,
+    or (`pooling: first`) the first patch token, which BrainIAC's authors take as their "CLS" feature."""
 
     def __init__(self, name: str, module: ViT, *, arch: dict[str, int], input_size: int,
-                 weights_sha256: str | None, seed: int) -> None:
-        super().__init__(name, module, input_size, dict(arch), weights_sha256, seed)
+                 weights_sha256: str | None, seed: int, pooling: str = "mean") -> None:
+        options: dict[str, Any] = dict(arch) if pooling == "mean" else {**arch, "pooling": pooling}
+        super().__init__(name, module, input_size, options, weights_sha256, seed)
         self.arch = arch
+        self.pooling = pooling
         self.embed_dim = arch["hidden_size"]
         self.token_dim = arch["hidden_size"]
 
@@ -94,7 +97,7 @@ class MonaiViTEncoder(CubeEncoder):
     def architecture(self) -> str:
         a = self.arch
         return (f"monai:ViT(patch={a['patch_size']},hidden={a['hidden_size']},mlp={a['mlp_dim']},"
-                f"layers={a['num_layers']},heads={a['num_heads']})/mean-token")
+                f"layers={a['num_layers']},heads={a['num_heads']})/{self.pooling}-token")
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         return self.encode_with_tokens(x)[0]
@@ -102,7 +105,7 @@ class MonaiViTEncoder(CubeEncoder):
     def encode_with_tokens(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         self.check_input(x)
         tokens, _ = self.module(x)  # (B, patches, hidden), final norm applied
-        return tokens.mean(dim=1), tokens
+        return (tokens[:, 0] if self.pooling == "first" else tokens.mean(dim=1)), tokens
 
 
 @register_model("swin_unetr_encoder")

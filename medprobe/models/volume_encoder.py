@@ -1,5 +1,6 @@
 """The plumbing every 3D zoo encoder shares: one channel, a cube of `input_size` voxels, no normalisation of its own
-(the spec's intensity step scales the volume as the model's card says), and the options its fingerprint records."""
+(the chain's intensity step scales the volume: the authors' window from the card's `authors_preprocessing` unless
+the spec sets one), and the options its fingerprint records."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any
 import torch
 
 from medprobe.errors import MedprobeError
+from medprobe.models.cards import authors_defaults, load_card
 from medprobe.models.encoder import TorchEncoder
 from medprobe.preprocess.input_spec import InputSpec
 
@@ -20,7 +22,8 @@ class CubeEncoder(TorchEncoder):
         super().__init__(module)
         self.name = name
         self.input_size = input_size
-        self.preprocessing = InputSpec(3, (input_size,) * 3, 1, None, None, "trilinear")
+        self.preprocessing = InputSpec(3, (input_size,) * 3, 1, None, None, "trilinear",
+                                       authors_defaults(load_card(name)))
         self.weights_sha256 = weights_sha256
         self.options = {"input_size": input_size, **options}
         if weights_sha256 is None:

@@ -19,8 +19,9 @@ from medprobe.preprocess.corruption import ImageCorruption
 from medprobe.preprocess.input_checks import InputCheck
 from medprobe.preprocess.input_spec import InputSpec
 from medprobe.preprocess.intensity import IntensityStep
+from medprobe.preprocess.model_defaults import with_model_defaults
 from medprobe.preprocess.options import PreprocessOptions
-from medprobe.preprocess.spatial import ToOrientation, ToSize, ToSpacing
+from medprobe.preprocess.spatial import CropToForeground, ToOrientation, ToSize, ToSpacing
 from medprobe.preprocess.tensor_steps import match_channels, normalise, pad_to_square, resize
 from medprobe.preprocess.views import VolumeSlicer
 from medprobe.preprocess.volumes import SelectVolume
@@ -31,24 +32,28 @@ class PreprocessChain:
 
     Whole-image steps run in this order: 4D volumes (one volume, their mean, or a refusal), the `corruption` of the
     robustness protocol when there is one (in the scanner's own geometry and units, where acquisition artefacts
-    arise), orientation, spacing, intensity, size; then a 2D model's views are cut and each is brought to the model's
-    own input size.
+    arise), orientation, spacing, intensity, foreground crop, size; then a 2D model's views are cut and each is
+    brought to the model's own input size. The model's published defaults (`model_input.defaults`, the authors'
+    preprocessing) fill in the steps the options leave out; `describe()` records which.
     """
 
     def __init__(self, data: PreprocessOptions, model_input: InputSpec,
                  corruption: ImageCorruption | None = None) -> None:
+        data, self.defaults_record = with_model_defaults(data, model_input.defaults)
         prep = data.preprocessing
         self.volume_step = SelectVolume(prep.volume_index, prep.reduce_4d)
         self.corruption = corruption
-        self.image_steps: list[ToOrientation | ToSpacing | IntensityStep | ToSize] = []
+        self.image_steps: list[ToOrientation | ToSpacing | IntensityStep | CropToForeground | ToSize] = []
         if prep.orientation:
             self.image_steps.append(ToOrientation(prep.orientation))
         if prep.spacing:
             self.image_steps.append(ToSpacing(prep.spacing))
         self.image_steps.append(IntensityStep(data.intensity()))
+        if prep.crop_foreground:
+            self.image_steps.append(CropToForeground())
         self.size_step: ToSize | None = None
         if prep.size:
-            self.size_step = ToSize(prep.size, prep.fit)
+            self.size_step = ToSize(prep.size, prep.fit, prep.pad_value)
             if model_input.spatial_dims == 3 and len(prep.size) != 3:
                 raise SpecError(f"data.preprocessing.size {list(prep.size)} is 2D but the encoder takes 3D "
                                 "volumes; give 3 values")
@@ -74,7 +79,7 @@ class PreprocessChain:
         for step in self.image_steps:
             if isinstance(step, IntensityStep):  # after orientation and spacing: the voxels the model will see
                 self.input_check.size(image, source)
-            image = step(image)
+            image = step(image, source)
         views = self.slicer(image.array) if self.slicer else [image.array]
         return self._to_model_tensor(views)
 
@@ -88,8 +93,9 @@ class PreprocessChain:
         """Each view is padded to a square and resized on its own: orthogonal planes differ in shape."""
         spec = self.model_input
         tensors = [torch.from_numpy(np.ascontiguousarray(v)) for v in views]
-        if spec.size is not None or len({tuple(t.shape) for t in tensors}) > 1:
-            tensors = [pad_to_square(t) for t in tensors]
+        shapes = {tuple(t.shape[1:]) for t in tensors}
+        if shapes != {spec.size} and (spec.size is not None or len(shapes) > 1):  # not when a size step already
+            tensors = [pad_to_square(t) for t in tensors]                       # gave the model's own size
         if spec.size is not None:
             tensors = [resize(t[None], spec.size, spec.interpolation)[0] for t in tensors]
         elif len({tuple(t.shape) for t in tensors}) > 1:
@@ -104,7 +110,8 @@ class PreprocessChain:
 
     def describe(self) -> list[dict[str, Any]]:
         corruption = [{"step": "corruption", **self.corruption.describe()}] if self.corruption is not None else []
-        steps = [self.volume_step.describe(), *corruption, *(step.describe() for step in self.image_steps)]
+        defaults = [self.defaults_record] if self.defaults_record is not None else []
+        steps = [*defaults, self.volume_step.describe(), *corruption, *(step.describe() for step in self.image_steps)]
         if self.slicer:
             steps.append(self.slicer.describe())
         steps.append({"step": "model_input", "pad_to_square": self.model_input.size is not None,

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from medprobe.preprocess.model_defaults import ModelDefaults
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -14,7 +16,8 @@ class InputSpec:
     """spatial_dims: 2 or 3, or None for "as read" (handcrafted features take any size).
 
     size: output spatial size (None keeps the image's own); channels: 1 or 3 (None keeps them);
-    mean/std: per-channel normalisation applied after intensity scaling to 0–1.
+    mean/std: per-channel normalisation applied after intensity scaling to 0–1; defaults: the authors' whole-volume
+    steps (a model card's `authors_preprocessing`), which the chain applies where a spec is silent.
     """
 
     spatial_dims: int | None = 2
@@ -23,6 +26,11 @@ class InputSpec:
     mean: tuple[float, ...] | None = IMAGENET_MEAN
     std: tuple[float, ...] | None = IMAGENET_STD
     interpolation: str = "bicubic"
+    defaults: ModelDefaults | None = None
 
     def describe(self) -> dict[str, Any]:
-        return asdict(self)
+        described = asdict(self)
+        described.pop("defaults")
+        if self.defaults is not None:  # only then: the fingerprints of models without defaults stay as they were
+            described["defaults"] = self.defaults.describe()
+        return described

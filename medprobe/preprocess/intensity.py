@@ -28,7 +28,7 @@ class IntensityStep:
     def __init__(self, option: IntensityOption) -> None:
         self.option = option
 
-    def __call__(self, image: MedicalImage) -> MedicalImage:
+    def __call__(self, image: MedicalImage, source: str = "image") -> MedicalImage:
         array = image.array
         if np.isnan(array).any():
             array = np.where(np.isnan(array), np.nanmin(array), array)
@@ -43,10 +43,10 @@ class IntensityStep:
         if isinstance(option, ZScoreIntensity):
             low, high = _channel_percentiles(array, option.lower, option.upper)
             clipped = np.clip(array, low, high)
-            return _zscore_nonzero(clipped)
+            return _zscore(clipped, option.statistics)
         if isinstance(option, CTWindowIntensity):
-            center, width = option.window()
-            return _unit(array, np.float32(center - width / 2), np.float32(center + width / 2))
+            window = option.bounds()
+            return _unit(array, np.float32(window[0]), np.float32(window[1]))
         if isinstance(option, RangeIntensity):
             if nominal is not None:
                 return _unit(array, np.float32(nominal[0]), np.float32(nominal[1]))
@@ -117,12 +117,14 @@ def _unit(array: np.ndarray, low: np.ndarray | np.float32, high: np.ndarray | np
     return np.clip(out, 0.0, 1.0, out=out)
 
 
-def _zscore_nonzero(array: np.ndarray) -> np.ndarray:
+def _zscore(array: np.ndarray, statistics: str) -> np.ndarray:
+    """Per channel: mean and SD of the voxels != 0 ("nonzero") or > 0 ("positive"); the zeros stay 0, and with
+    "nonzero" every voxel outside the mask is 0 too."""
     out = np.zeros_like(array)
     for c in range(array.shape[0]):
         channel = array[c]
-        mask = channel != 0
+        mask = channel > 0 if statistics == "positive" else channel != 0
         values = channel[mask] if mask.any() else channel.ravel()
         std = float(values.std()) or 1.0
-        out[c] = np.where(mask, (channel - values.mean()) / std, 0.0)
+        out[c] = np.where(channel != 0, (channel - values.mean()) / std, 0.0)
     return out

@@ -14,6 +14,8 @@ from medprobe.options import StrictModel
 
 Modality = Literal["mri", "ct", "xray", "fundus", "photo", "other"]
 Axis = Literal["axial", "coronal", "sagittal"]
+#: The letters of each world axis in orientation codes: one of each, in any order (RAS, LPS, SPL, ...).
+AXIS_PAIRS = ("LR", "AP", "SI")
 
 
 class PercentileBounds(StrictModel):
@@ -36,9 +38,12 @@ class PercentileIntensity(PercentileBounds):
 
 
 class ZScoreIntensity(PercentileBounds):
-    """Clip to percentiles, then z-score over non-zero voxels (MRI for models trained that way)."""
+    """Clip to percentiles, then z-score by the mean and SD of the non-zero voxels (MONAI's
+    `NormalizeIntensity(nonzero=True)`: the other voxels stay 0), or (`statistics: positive`) of the voxels above
+    0, applied to every voxel but the zeros (MedicalNet's `__itensity_normalize_one_volume__`)."""
 
     mode: Literal["zscore"] = "zscore"
+    statistics: Literal["nonzero", "positive"] = "nonzero"
 
 
 CT_WINDOW_PRESETS: dict[str, tuple[float, float]] = {
@@ -55,25 +60,38 @@ CT_WINDOW_PRESETS: dict[str, tuple[float, float]] = {
 
 
 class CTWindowIntensity(StrictModel):
-    """Clip Hounsfield units to a window and scale to 0–1 (CT)."""
+    """Clip Hounsfield units to a window and scale to 0–1 (CT): a preset, a centre and width, or the low and high
+    HU of MONAI's `ScaleIntensityRange(a_min=low, a_max=high, b_min=0, b_max=1, clip=True)` as model authors give it."""
 
     mode: Literal["ct_window"] = "ct_window"
     preset: Literal[tuple(CT_WINDOW_PRESETS)] | None = "brain"  # type: ignore[valid-type]
     center: float | None = None
     width: float | None = Field(None, gt=0)
+    low: float | None = None
+    high: float | None = None
 
     @model_validator(mode="after")
     def _preset_or_explicit(self) -> CTWindowIntensity:
         if (self.center is None) != (self.width is None):
             raise ValueError("give both center and width, or neither (then preset is used)")
+        if (self.low is None) != (self.high is None):
+            raise ValueError("give both low and high (HU), or neither")
+        if self.low is not None and self.center is not None:
+            raise ValueError("give center and width, or low and high, not both")
+        if self.low is not None and self.high is not None and self.low >= self.high:
+            raise ValueError(f"low ({self.low}) must be below high ({self.high})")
         return self
 
-    def window(self) -> tuple[float, float]:
+    def bounds(self) -> tuple[float, float]:
+        """The HU mapped to 0 and to 1."""
+        if self.low is not None and self.high is not None:
+            return self.low, self.high
         if self.center is not None and self.width is not None:
-            return self.center, self.width
+            return self.center - self.width / 2, self.center + self.width / 2
         if self.preset is None:
-            raise ValueError("ct_window needs a preset or center and width")
-        return CT_WINDOW_PRESETS[self.preset]
+            raise ValueError("ct_window needs a preset, center and width, or low and high")
+        center, width = CT_WINDOW_PRESETS[self.preset]
+        return center - width / 2, center + width / 2
 
 
 class RangeIntensity(StrictModel):
@@ -129,9 +147,15 @@ class Preprocessing(StrictModel):
     reduce_4d: Literal["mean"] | None = Field(
         None, description="4D series: embed the voxel-wise mean of all volumes of the 4th axis instead"
     )
-    orientation: Literal["RAS"] | None = "RAS"
+    orientation: str | None = Field(
+        "RAS", description="axis codes the voxel axes are turned to (RAS, LPS, SPL, ...: one of L/R, A/P, S/I each)"
+    )
     spacing: tuple[float, float, float] | None = None
     intensity: Intensity | None = None
+    crop_foreground: bool = Field(
+        False, description="after intensity, crop to the bounding box of the voxels above 0 (MONAI's CropForeground "
+        "with its defaults), as CT models' authors do to drop the air around the body"
+    )
     size: tuple[StrictInt, ...] | None = Field(
         None,
         description="target size in voxels of the whole image (2 values) or volume (3 values), applied after "
@@ -140,11 +164,30 @@ class Preprocessing(StrictModel):
     fit: Literal["resize", "crop_or_pad"] = Field(
         "resize", description="how to reach `size`: interpolate, or centre-crop / pad with the image minimum"
     )
+    pad_value: float | None = Field(
+        None, description="fit crop_or_pad: the value padding adds (None: the image minimum)"
+    )
     volume_to_2d: VolumeTo2D = VolumeTo2D()
+    model_defaults: bool = Field(
+        True, description="apply the model card's authors_preprocessing to the steps this section leaves out "
+        "(for the modalities the card names); false: only these steps and the modality defaults"
+    )
     inputs: Literal["auto", "volumes", "any"] = Field(
         "auto", description="what the images are: 'volumes' skips 2D images and one-slice volumes ('single-slice'), "
         "'any' takes both, 'auto' expects volumes for mri and ct and takes anything otherwise",
     )
+
+    @field_validator("orientation")
+    @classmethod
+    def _axis_codes(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        code = value.upper()
+        axes = sorted(next((i for i, pair in enumerate(AXIS_PAIRS) if c in pair), -1) for c in code)
+        if axes != [0, 1, 2]:
+            raise ValueError(f"orientation {value!r} is not three axis codes with one of L/R, A/P and S/I each "
+                             "(e.g. RAS, LPS, SPL)")
+        return code
 
     @field_validator("spacing")
     @classmethod

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from monai.data import MetaTensor
 from monai.data.utils import AFFINE_TOL, affine_to_spacing, compute_shape_offset, zoom_affine
-from monai.transforms import Resize, ResizeWithPadOrCrop, Spacing
+from monai.transforms import CropForeground, Resize, ResizeWithPadOrCrop, Spacing
 
 from medprobe.errors import ReadError
 from medprobe.io.image import MedicalImage
@@ -34,12 +34,12 @@ class ToOrientation:
         self.axcodes = axcodes
         self._target = nib.orientations.axcodes2ornt(axcodes, labels=_RAS_LABELS)
 
-    def __call__(self, image: MedicalImage) -> MedicalImage:
+    def __call__(self, image: MedicalImage, source: str = "image") -> MedicalImage:
         if image.spatial_dims != 3:
             return image
         current = nib.orientations.io_orientation(image.affine)
         if np.isnan(current).any():
-            raise ReadError("image", "the affine gives a voxel axis zero length, so the orientation is unknown; "
+            raise ReadError(source, "the affine gives a voxel axis zero length, so the orientation is unknown; "
                                      "fix the header's voxel sizes (pixdim / sform)", "bad-geometry")
         transform = nib.orientations.ornt_transform(current, self._target)
         if np.array_equal(transform, [[0, 1], [1, 1], [2, 1]]):
@@ -64,19 +64,19 @@ class ToSpacing:
         self.pixdim = tuple(float(v) for v in pixdim)
         self._fallback = Spacing(pixdim=self.pixdim, mode="bilinear", padding_mode="border")
 
-    def __call__(self, image: MedicalImage) -> MedicalImage:
+    def __call__(self, image: MedicalImage, source: str = "image") -> MedicalImage:
         if image.spatial_dims != 3:
             return image
-        source = np.asarray(image.affine, dtype=np.float64)
-        target, shape = self.target_grid(source, image.spatial_shape)
-        xform = np.linalg.solve(source, target)
+        affine = np.asarray(image.affine, dtype=np.float64)
+        target, shape = self.target_grid(affine, image.spatial_shape)
+        xform = np.linalg.solve(affine, target)
         if shape == image.spatial_shape and np.allclose(xform, np.eye(4), atol=AFFINE_TOL):
             return image
         if is_axis_aligned(xform):
             array = resample_axis_aligned(image.array, xform, shape)
             return MedicalImage(array, target, image.modality, image.nominal_range, image.metadata)
         # Sheared affines: MONAI removes the shear, so the map mixes axes; let MONAI's grid sampler do it.
-        tensor = MetaTensor(torch.from_numpy(np.ascontiguousarray(image.array)), affine=torch.from_numpy(source))
+        tensor = MetaTensor(torch.from_numpy(np.ascontiguousarray(image.array)), affine=torch.from_numpy(affine))
         return _from_metatensor(image, self._fallback(tensor))
 
     def target_grid(self, affine: np.ndarray, shape: tuple[int, ...]) -> tuple[np.ndarray, tuple[int, ...]]:
@@ -101,9 +101,11 @@ class ToSize:
     image's spatial dimensions: a mismatch is a ReadError for that sample, never a silent reinterpretation.
     """
 
-    def __init__(self, size: tuple[int, ...], fit: Literal["resize", "crop_or_pad"] = "resize") -> None:
+    def __init__(self, size: tuple[int, ...], fit: Literal["resize", "crop_or_pad"] = "resize",
+                 pad_value: float | None = None) -> None:
         self.size = tuple(int(v) for v in size)
         self.fit = fit
+        self.pad_value = pad_value
         self.mode = "trilinear" if len(self.size) == 3 else "bilinear"
         self._resize = Resize(self.size, mode=self.mode, anti_aliasing=True)
         self._crop_or_pad = ResizeWithPadOrCrop(self.size, method="symmetric", mode="constant")
@@ -123,14 +125,39 @@ class ToSize:
         tensor = MetaTensor(torch.from_numpy(array), affine=torch.from_numpy(np.asarray(image.affine, np.float64)))
         if self.fit == "resize":
             return _from_metatensor(image, self._resize(tensor))
-        return _from_metatensor(image, self._crop_or_pad(tensor, value=float(array.min())))
+        value = float(array.min()) if self.pad_value is None else self.pad_value
+        return _from_metatensor(image, self._crop_or_pad(tensor, value=value))
 
     def describe(self) -> dict[str, Any]:
         if self.fit == "resize":
             return {"step": "size", "size": list(self.size), "fit": "resize", "mode": self.mode,
                     "anti_aliasing": True}
         return {"step": "size", "size": list(self.size), "fit": "crop_or_pad", "crop": "centre",
-                "pad": "symmetric", "pad_value": "image_minimum"}
+                "pad": "symmetric", "pad_value": "image_minimum" if self.pad_value is None else self.pad_value}
+
+
+class CropToForeground:
+    """Crop to the bounding box of the voxels above 0, after intensity scaling: MONAI's `CropForeground` with its
+    defaults (the step CT-FM's and VoCo's authors run), the affine moved with the crop.
+
+    An image with no voxel above 0 (every voxel at or below the window's lower end) has nothing to crop to: it is
+    refused, never passed on empty.
+    """
+
+    def __init__(self) -> None:
+        self._crop = CropForeground()
+
+    def __call__(self, image: MedicalImage, source: str = "image") -> MedicalImage:
+        if not (image.array > 0).any():
+            raise ReadError(source, "no voxel is above the intensity window's lower end, so there is no foreground "
+                                    "to crop to; check the modality and window, or set "
+                                    "data.preprocessing.crop_foreground: false", "empty-foreground")
+        array = np.ascontiguousarray(image.array, dtype=np.float32)
+        tensor = MetaTensor(torch.from_numpy(array), affine=torch.from_numpy(np.asarray(image.affine, np.float64)))
+        return _from_metatensor(image, self._crop(tensor))
+
+    def describe(self) -> dict[str, Any]:
+        return {"step": "crop_foreground", "select": "value > 0", "margin": 0}
 
 
 def _from_metatensor(image: MedicalImage, tensor: torch.Tensor) -> MedicalImage:

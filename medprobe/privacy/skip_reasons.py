@@ -43,6 +43,7 @@ SKIP_CATEGORIES: dict[str, str] = {
     "modality-mismatch": "the DICOM Modality is not the spec's modality (a CT in an MRI job)",
     "single-slice": "a 2D image or a one-slice volume where the job expects volumes (data.preprocessing.inputs)",
     "too-small": "the image is more than 16 times smaller than the model's input along an axis the model sees",
+    "empty-foreground": "no voxel above the intensity window's lower end, so the foreground crop has nothing to keep",
     "duplicate-image": "the same image file is listed for another subject in another split (patient leakage)",
     "reader-crashed": "reading the file crashed the reader process (a native decoder aborted: corrupt or unsupported)",
     "unexpected-error": "an unexpected error while reading or preprocessing (see the local log; please report it)",

@@ -424,9 +424,13 @@ def test_models_without_a_subcommand_still_lists_the_zoo(capsys) -> None:
     lines: dict[str, str] = {}
     for row in printed(capsys)[0].splitlines():  # a model's row of every block of the table, in one line
         if row.strip():
-            lines[row.split()[0]] = f"{lines.get(row.split()[0], '')} {row}"
-    assert lines[MODEL].split()[1:5] == ["384", "Apache-2.0", MODEL, CHECKPOINT]
+            lines[row.split()[0]] = " ".join(f"{lines.get(row.split()[0], '')} {row}".split())
+    assert [w for w in lines[MODEL].split() if w != MODEL][:5] == ["384", "Apache-2.0", "224", "-", CHECKPOINT]
     assert "CC BY-NC 4.0 *" in lines["retfound_mae"]  # a qualified licence is marked; `models show` has the terms
+    # the 3D models' input and the authors' preprocessing a job applies by default
+    assert "128 ct_fm ct: SPL, 3×1×1mm, HU -1024..2048, foreground crop" in lines["ct_fm"]
+    assert "ct: RAS, 1.5×1.5×3mm, HU -1000..1000, pad 224×224×160" in lines["merlin"]
+    assert "mri: z-score (non-zero)" in lines["brainiac"]
 
 
 #: Modules that open connections of their own, and calls that download; fetch.py alone may use them. (MLflow's

@@ -35,7 +35,7 @@ def test_defaults_follow_the_modality(tmp_path: Path) -> None:
     ct = spec_dict(Path("m.csv"), tmp_path, data={"manifest": "m.csv", "modality": "ct"})
     loaded = load_spec(_write(tmp_path, ct), environ={})
     assert loaded.data.intensity().mode == "ct_window"
-    assert loaded.data.intensity().window() == (40.0, 80.0)
+    assert loaded.data.intensity().bounds() == (0.0, 80.0)  # the brain window: centre 40, width 80
 
 
 @pytest.mark.parametrize(
