@@ -13,7 +13,9 @@ Prints one table, a row per figure:
 4. the LDAE preset's step time and peak memory, both stages, batch 1 and 2 (bf16 autocast, as `medprobe pretrain
    ldae` trains);
 5. `torchrun --nproc_per_node 1 medprobe embed` on the GPU: images/s and the largest difference from the
-   single-process table.
+   single-process table;
+6. the 3D models (`bench_3d.py`): volumes/s from NIfTI through each model's own preprocessing (the authors' chain)
+   against the bare forward, CT-FM, VoCo-B, Merlin, MedicalNet-50 and BrainIAC (random init), 16 volumes each.
 Without a CUDA device and `--device cuda` (the default) it says so in one line and exits 0.
 """
 
@@ -35,6 +37,8 @@ import torch
 from medprobe.cli.formatting import aligned
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_3d import MODELS as MODELS_3D
+from bench_3d import volume_rows
 from bench_extraction import cosine, write_pngs  # the benchmark next door writes the same PNGs
 
 WARMUP = 2
@@ -212,6 +216,8 @@ def main() -> int:
         rows += probe_rows(device, 400 if quick else 20000, 64 if quick else 768)
         rows += ldae_rows(args.preset or ("tiny" if quick else "realistic"), device, [1, 2], 2 if quick else 10)
         rows += torchrun_rows(device, folder, 8 if quick else args.batch)
+        rows += volume_rows(device, ["voco_b"] if quick else list(MODELS_3D), 2 if quick else 16, 2 if quick else 4,
+                            folder / "3d")
     print(aligned(["check", "setting", "value", "reference", "ratio"], rows))
     print(f"total {time.perf_counter() - started:.0f} s")
     return 0

@@ -36,6 +36,7 @@ from medprobe.tracking.run_kinds import kind_tags, run_kind
 from medprobe.tracking.store import TrackingStore
 from medprobe.tracking.tee import TeeStore
 from medprobe.tracking.uri import normalise_uri, redacted_uri
+from medprobe.tracking.weights_guard import weights_problem
 
 log = logging.getLogger("medprobe.tracking")
 
@@ -156,7 +157,13 @@ class RunRecorder:
         self.store.log_text(run, self._guarded(run, text, PathGuard.lines), artifact_file)
 
     def log_file(self, run: str, path: Path, artifact_path: str | None = None) -> None:
-        """A text file that leaks is logged as a copy with the leaking values withheld (same name)."""
+        """A text file that leaks is logged as a copy with the leaking values withheld (same name); model weights
+        are never uploaded (`weights_guard`): that one file is left out with a warning, the run goes on."""
+        problem = weights_problem(path)
+        if problem is not None:
+            log.warning("not uploading %s: it is %s; model weights never leave the site (their licences may forbid "
+                        "it, and a site's own weights are the site's)", path.name, problem)
+            return
         redacted = self._guarded(run, path, PathGuard.file) if self.guard is not None else None
         if redacted is None:
             self.store.log_file(run, path, artifact_path)
