@@ -132,6 +132,8 @@ class JobRecorder:
             naming.TARGET: task.target,
             naming.DATASET_DIGEST: digest,
             naming.PIPELINE: self.spec.name,
+            # the chain's digest: the authors' defaults, a spec's overrides or model_defaults: false all change it
+            naming.PREPROCESSING: space.preprocessing,
         }
         return tags
 

@@ -30,6 +30,7 @@ DATASET_DIGEST = "medprobe.dataset_digest"
 VERSION = "medprobe.version"
 PIPELINE = "medprobe.pipeline"
 RUN_KIND = "medprobe.run_kind"
+#: Digest of the preprocessing chain's description (`medprobe.transfer.space.preprocessing_digest`).
 PREPROCESSING = "medprobe.preprocessing"
 RANDOM_INIT_NOTE = "medprobe.note"
 #: A result's plausibility flags ('; '-joined names from `medprobe.evaluation.plausibility.FLAGS`).
