@@ -23,7 +23,7 @@ PACKAGE = Path(medprobe.__file__).parent
 LAYERS: list[set[str]] = [
     {"io", "privacy", "artefacts", "metrics"},
     {"preprocess", "models", "probes"},
-    {"embed", "tracking"},
+    {"embed", "tracking", "zeroshot"},
     {"evaluation"},
     {"pipeline_spec", "jobs", "compare", "federated", "transfer"},
     {"cli", "demo"},

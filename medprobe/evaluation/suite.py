@@ -6,6 +6,7 @@ through it and `TaskRows`, so the same table and options give the same numbers w
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +26,7 @@ from medprobe.evaluation.subgroups import SubgroupResult, subgroup_metrics
 from medprobe.metrics.bootstrap import is_interval_key
 from medprobe.metrics.catalogue import ci_high, ci_low
 from medprobe.probes import ProtocolResult, evaluate_inputs
-from medprobe.probes.inputs import ProbeInputs
+from medprobe.probes.inputs import ClassText, ProbeInputs
 from medprobe.probes.options import ProtocolOptions, options_for
 from medprobe.probes.registry import check_protocols, default_protocols, get_protocol
 
@@ -98,13 +99,16 @@ def evaluate_task(
     tokens: np.ndarray | None = None,
     device: str | None = None,
     analysis: AnalysisOptions | None = None,
+    class_text: ClassText | str | None = None,
 ) -> EvaluationResult:
     """Evaluate `X` (one row per row of `table`) for the label column `target` with each protocol.
 
     `protocols` names the registered protocols (`medprobe.probes.registry`; None: its defaults, those on the
     pooled embeddings), or maps each to its options (a `medprobe.probes.options` model, a mapping of option values,
     or None for the defaults). `table` needs `subject_id` and `target`; see `TaskRows` for
-    which rows are used and how they split. `tokens` (rows matching `table`) feed the attentive protocol. A
+    which rows are used and how they split. `tokens` (rows matching `table`) feed the attentive protocol, and
+    `class_text` the zero-shot protocol: a text tower's class embeddings, the reason there are none (a failure),
+    or None (the model has no text tower: the protocol does not apply). A
     protocol that cannot run on this data is recorded in `failures` with the reason; the others still run.
     `analysis` adds each protocol's subgroup metrics (`analysis.subgroups`, columns of `table`) and the linear
     probe's label-efficiency curve (`analysis.label_efficiency`); paired comparisons need two models, so the
@@ -136,6 +140,8 @@ def evaluate_task(
         options = options_for(protocol, given)
         entry = get_protocol(protocol)
         reason = entry.not_applicable(task_type)
+        if reason is None and entry.text and class_text is None:
+            reason = "needs a model with a text tower (a vision-language model such as MedSigLIP or SigLIP)"
         if reason is not None:
             outcome.not_applicable[protocol] = reason
             continue
@@ -146,7 +152,12 @@ def evaluate_task(
             if entry.tokens and tokens is None:
                 raise ProbeError(f"no patch tokens: the {protocol} probe needs an encoder that exposes them "
                                  "(DINOv2, RETFound, timm:..., monai_vit3d) and a table embedded with tokens")
-            result = evaluate_inputs(protocol, options, outcome.inputs, seed, device=device)
+            inputs = outcome.inputs
+            if entry.text:
+                if not isinstance(class_text, ClassText):
+                    raise ProbeError(str(class_text))
+                inputs = dataclasses.replace(inputs, class_text=class_text)
+            result = evaluate_inputs(protocol, options, inputs, seed, device=device)
             findings = result_findings(result.metrics, result.predictions, task_type, training_scale(outcome.inputs))
             result.notes = [*input_notes, *result.notes, *(finding.note for finding in findings)]
             result.flags = [finding.flag for finding in findings]

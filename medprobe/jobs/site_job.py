@@ -38,11 +38,13 @@ from medprobe.jobs.robustness_step import (
 )
 from medprobe.jobs.transfer_step import TransferOutcome, offline_message, transfer_step
 from medprobe.jobs.workdir_lock import hold_workdir
+from medprobe.jobs.zeroshot_step import class_texts
 from medprobe.models import Encoder, load_encoder
 from medprobe.pipeline_spec import PipelineSpec, load_manifest
 from medprobe.pipeline_spec.pipeline import ModelSpec, TaskSpec
 from medprobe.preprocess import PreprocessChain
 from medprobe.probes import ProtocolResult
+from medprobe.probes.inputs import ClassText
 from medprobe.probes.options import LinearOptions
 from medprobe.probes.registry import get_protocol
 from medprobe.tracking.recorder import OFFLINE_REASON, RunRecorder
@@ -143,9 +145,10 @@ def _embed_and_evaluate(spec: PipelineSpec, manifest: pd.DataFrame, recorder: Jo
         space = FeatureSpace.of_encoder(model_spec.key, encoder, chain.describe())
         X = embedded.embeddings() if len(embedded) else np.zeros((0, 0))  # read once for every task
         corrupted = _corrupted(spec, model_spec, encoder, manifest, salt, embedded, report, say)
+        texts = class_texts(spec, encoder, model_spec.key, say)
         for task in spec.tasks:
             evaluations[task.name][space.model] = _evaluate_task(spec, space, task, embedded, X, recorder, report,
-                                                                 say, salt, corrupted)
+                                                                 say, salt, corrupted, texts.get(task.name))
         tables.append((space, embedded))
     started = time.perf_counter()
     report.paired = paired_step(spec.context, spec.analysis.paired, [space for space, _ in tables], evaluations,
@@ -220,7 +223,8 @@ def _precision_note(embedded: EmbedResult) -> str:
 
 def _evaluate_task(spec: PipelineSpec, space: FeatureSpace, task: TaskSpec, embedded: EmbedResult,
                    embeddings: np.ndarray, recorder: JobRecorder, report: JobReport, say: Callable[[str], None],
-                   salt: bytes, corrupted: Corrupted | str | None = None) -> EvaluationResult:
+                   salt: bytes, corrupted: Corrupted | str | None = None,
+                   class_text: ClassText | str | None = None) -> EvaluationResult:
     """Every protocol on the rows labelled for `task` (`evaluate_task`, as `medprobe evaluate` runs it) with the
     spec's subgroups and label-efficiency curve, the linear head published and scored on the `corrupted` test
     embeddings (the robustness protocol), and the runs logged; `embeddings` are the table's vectors, all rows."""
@@ -228,7 +232,7 @@ def _evaluate_task(spec: PipelineSpec, space: FeatureSpace, task: TaskSpec, embe
     tokens = embedded.tokens() if _wants_tokens(spec) and len(embedded) else None
     evaluation = evaluate_task(embedded.frame, embeddings, task.target, task.type, spec.protocols.enabled(),
                                spec.seed, tokens=tokens, analysis=spec.analysis,
-                               device=str(resolve_device(spec.probe_device)))
+                               device=str(resolve_device(spec.probe_device)), class_text=class_text)
     rows = evaluation.rows
     heads: dict[str, list[Path]] = {}
     head = None

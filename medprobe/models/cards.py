@@ -45,6 +45,8 @@ class ModelCard:
     #: The authors' whole-volume preprocessing in data.preprocessing's vocabulary, with the `modalities` it is for:
     #: the job applies it where a spec is silent (medprobe.preprocess.model_defaults). Empty: none published.
     authors_preprocessing: dict[str, Any] = field(default_factory=dict)
+    #: Vision-language models: the zero-shot templates the authors publish (`{}` is the class prompt).
+    zero_shot_templates: list[str] = field(default_factory=list)
 
 
 def authors_defaults(card: ModelCard) -> ModelDefaults | None:

@@ -5,12 +5,15 @@ from __future__ import annotations
 import hashlib
 import json
 from abc import ABC, abstractmethod
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from medprobe.errors import MedprobeError
 from medprobe.preprocess.input_spec import InputSpec
+
+if TYPE_CHECKING:
+    from medprobe.models.text_tower import TextTower
 
 
 class Encoder(ABC):
@@ -28,6 +31,8 @@ class Encoder(ABC):
     options: dict[str, Any]
     #: Width of the patch tokens `encode_with_tokens` returns; None for encoders without tokens.
     token_dim: int | None = None
+    #: The zero-shot templates the model's authors publish (`{}` is the class prompt); empty: none published.
+    zero_shot_templates: tuple[str, ...] = ()
 
     @property
     def pretrained(self) -> bool:
@@ -63,6 +68,16 @@ class Encoder(ABC):
         of the attentive probe. Only for encoders whose `token_dim` is set."""
         raise MedprobeError(f"model '{self.name}' does not expose patch tokens; the attentive probe needs a "
                             "transformer or CNN encoder (DINOv2, RETFound, timm:..., monai_vit3d)")
+
+    @property
+    def has_text_tower(self) -> bool:
+        """Whether `text_tower()` can give one (a vision-language model built with its weights)."""
+        return False
+
+    def text_tower(self) -> TextTower:
+        """The model's own text tower, for the zero-shot protocol (vision-language models only)."""
+        raise MedprobeError(f"model '{self.name}' has no text tower: zero-shot classification needs a "
+                            "vision-language model (MedSigLIP, SigLIP, an hf: SigLIP folder) with its weights")
 
     def to(self, device: torch.device) -> Encoder:
         return self

@@ -51,6 +51,8 @@ from medprobe.preprocess.input_spec import IMAGENET_MEAN, IMAGENET_STD, InputSpe
 if TYPE_CHECKING:
     from transformers import PretrainedConfig, PreTrainedModel
 
+    from medprobe.models.text_tower import TextTower
+
 PREFIX = "hf:"
 #: What each pooling is, exactly; the words go into the architecture string (and so into the fingerprint).
 POOLINGS = {
@@ -73,6 +75,8 @@ SAFETENSORS_INDEX = "model.safetensors.index.json"
 _VOLATILE_CONFIG_KEYS = frozenset({"transformers_version", "_name_or_path"})
 _REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
 _TOWER = "vision_model"
+#: SigLIP's zero-shot template where a card gives none: the one transformers' zero-shot pipeline uses for it.
+SIGLIP_TEMPLATES = ("This is a photo of {}.",)
 
 
 @dataclass(frozen=True)
@@ -146,6 +150,19 @@ class HFVisionEncoder(TorchEncoder):
         }
         if weights_sha256 is None:
             self.options["init_seed"] = seed
+        self.source_folder: Path | None = None  # the folder read, when weights were loaded (the text tower's too)
+
+    @property
+    def has_text_tower(self) -> bool:
+        return self.tower_of is not None and self.source_folder is not None
+
+    def text_tower(self) -> TextTower:
+        from medprobe.models.text_tower import hf_text_tower
+
+        if self.source_folder is None:
+            raise MedprobeError(f"model '{self.name}' was built without weights (random init): it has no text "
+                                "tower to classify zero-shot with")
+        return hf_text_tower(self.source_folder, self.name)
 
     @property
     def architecture(self) -> str:
@@ -243,7 +260,7 @@ def cached_snapshot(repo_id: str, revision: str) -> Path:
 
     cache = hub_cache_dir()
     try:
-        with _offline_and_quiet():
+        with offline_and_quiet():
             return Path(snapshot_download(repo_id, revision=revision, cache_dir=cache, local_files_only=True))
     except (LocalEntryNotFoundError, OSError, ValueError) as exc:
         raise WeightsError(
@@ -319,9 +336,16 @@ def build_encoder(name: str, source: HFSource, *, pooling: str | None = None, in
     if pooling == "cls" and not has_cls_token(module):
         raise MedprobeError(f"model '{name}': {net.cls.__name__} has no CLS token; use pooling mean or pooler")
     spec, spec_source = _input_spec(net.config, source.preprocessor, defaults, input_size, name)
-    return HFVisionEncoder(name, module, pooling=pooling, spec=spec, weights_sha256=sha,
-                           config_hash=source.config_sha256, preprocessing_source=spec_source,
-                           tower_of=net.tower_of, seed=seed)
+    encoder = HFVisionEncoder(name, module, pooling=pooling, spec=spec, weights_sha256=sha,
+                              config_hash=source.config_sha256, preprocessing_source=spec_source,
+                              tower_of=net.tower_of, seed=seed)
+    if not random_init:
+        encoder.source_folder = source.folder
+    if card is not None and card.zero_shot_templates:
+        encoder.zero_shot_templates = tuple(card.zero_shot_templates)
+    elif config.model_type == "siglip":
+        encoder.zero_shot_templates = SIGLIP_TEMPLATES
+    return encoder
 
 
 def weights_digest(files: Sequence[Path]) -> str:
@@ -382,7 +406,7 @@ def _load_config(source: HFSource, name: str) -> PretrainedConfig:
     from transformers import AutoConfig
 
     try:
-        with _offline_and_quiet():
+        with offline_and_quiet():
             if source.folder is not None:
                 return AutoConfig.from_pretrained(source.folder, local_files_only=True, trust_remote_code=False)
             raw = dict(source.config)
@@ -408,7 +432,7 @@ def _network(config: PretrainedConfig, name: str) -> _Network:
     from transformers import AutoModel, PreTrainedModel
 
     try:
-        with torch.device("meta"), _offline_and_quiet():
+        with torch.device("meta"), offline_and_quiet():
             full = AutoModel.from_config(config)
     except (ValueError, KeyError) as exc:
         raise MedprobeError(f"model '{name}': transformers has no model for config type '{config.model_type}' "
@@ -440,7 +464,7 @@ def _default_pooling(cfg: PretrainedConfig, module: torch.nn.Module) -> str:
 
 
 def _random_module(net: _Network, seed: int) -> PreTrainedModel:
-    with torch.random.fork_rng(devices=[]), _offline_and_quiet():  # seeded, leaving the caller's state alone
+    with torch.random.fork_rng(devices=[]), offline_and_quiet():  # seeded, leaving the caller's state alone
         torch.manual_seed(seed)
         return net.cls._from_config(net.config).to(torch.float32)
 
@@ -450,7 +474,7 @@ def _load_module(net: _Network, source: HFSource, name: str) -> PreTrainedModel:
     without network; then medprobe's strictness: every tensor loaded, nothing left over but the other tower."""
     assert source.folder is not None
     try:
-        with _offline_and_quiet():
+        with offline_and_quiet():
             loaded: Any = net.cls.from_pretrained(  # (model, info) with output_loading_info
                 source.folder, config=net.config, local_files_only=True, use_safetensors=True, dtype=torch.float32,
                 output_loading_info=True, ignore_mismatched_sizes=True,
@@ -550,7 +574,7 @@ def _show(keys: Sequence[str]) -> str:
 
 
 @contextmanager
-def _offline_and_quiet() -> Iterator[None]:
+def offline_and_quiet() -> Iterator[None]:
     """Around every transformers / huggingface_hub call: hub offline mode on (any request that `local_files_only`
     did not already prevent raises OfflineModeIsEnabled instead of reaching out), and no load reports or progress
     bars (medprobe reports problems as its own errors). Both are restored afterwards."""

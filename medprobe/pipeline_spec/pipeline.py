@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -57,6 +57,15 @@ class TaskSpec(StrictModel):
     name: Name
     target: str = Field(min_length=1)
     type: TaskType = "classification"
+    prompts: dict[str, str | list[Annotated[str, Field(min_length=1)]]] | None = Field(
+        None, description="zero-shot protocol: each class value of `target` (as text) → its prompt or prompts, "
+        "e.g. {0: no diabetic retinopathy, 1: [diabetic retinopathy, retinal haemorrhages]}")
+
+    @field_validator("prompts", mode="before")
+    @classmethod
+    def _class_values_as_text(cls, value: Any) -> Any:
+        """YAML reads `0:` and `1:` as numbers; the class values are matched as text."""
+        return {str(k): v for k, v in value.items()} if isinstance(value, dict) else value
 
 
 class PipelineSpec(StrictModel):

@@ -14,6 +14,20 @@ TASK_TYPES = ("classification", "regression")
 
 
 @dataclass(frozen=True)
+class ClassText:
+    """What a vision-language model's text tower says about each class, for zero-shot classification: the class
+    label values (as the task's labels hold them) and their unit-norm text embeddings (k, d), each the mean of the
+    class's prompts over the templates, renormalised (CLIP's prompt ensemble); the model's published logit scale
+    (already exponentiated) and bias; and the prompts themselves, for the record."""
+
+    classes: np.ndarray  # (k,) label values
+    embeddings: np.ndarray  # (k, d) float32, unit norm
+    logit_scale: float
+    logit_bias: float
+    prompts: dict[str, list[str]]
+
+
+@dataclass(frozen=True)
 class ProbeInputs:
     """The rows a protocol works on: finite embeddings with a label and a subject, in the caller's order."""
 
@@ -24,6 +38,7 @@ class ProbeInputs:
     split: np.ndarray | None  # (n,) "train" / "val" / "test", or None for cross-validation
     task_type: str
     tokens: np.ndarray | None = None  # (n, T, D) patch tokens for the attentive probe, when an encoder gives them
+    class_text: ClassText | None = None  # the zero-shot protocol's class embeddings, when the model has a text tower
 
     def fit_positions(self) -> np.ndarray:
         """Positions a final model is fitted on (`medprobe.split_column.fit_rows`): train + val, or all rows."""

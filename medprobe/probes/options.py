@@ -126,6 +126,27 @@ register_protocol("attentive", options=AttentiveOptions, scores_predictions=True
                   runner="medprobe.probes.attentive:run_attentive")
 
 
+class ZeroShotOptions(ProtocolOptions):
+    """Zero-shot classification by a vision-language model's own text tower: each class's prompts (the task's
+    `prompts`) are put into every template (`{}` is the prompt; None: the model's published templates), embedded,
+    averaged per class and compared with the image embedding by cosine, times the model's published logit scale
+    (plus its bias, SigLIP), softmax over the classes. Nothing is trained: every test row is scored (every row
+    without a split)."""
+
+    templates: list[Annotated[str, Field(min_length=1)]] | None = Field(None, min_length=1)
+
+    @model_validator(mode="after")
+    def _placeholder(self) -> ZeroShotOptions:
+        missing = [t for t in self.templates or () if t.count("{}") != 1]
+        if missing:
+            raise ValueError(f"every template needs exactly one '{{}}' for the class prompt: {missing[:3]}")
+        return self
+
+
+register_protocol("zeroshot", options=ZeroShotOptions, task_types=("classification",), scores_predictions=True,
+                  text=True, runner="medprobe.probes.zeroshot:run_zeroshot")
+
+
 class ProtocolsOptions(StrictModel):
     """Protocols to run: a key present (even empty, `knn: {}`) enables it with default options; the keys are the
     registered protocols (`medprobe.probes.registry`). `robustness` is not a probe on the embeddings but the linear
@@ -138,6 +159,7 @@ class ProtocolsOptions(StrictModel):
     knn: KnnOptions | None = None
     fewshot: FewshotOptions | None = None
     attentive: AttentiveOptions | None = None
+    zeroshot: ZeroShotOptions | None = None
     robustness: RobustnessOptions | None = None
 
     @model_validator(mode="before")

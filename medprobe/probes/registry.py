@@ -47,7 +47,8 @@ class ProtocolEntry:
     """One registered protocol. `runner`: the function `(inputs, folds, classes, options, seed) -> ProtocolResult`,
     or its import path `"module:function"`. `scores_predictions`: its per-sample predictions are what its metrics
     score, so analyses of the predictions (paired comparisons, subgroups) describe its reported metrics. `tokens`:
-    it reads patch tokens, so it is not among the defaults (which run on the pooled embeddings alone)."""
+    it reads patch tokens, so it is not among the defaults (which run on the pooled embeddings alone). `text`: it
+    reads the class embeddings of a model's text tower (`ProbeInputs.class_text`), so it is not a default either."""
 
     name: str
     options: type[ProtocolOptions]
@@ -55,6 +56,7 @@ class ProtocolEntry:
     scores_predictions: bool
     runner: str | Runner
     tokens: bool = False
+    text: bool = False
 
     def applies_to(self, task_type: str) -> bool:
         return task_type in self.task_types
@@ -77,7 +79,8 @@ _REGISTRY: dict[str, ProtocolEntry] = {}
 
 
 def register_protocol(name: str, *, options: type[ProtocolOptions], task_types: Iterable[str] = TASK_TYPES,
-                      scores_predictions: bool, runner: str | Runner, tokens: bool = False) -> ProtocolEntry:
+                      scores_predictions: bool, runner: str | Runner, tokens: bool = False,
+                      text: bool = False) -> ProtocolEntry:
     """Register a protocol under `name`, after those registered before it (the order protocols run and are
     reported in). A name already registered is refused: `unregister_protocol` it first."""
     types = tuple(task_types)
@@ -89,7 +92,7 @@ def register_protocol(name: str, *, options: type[ProtocolOptions], task_types: 
         raise ValueError(f"protocol {name!r}: task types {types} must be some of {TASK_TYPES}")
     if isinstance(runner, str) and ":" not in runner:
         raise ValueError(f"protocol {name!r}: a runner path is 'module:function', got {runner!r}")
-    entry = ProtocolEntry(name, options, types, bool(scores_predictions), runner, bool(tokens))
+    entry = ProtocolEntry(name, options, types, bool(scores_predictions), runner, bool(tokens), bool(text))
     _REGISTRY[name] = entry
     return entry
 
@@ -126,7 +129,7 @@ def protocol_names() -> tuple[str, ...]:
 
 def default_protocols() -> tuple[str, ...]:
     """The protocols run when none are named (the API, `medprobe evaluate`): those on the pooled embeddings."""
-    return tuple(entry.name for entry in protocols() if not entry.tokens)
+    return tuple(entry.name for entry in protocols() if not entry.tokens and not entry.text)
 
 
 def prediction_protocols() -> tuple[str, ...]:

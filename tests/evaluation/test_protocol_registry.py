@@ -81,9 +81,10 @@ def _expected_runs(names: list[str], task_types: list[str], models: int, pairs: 
 
 def test_every_reader_says_what_the_registry_says(volume_dataset, write_spec) -> None:
     names = protocol_names()
-    assert names == ("linear", "knn", "fewshot", "attentive")
-    assert default_protocols() == tuple(e.name for e in protocols() if not e.tokens) == ("linear", "knn", "fewshot")
-    assert prediction_protocols() == ("linear", "knn", "attentive")
+    assert names == ("linear", "knn", "fewshot", "attentive", "zeroshot")
+    assert default_protocols() == tuple(e.name for e in protocols() if not e.tokens and not e.text) == (
+        "linear", "knn", "fewshot")
+    assert prediction_protocols() == ("linear", "knn", "attentive", "zeroshot")
     assert get_protocol("fewshot").task_types == ("classification",)
     for entry in protocols():
         for task_type in TASK_TYPES:
@@ -120,7 +121,7 @@ def test_every_reader_says_what_the_registry_says(volume_dataset, write_spec) ->
 
 
 def test_unknown_protocol_is_refused_in_one_place_with_the_registered_names(capsys) -> None:
-    message = "unknown protocol 'svm'; choose from linear, knn, fewshot, attentive"
+    message = "unknown protocol 'svm'; choose from linear, knn, fewshot, attentive, zeroshot"
     with pytest.raises(ProbeError) as raised:
         check_protocols(["linear", "svm"])
     assert str(raised.value) == message

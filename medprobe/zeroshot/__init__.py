@@ -1,0 +1,1 @@
+"""Zero-shot classification with a vision-language model's own text tower: class prompts → class embeddings."""
