@@ -134,7 +134,7 @@ def _embed_and_evaluate(spec: PipelineSpec, manifest: pd.DataFrame, recorder: Jo
     evaluations: dict[str, dict[str, EvaluationResult]] = defaultdict(dict)
     for model_spec in spec.models:
         encoder = _build_encoder(model_spec, say)
-        chain = PreprocessChain(spec.data, encoder.preprocessing)
+        chain = PreprocessChain(spec.data_for(model_spec), encoder.preprocessing)
         embedded = _embed(spec, model_spec, encoder, chain, manifest, salt, progress, report)
         quarantine += quarantine_rows(model_spec.key, embedded.skipped, manifest["path"].astype(str).tolist())
         say(f"  {model_spec.key}: {len(embedded)} embedded "
@@ -187,7 +187,8 @@ def _corrupted(spec: PipelineSpec, model_spec: ModelSpec, encoder: Encoder, mani
         return None
     started = time.perf_counter()
     settings = replace(_settings(spec, model_spec, manifest, salt, progress=False), precision=embedded.precision)
-    corrupted = embed_corrupted(spec.context, options, spec.data, model_spec.key, encoder, manifest, settings, say)
+    corrupted = embed_corrupted(spec.context, options, spec.data_for(model_spec), model_spec.key, encoder, manifest,
+                                settings, say)
     report.seconds["robustness"] += time.perf_counter() - started
     if isinstance(corrupted, str):
         say(f"  {model_spec.key}: robustness not run ({corrupted})")

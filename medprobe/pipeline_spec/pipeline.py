@@ -18,7 +18,7 @@ from medprobe.evaluation.options import AnalysisOptions
 from medprobe.options import Seed, StrictModel
 from medprobe.pipeline_spec.context import JobContext
 from medprobe.pipeline_spec.workdir import Workdir
-from medprobe.preprocess.options import PreprocessOptions
+from medprobe.preprocess.options import Preprocessing, PreprocessOptions
 from medprobe.probes.options import ProtocolsOptions
 from medprobe.tracking.options import TrackingOptions
 
@@ -46,6 +46,9 @@ class ModelSpec(StrictModel):
     precision: Precision = "auto"
     batch_size: int = Field(32, ge=1, le=4096)
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    preprocessing: Preprocessing | None = Field(
+        None, description="steps for this model only, over data.preprocessing and the model card's authors' "
+        "preprocessing (e.g. {orientation: RAS} for one CT model); the steps given are recorded as overrides")
 
     @property
     def key(self) -> str:
@@ -131,6 +134,16 @@ class PipelineSpec(StrictModel):
         present = set(manifest_columns)
         subgroups = self.analysis.subgroups.attributes if self.analysis.subgroups else []
         return list(dict.fromkeys([*self.targets, *(a for a in subgroups if a in present)]))
+
+    def data_for(self, model: ModelSpec) -> DataSpec:
+        """The data options one model's chain is built from: `data.preprocessing`, with the model's own steps over
+        it. Only the steps either sets count as set, so the card's defaults still fill the rest."""
+        if model.preprocessing is None:
+            return self.data
+        shared, own = self.data.preprocessing, model.preprocessing
+        merged = Preprocessing.model_validate({**shared.model_dump(mode="json", include=shared.model_fields_set),
+                                               **own.model_dump(mode="json", include=own.model_fields_set)})
+        return self.data.model_copy(update={"preprocessing": merged})
 
     @property
     def experiment_name(self) -> str:

@@ -79,3 +79,22 @@ def _preprocessing_tags(tmp_path: Path) -> set[str]:
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
     runs = client.search_runs([e.experiment_id for e in client.search_experiments()])
     return {run.data.tags[naming.PREPROCESSING] for run in runs if naming.PREPROCESSING in run.data.tags}
+
+
+@pytest.mark.slow(seconds=2)
+def test_one_model_can_override_a_step_for_itself(tmp_path: Path, write_spec) -> None:
+    from medprobe.models import load_encoder
+    from medprobe.pipeline_spec import load_spec
+    from medprobe.preprocess import PreprocessChain
+
+    manifest = tmp_path / "m.csv"
+    pd.DataFrame({"path": ["a.nii.gz"], "subject_id": ["P0"], "label": [0]}).to_csv(manifest, index=False)
+    models = [{"name": "voco_b"}, {"name": "voco_b", "alias": "voco_b_lps", "preprocessing": {"orientation": "LPS"}}]
+    spec = load_spec(write_spec(manifest, models=models, data={
+        "manifest": str(manifest), "modality": "ct", "preprocessing": {"spacing": [2.0, 2.0, 2.0]}}), environ={})
+    encoder = load_encoder("voco_b", input_size=32)
+    plain, own = (PreprocessChain(spec.data_for(m), encoder.preprocessing).describe() for m in spec.models)
+    assert plain[0]["spec_overrides"] == ["spacing"] and own[0]["spec_overrides"] == ["orientation", "spacing"]
+    assert {"step": "orientation", "axcodes": "RAS"} in plain and {"step": "orientation", "axcodes": "LPS"} in own
+    assert {"step": "spacing", "pixdim": [2.0, 2.0, 2.0]} in own  # the shared step is kept under the model's own
+    assert spec.data_for(spec.models[0]) is spec.data
