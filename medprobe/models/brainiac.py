@@ -19,7 +19,7 @@ from monai.networks.nets import ViT
 
 from medprobe.errors import MedprobeError, WeightsError
 from medprobe.models.cards import load_card
-from medprobe.models.monai3d import MonaiViTEncoder, vit_state
+from medprobe.models.monai3d import MonaiViTEncoder, seeded_vit, vit_state
 from medprobe.models.registry import register_model
 from medprobe.models.weights import load_strict, read_checkpoint
 
@@ -53,11 +53,7 @@ def build_brainiac(name: str, weights: Path | None, pooling: str = "first", seed
     if pooling not in POOLINGS:
         raise MedprobeError(f"model '{name}': pooling must be 'first' (the authors' first patch token) or 'mean' "
                             f"(the mean of all patch tokens), got {pooling!r}")
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        module = ViT(in_channels=1, img_size=INPUT_SIZE, classification=False, spatial_dims=3,
-                     patch_size=ARCH["patch_size"], hidden_size=ARCH["hidden_size"], mlp_dim=ARCH["mlp_dim"],
-                     num_layers=ARCH["num_layers"], num_heads=ARCH["num_heads"])
+    module = seeded_vit(ARCH, INPUT_SIZE, seed)
     sha = None
     if weights is not None:
         state, sha = read_checkpoint(weights, load_card(name))

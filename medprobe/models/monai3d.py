@@ -185,16 +185,21 @@ def build_monai_vit3d(name: str, weights: Path | None, input_size: int = 96, pat
     if arch["hidden_size"] % arch["num_heads"]:
         raise MedprobeError(f"model '{name}': hidden_size {arch['hidden_size']} must be divisible by num_heads "
                             f"{arch['num_heads']}")
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        module = ViT(in_channels=1, img_size=size, classification=False, spatial_dims=3,
-                     patch_size=arch["patch_size"], hidden_size=arch["hidden_size"], mlp_dim=arch["mlp_dim"],
-                     num_layers=arch["num_layers"], num_heads=arch["num_heads"])
+    module = seeded_vit(arch, size, seed)
     sha = None
     if weights is not None:
         state, sha = read_checkpoint(weights, load_card(name))
         load_strict(module, vit_state(_unwrap(state, weights), module), weights, name)
     return MonaiViTEncoder(name, module, arch=arch, input_size=size, weights_sha256=sha, seed=seed)
+
+
+def seeded_vit(arch: dict[str, int], size: int, seed: int) -> ViT:
+    """MONAI's 3D ViT without classification (one channel, a cube of `size`), initialised from `seed` alone."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return ViT(in_channels=1, img_size=size, classification=False, spatial_dims=3,
+                   patch_size=arch["patch_size"], hidden_size=arch["hidden_size"], mlp_dim=arch["mlp_dim"],
+                   num_layers=arch["num_layers"], num_heads=arch["num_heads"])
 
 
 def vit_state(state: dict[str, Any], module: ViT) -> dict[str, torch.Tensor]:

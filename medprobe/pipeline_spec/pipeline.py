@@ -70,6 +70,14 @@ class TaskSpec(StrictModel):
         """YAML reads `0:` and `1:` as numbers; the class values are matched as text."""
         return {str(k): v for k, v in value.items()} if isinstance(value, dict) else value
 
+    @model_validator(mode="after")
+    def _prompts_name_classes(self) -> TaskSpec:
+        if self.prompts is not None and self.type != "classification":
+            raise ValueError(f"task '{self.name}': prompts name classes, and a {self.type} task has none")
+        if self.prompts is not None and len(self.prompts) < 2:
+            raise ValueError(f"task '{self.name}': prompts need at least two classes, got {list(self.prompts)}")
+        return self
+
 
 class PipelineSpec(StrictModel):
     """A site job: `medprobe run SPEC`."""

@@ -28,6 +28,13 @@ def zeroshot_probabilities(X: np.ndarray, embeddings: np.ndarray, logit_scale: f
     return weights / weights.sum(axis=1, keepdims=True)
 
 
+def label_text(value: object) -> str:
+    """A class value as a prompt key names it: 1, 1.0 (a label column with gaps is read as floats) and "1" alike."""
+    if isinstance(value, float | np.floating) and float(value).is_integer():
+        return str(int(value))
+    return str(value).strip()
+
+
 def run_zeroshot(inputs: ProbeInputs, folds: list[Fold], _classes: np.ndarray | None, options: ZeroShotOptions,
                  seed: int, _device: str | None = None) -> ProtocolResult:
     """The runner (`medprobe.probes.registry.Runner`): the training classes and the device have no use here."""
@@ -35,16 +42,16 @@ def run_zeroshot(inputs: ProbeInputs, folds: list[Fold], _classes: np.ndarray | 
     if text is None:
         raise ProbeError("zero-shot needs the class embeddings of a vision-language model's text tower (MedSigLIP, "
                          "SigLIP, any hf: CLIP or SigLIP folder) and the task's prompts")
-    by_label = {str(label): i for i, label in enumerate(text.classes.tolist())}
+    by_label = {label_text(label): i for i, label in enumerate(text.classes.tolist())}
     labels = np.unique(inputs.y).tolist()
-    unprompted = [label for label in labels if str(label) not in by_label]
+    unprompted = [label for label in labels if label_text(label) not in by_label]
     if unprompted:
         raise ProbeError(f"no prompts for class(es) {unprompted}: give every class of the task a prompt "
                          "(tasks[].prompts)")
     order = np.unique(inputs.y)  # every class in the rows, not only those of a training side: nothing is trained
-    columns = [by_label[str(label)] for label in order.tolist()]
+    columns = [by_label[label_text(label)] for label in order.tolist()]
     notes = []
-    extra = sorted(set(by_label) - {str(label) for label in labels})
+    extra = sorted(set(by_label) - {label_text(label) for label in labels})
     if extra:
         notes.append(f"prompts for class(es) {extra} that no row has were left out of the softmax")
     probabilities = zeroshot_probabilities(inputs.X, text.embeddings[columns], text.logit_scale, text.logit_bias)

@@ -15,6 +15,7 @@ from monai.networks.nets.resnet import ResNetBlock, ResNetBottleneck
 from medprobe.errors import WeightsError
 from medprobe.models import load_encoder
 from medprobe.models.medicalnet import DEPTHS, MedicalNetResNet
+from tests.models.random_states import random_state
 
 #: Tencent/MedicalNet models/resnet.py: layer3 and layer4 at stride 1, dilated by 2 and 4 (written here, not read
 #: from the module under test).
@@ -24,15 +25,7 @@ AUTHORS_DILATION = {3: 2, 4: 4}
 def _published(depth: int, path: Path) -> dict[str, torch.Tensor]:
     """Random weights (batch-norm statistics too, so eval mode is not the identity) in the layout of
     resnet_<depth>.pth: {"state_dict": {"module.<key>": ...}} with the segmentation head."""
-    generator = torch.Generator().manual_seed(depth)
-    state = {}
-    for key, value in MedicalNetResNet(depth).state_dict().items():
-        if key.endswith("num_batches_tracked"):
-            state[key] = value
-        elif key.endswith("running_var"):
-            state[key] = 0.5 + torch.rand(value.shape, generator=generator)
-        else:
-            state[key] = 0.1 * torch.randn(value.shape, generator=generator)
+    state = random_state(MedicalNetResNet(depth), depth, 0.1)
     head = {"conv_seg.0.weight": torch.randn(512, 32, 2, 2, 2), "conv_seg.1.weight": torch.randn(32)}
     torch.save({"state_dict": {f"module.{k}": v for k, v in {**state, **head}.items()}}, path)
     return state

@@ -15,6 +15,7 @@ from torch import nn
 from medprobe.errors import MedprobeError, WeightsError
 from medprobe.models import load_encoder
 from medprobe.models.merlin import INPUT_SIZE, merlin_forward
+from tests.models.random_states import random_state
 
 
 def _inflate_conv(conv: nn.Conv2d, time: int, time_stride: int) -> nn.Conv3d:
@@ -72,16 +73,8 @@ class _I3ResNet(nn.Module):
 def published(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, _I3ResNet]:
     """Random weights (batch-norm statistics too) in the layout of the published checkpoint: the whole
     MerlinArchitecture's state dict, the image encoder under encode_image.i3_resnet."""
-    generator = torch.Generator().manual_seed(3)
     reference = _I3ResNet()
-    state = {}
-    for key, value in reference.state_dict().items():
-        if key.endswith("num_batches_tracked"):
-            state[key] = value
-        elif key.endswith("running_var"):
-            state[key] = 0.5 + torch.rand(value.shape, generator=generator)
-        else:
-            state[key] = 0.05 * torch.randn(value.shape, generator=generator)
+    state = random_state(reference, 3, 0.05)
     reference.load_state_dict(state)
     path = tmp_path_factory.mktemp("merlin") / "i3_resnet_clinical_longformer_best_clip.pt"
     text = {"encode_text.linear_layer.weight": torch.randn(512, 768), "logit_scale": torch.ones(())}

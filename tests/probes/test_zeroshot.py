@@ -166,3 +166,16 @@ def test_a_site_job_runs_zero_shot_beside_the_linear_probe(siglip: tuple[SiglipM
                                                                               predictions["proba_1"]))
     assert ("handcrafted", "zeroshot") not in protocol_runs and ("handcrafted", "linear") in protocol_runs
     assert zeroshot.data.params["prompts_per_class"] == "2"
+
+
+def test_class_values_match_their_prompts_as_text_and_prompts_need_classes() -> None:
+    from medprobe.pipeline_spec.pipeline import TaskSpec
+    from medprobe.probes.zeroshot import label_text
+
+    assert [label_text(v) for v in (1, 1.0, np.float64(0.0), "1", " yes ", 2.5)] == ["1", "1", "0", "1", "yes", "2.5"]
+    assert TaskSpec(name="dr", target="dr", prompts={0: "no", 1: ["yes", "maybe"]}).prompts == {
+        "0": "no", "1": ["yes", "maybe"]}
+    with pytest.raises(ValueError, match="regression task has none"):
+        TaskSpec(name="age", target="age", type="regression", prompts={0: "young", 1: "old"})
+    with pytest.raises(ValueError, match="at least two classes"):
+        TaskSpec(name="dr", target="dr", prompts={1: "yes"})
