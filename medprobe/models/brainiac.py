@@ -18,10 +18,9 @@ import torch
 from monai.networks.nets import ViT
 
 from medprobe.errors import MedprobeError, WeightsError
-from medprobe.models.cards import load_card
 from medprobe.models.monai3d import MonaiViTEncoder, seeded_vit, vit_state
 from medprobe.models.registry import register_model
-from medprobe.models.weights import load_strict, read_checkpoint
+from medprobe.models.weights import load_published
 
 ARCH = {"patch_size": 16, "hidden_size": 768, "mlp_dim": 3072, "num_layers": 12, "num_heads": 12}
 INPUT_SIZE = 96
@@ -30,7 +29,7 @@ POOLINGS = ("first", "mean")
 PREFIXES = ("backbone.backbone.", "backbone.")
 
 
-def brainiac_state(state: dict[str, Any], module: ViT, path: Path) -> dict[str, torch.Tensor]:
+def brainiac_state(state: dict[str, Any], module: ViT, path: Path | None) -> dict[str, torch.Tensor]:
     """The ViT out of a BrainIAC Lightning checkpoint ({"state_dict": {"backbone.<key>": ...}}), or a bare ViT's."""
     if isinstance(state.get("state_dict"), dict):
         state = state["state_dict"]
@@ -54,9 +53,6 @@ def build_brainiac(name: str, weights: Path | None, pooling: str = "first", seed
         raise MedprobeError(f"model '{name}': pooling must be 'first' (the authors' first patch token) or 'mean' "
                             f"(the mean of all patch tokens), got {pooling!r}")
     module = seeded_vit(ARCH, INPUT_SIZE, seed)
-    sha = None
-    if weights is not None:
-        state, sha = read_checkpoint(weights, load_card(name))
-        load_strict(module, brainiac_state(state, module, weights), weights, name)
+    sha = load_published(module, weights, name, lambda state: brainiac_state(state, module, weights))
     return MonaiViTEncoder(name, module, arch=dict(ARCH), input_size=INPUT_SIZE, weights_sha256=sha, seed=seed,
                            pooling=pooling)

@@ -17,10 +17,9 @@ import torch
 from monai.networks.nets.segresnet_ds import SegResEncoder
 
 from medprobe.errors import MedprobeError
-from medprobe.models.cards import load_card
 from medprobe.models.registry import register_model
 from medprobe.models.volume_encoder import CubeEncoder
-from medprobe.models.weights import load_strict, read_checkpoint
+from medprobe.models.weights import load_published
 
 ENCODER_ARGS: dict[str, Any] = {"spatial_dims": 3, "in_channels": 1, "init_filters": 32, "blocks_down": (1, 2, 2, 4, 4)}
 STRIDE = 16  # four stride-2 stages
@@ -63,8 +62,5 @@ def build_ct_fm(name: str, weights: Path | None, input_size: int = INPUT_SIZE, s
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         module = SegResEncoder(**ENCODER_ARGS)
-    sha = None
-    if weights is not None:
-        state, sha = read_checkpoint(weights, load_card(name))
-        load_strict(module, ctfm_state(state), weights, name)
+    sha = load_published(module, weights, name, ctfm_state)
     return CTFMEncoder(name, module, input_size, {}, sha, seed)

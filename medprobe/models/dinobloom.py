@@ -29,11 +29,10 @@ from typing import Any
 import torch
 from timm.models.vision_transformer import VisionTransformer
 
-from medprobe.models.cards import load_card
 from medprobe.models.dinov2 import POOLING, dinov2_to_timm
 from medprobe.models.registry import register_model
 from medprobe.models.vit_encoder import ViTEncoder, check_vit_options, create_vit
-from medprobe.models.weights import load_strict, read_checkpoint
+from medprobe.models.weights import load_published
 
 DINOBLOOM = {
     "dinobloom_s": "vit_small_patch14_dinov2",
@@ -64,10 +63,7 @@ def build_cell_dinov2(name: str, weights: Path | None, pooling: str = "cls", inp
     input_size = check_vit_options(name, pooling, POOLING, input_size, PATCH, unknown)
     timm_name = TIMM_NAMES[name]
     module = create_vit(timm_name, for_loading=weights is not None, seed=seed, num_classes=0, img_size=input_size)
-    sha = None
-    if weights is not None:
-        state, sha = read_checkpoint(weights, load_card(name))
-        load_strict(module, cell_dinov2_to_timm(state, module), weights, name)
+    sha = load_published(module, weights, name, lambda state: cell_dinov2_to_timm(state, module))
     encoder = ViTEncoder(name, module, timm_name, pooling=pooling, embedding=POOLING[pooling], pos_method=POS_METHOD,
                          input_size=input_size, weights_sha256=sha, seed=seed)
     encoder.preprocessing = replace(encoder.preprocessing, interpolation=INTERPOLATION[name])

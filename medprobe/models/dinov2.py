@@ -14,11 +14,10 @@ from typing import Any
 import torch
 from timm.models.vision_transformer import VisionTransformer
 
-from medprobe.models.cards import load_card
 from medprobe.models.registry import register_model
 from medprobe.models.vit_encoder import ViTEncoder, check_vit_options, create_vit
 from medprobe.models.vit_position import grid_side, resample_pos_embed
-from medprobe.models.weights import load_strict, read_checkpoint
+from medprobe.models.weights import load_published
 
 TIMM_NAMES = {
     "dinov2_vits14": "vit_small_patch14_dinov2",
@@ -48,10 +47,7 @@ def build_dinov2(name: str, weights: Path | None, pooling: str = "cls", input_si
     input_size = check_vit_options(name, pooling, POOLING, input_size, PATCH, unknown)
     module = create_vit(TIMM_NAMES[name], for_loading=weights is not None, seed=seed, num_classes=0,
                         img_size=input_size)
-    sha = None
-    if weights is not None:
-        state, sha = read_checkpoint(weights, load_card(name))
-        load_strict(module, dinov2_to_timm(state, module, pos_method(name)), weights, name)
+    sha = load_published(module, weights, name, lambda state: dinov2_to_timm(state, module, pos_method(name)))
     return ViTEncoder(name, module, TIMM_NAMES[name], pooling=pooling, embedding=POOLING[pooling],
                       pos_method=pos_method(name), input_size=input_size, weights_sha256=sha, seed=seed)
 

@@ -22,10 +22,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from medprobe.errors import MedprobeError
-from medprobe.models.cards import load_card
 from medprobe.models.registry import register_model
 from medprobe.models.volume_encoder import CubeEncoder
-from medprobe.models.weights import load_strict, read_checkpoint
+from medprobe.models.weights import load_published
 
 #: depth → (block, blocks per layer, shortcut type) as the authors publish them.
 DEPTHS: dict[int, tuple[str, tuple[int, int, int, int], str]] = {
@@ -164,10 +163,7 @@ def _build(name: str, depth: int, weights: Path | None, input_size: int, seed: i
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         module = MedicalNetResNet(depth)
-    sha = None
-    if weights is not None:
-        state, sha = read_checkpoint(weights, load_card(name))
-        load_strict(module, medicalnet_state(state), weights, name)
+    sha = load_published(module, weights, name, medicalnet_state)
     return MedicalNetEncoder(name, depth, module, input_size, sha, seed)
 
 

@@ -26,7 +26,7 @@ from medprobe.errors import MedprobeError
 from medprobe.models.cards import authors_defaults, load_card
 from medprobe.models.encoder import TorchEncoder
 from medprobe.models.registry import register_model
-from medprobe.models.weights import load_strict, read_checkpoint
+from medprobe.models.weights import load_published
 from medprobe.preprocess.input_spec import InputSpec
 
 #: The authors' crop/pad size in RAS voxels at 1.5 × 1.5 × 3 mm.
@@ -86,8 +86,5 @@ def build_merlin(name: str, weights: Path | None, seed: int = 0, **unknown: Any)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         module = merlin_resnet()
-    sha = None
-    if weights is not None:
-        state, sha = read_checkpoint(weights, load_card(name))
-        load_strict(module, merlin_state(state), weights, name)
+    sha = load_published(module, weights, name, merlin_state)
     return MerlinEncoder(name, module, sha, seed)

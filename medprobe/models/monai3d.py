@@ -16,10 +16,9 @@ from monai.networks.nets import ViT
 from monai.networks.nets.swin_unetr import SwinTransformer
 
 from medprobe.errors import MedprobeError, WeightsError
-from medprobe.models.cards import load_card
 from medprobe.models.registry import register_model
 from medprobe.models.volume_encoder import CubeEncoder
-from medprobe.models.weights import load_strict, read_checkpoint
+from medprobe.models.weights import load_published
 
 SWIN_STAGES = ("last", "all")
 SWIN_STRIDE = 32  # patch embedding (2) and four patch mergings (2 each): input sides must be multiples of 32
@@ -132,10 +131,7 @@ def _swin_encoder(name: str, weights: Path | None, stages: str, input_size: int,
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         module = SwinTransformer(in_chans=1, embed_dim=width, use_v2=use_v2, **SWIN_ARGS)
-    sha = None
-    if weights is not None:
-        state, sha = read_checkpoint(weights, load_card(name))
-        load_strict(module, swin_encoder_state(_unwrap(state, weights)), weights, name)
+    sha = load_published(module, weights, name, lambda state: swin_encoder_state(_unwrap(state, weights)))
     return SwinUNETREncoder(name, module, stages=stages, feature_size=width, use_v2=use_v2, input_size=size,
                             weights_sha256=sha, seed=seed)
 
@@ -186,10 +182,7 @@ def build_monai_vit3d(name: str, weights: Path | None, input_size: int = 96, pat
         raise MedprobeError(f"model '{name}': hidden_size {arch['hidden_size']} must be divisible by num_heads "
                             f"{arch['num_heads']}")
     module = seeded_vit(arch, size, seed)
-    sha = None
-    if weights is not None:
-        state, sha = read_checkpoint(weights, load_card(name))
-        load_strict(module, vit_state(_unwrap(state, weights), module), weights, name)
+    sha = load_published(module, weights, name, lambda state: vit_state(_unwrap(state, weights), module))
     return MonaiViTEncoder(name, module, arch=arch, input_size=size, weights_sha256=sha, seed=seed)
 
 
@@ -217,7 +210,7 @@ def vit_state(state: dict[str, Any], module: ViT) -> dict[str, torch.Tensor]:
     return state
 
 
-def _unwrap(state: dict[str, Any], path: Path) -> dict[str, torch.Tensor]:
+def _unwrap(state: dict[str, Any], path: Path | None) -> dict[str, torch.Tensor]:
     """The state dict inside a training checkpoint ({"state_dict": ...}, {"model": ...}), tensors only."""
     for key in ("state_dict", "model"):
         if isinstance(state.get(key), dict):

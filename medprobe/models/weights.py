@@ -5,13 +5,14 @@ from __future__ import annotations
 import argparse
 import hashlib
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from medprobe.errors import WeightsError
-from medprobe.models.cards import ModelCard
+from medprobe.models.cards import ModelCard, load_card
 
 _CHUNK = 1 << 22
 #: No encoder's weights fit in 1 KiB: a smaller file is a truncated download or an error page.
@@ -102,6 +103,17 @@ def read_checkpoint(path: Path, card: ModelCard) -> tuple[dict[str, Any], str]:
     if not isinstance(state, dict):
         raise WeightsError(f"{path}: expected a state dict, found {type(state).__name__}")
     return state, sha
+
+
+def load_published(module: torch.nn.Module, weights: Path | None, model_name: str,
+                   adapter: Callable[[dict[str, Any]], dict[str, torch.Tensor]]) -> str | None:
+    """Read `weights` with the model card's checks, map it onto `module`'s keys with `adapter` (the one adapter per
+    upstream layout) and load it strictly; its sha256, or None for a random-init network (no weights)."""
+    if weights is None:
+        return None
+    state, sha = read_checkpoint(weights, load_card(model_name))
+    load_strict(module, adapter(state), weights, model_name)
+    return sha
 
 
 def load_strict(module: torch.nn.Module, state: dict[str, torch.Tensor], path: Path, model_name: str) -> None:
