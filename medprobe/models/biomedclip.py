@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 
@@ -37,6 +37,9 @@ from medprobe.models.encoder import TorchEncoder
 from medprobe.models.registry import register_model
 from medprobe.models.weights import load_strict, read_checkpoint
 from medprobe.preprocess.input_spec import InputSpec
+
+if TYPE_CHECKING:
+    from medprobe.models.text_tower import TextTower
 
 CONFIG_FILE = "open_clip_config.json"
 #: The weights files of an open_clip hub snapshot, in the order open_clip's local-dir loader prefers them.
@@ -75,6 +78,21 @@ class OpenClipImageEncoder(TorchEncoder):
         self.options: dict[str, Any] = {}
         if weights_sha256 is None:
             self.options["init_seed"] = seed
+        #: What the text tower is built from (zero-shot): the open_clip config, checkpoint and text model folder.
+        self.text_source: tuple[dict[str, Any], Path, Path | None] | None = None
+
+    @property
+    def has_text_tower(self) -> bool:
+        return self.text_source is not None
+
+    def text_tower(self) -> TextTower:
+        from medprobe.models.text_tower import open_clip_text_tower
+
+        if self.text_source is None:
+            raise MedprobeError(f"model '{self.name}' was built without weights (random init): it has no text "
+                                "tower to classify zero-shot with")
+        config, weights_file, text_folder = self.text_source
+        return open_clip_text_tower(config, weights_file, self.name, text_folder)
 
     @property
     def architecture(self) -> str:
@@ -100,9 +118,15 @@ class OpenClipImageEncoder(TorchEncoder):
 
 
 @register_model("biomedclip")
-def build_biomedclip(name: str, weights: Path | None, seed: int = 0, **unknown: Any) -> OpenClipImageEncoder:
+def build_biomedclip(name: str, weights: Path | None, seed: int = 0, text_model: str | None = None,
+                     **unknown: Any) -> OpenClipImageEncoder:
+    """`text_model`: a local copy of the text tower's Hugging Face model (config and tokenizer) for zero-shot;
+    without it the local hub cache is looked up by the config's `hf_model_name`."""
     if unknown:
-        raise MedprobeError(f"model '{name}': unknown option(s) {sorted(unknown)}; known: seed")
+        raise MedprobeError(f"model '{name}': unknown option(s) {sorted(unknown)}; known: seed, text_model")
+    if text_model is not None and not Path(text_model).is_dir():
+        raise MedprobeError(f"model '{name}': option text_model {text_model} is not a folder (it should hold the "
+                            "text model's config.json and tokenizer files)")
     if weights is None:
         config, weights_file = HUB_CONFIG, None
     else:
@@ -118,7 +142,11 @@ def build_biomedclip(name: str, weights: Path | None, seed: int = 0, **unknown: 
     if size is not None and tuple(size) != (_square(preprocess["size"]),) * 2:
         raise WeightsError(f"{weights or 'built-in config'}: the config's image_size {preprocess['size']} is not "
                            f"the timm trunk's input size {tuple(size)}; open_clip's model would refuse such inputs")
-    return OpenClipImageEncoder(name, visual, vision_cfg, embed_dim, preprocess, sha, seed)
+    encoder = OpenClipImageEncoder(name, visual, vision_cfg, embed_dim, preprocess, sha, seed)
+    if weights_file is not None:
+        encoder.text_source = (config, weights_file, Path(text_model) if text_model else None)
+        encoder.zero_shot_templates = tuple(load_card(name).zero_shot_templates)
+    return encoder
 
 
 def read_open_clip_folder(weights: Path, name: str) -> tuple[dict[str, Any], Path]:

@@ -1,16 +1,19 @@
-"""The text side of a vision-language model, loaded from the same local folder as its image side, offline.
+"""The text side of a vision-language model, for zero-shot classification, built offline from local files.
 
-SigLIP family only (MedSigLIP, SigLIP, any `hf:` SigLIP folder): their image embedding in medprobe is the vision
-tower's pooled output, exactly what `SiglipModel.get_image_features` returns, so it lies in the space the text
-tower embeds into. A CLIP folder is refused: medprobe's CLIP image embedding is taken before CLIP's visual
-projection, so it is not in that space. Texts are tokenised by the folder's own tokenizer as the model card says
-SigLIP was trained (`padding="max_length"`, what the tokenizer returns passed on), embedded with transformers'
-`get_text_features`, and L2-normalised. The logit scale (`exp(logit_scale)`) and bias are the checkpoint's.
+Only where medprobe's image embedding lies in the space the text tower embeds into:
+- the SigLIP family (MedSigLIP, SigLIP, any `hf:` SigLIP folder): the image embedding is the vision tower's pooled
+  output, exactly `SiglipModel.get_image_features`; the text side is the same folder's `SiglipModel`, tokenised as
+  SigLIP was trained (`padding="max_length"`) and embedded by `get_text_features`;
+- BiomedCLIP: the image embedding is open_clip's `encode_image` (projected); the text side is open_clip's own
+  `HFTextEncoder` over PubMedBERT, whose config and tokenizer come from a local copy (option `text_model`, else
+  the local hub cache), its tensors from the open_clip checkpoint.
+A CLIP folder is refused: medprobe's CLIP image embedding is taken before CLIP's visual projection. Embeddings are
+L2-normalised; the logit scale (`exp(logit_scale)`) and bias are the checkpoint's.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,31 +21,30 @@ import numpy as np
 import torch
 
 from medprobe.errors import MedprobeError, WeightsError
-from medprobe.models.hf_vision import offline_and_quiet
+from medprobe.models.cards import load_card
+from medprobe.models.hf_vision import cached_snapshot, offline_and_quiet
+from medprobe.models.weights import load_strict, read_checkpoint
 
 #: The config model types whose image embedding (as medprobe computes it) shares the text tower's space.
 TEXT_MODEL_TYPES = ("siglip",)
 
 
 class TextTower:
-    """Texts → unit-norm embeddings (n, d) in the image embedding's space, with the model's logit scale and bias."""
+    """Texts → unit-norm embeddings (n, d) in the image embedding's space, with the model's logit scale and bias.
+    `embed` is the upstream text forward on a batch of texts (tokenising included), returning (n, d)."""
 
-    def __init__(self, label: str, model: Any, tokenizer: Any, logit_scale: float, logit_bias: float) -> None:
+    def __init__(self, label: str, embed: Callable[[list[str]], torch.Tensor], logit_scale: float,
+                 logit_bias: float) -> None:
         self.label = label
-        self.model = model.eval().requires_grad_(False)
-        self.tokenizer = tokenizer
+        self.embed = embed
         self.logit_scale = logit_scale
         self.logit_bias = logit_bias
-        self.max_length = int(model.config.text_config.max_position_embeddings)
 
     def encode(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
         out = []
         for start in range(0, len(texts), batch_size):
-            batch = self.tokenizer(list(texts[start : start + batch_size]), padding="max_length",
-                                   max_length=self.max_length, truncation=True, return_tensors="pt")
             with torch.no_grad():
-                features = self.model.get_text_features(**batch).pooler_output
-            out.append(features.float().numpy())
+                out.append(self.embed(list(texts[start : start + batch_size])).float().numpy())
         vectors = np.concatenate(out)
         return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
 
@@ -75,4 +77,68 @@ def hf_text_tower(folder: Path, label: str) -> TextTower:
     bias = getattr(model, "logit_bias", None)
     with torch.no_grad():
         scale, shift = float(model.logit_scale.exp()), float(bias) if bias is not None else 0.0
-    return TextTower(label, model, tokenizer, scale, shift)
+    model.eval().requires_grad_(False)
+    length = int(model.config.text_config.max_position_embeddings)
+
+    def embed(texts: list[str]) -> torch.Tensor:
+        batch = tokenizer(texts, padding="max_length", max_length=length, truncation=True, return_tensors="pt")
+        return model.get_text_features(**batch).pooler_output
+
+    return TextTower(label, embed, scale, shift)
+
+
+def open_clip_text_tower(config: dict[str, Any], weights_file: Path, label: str, text_folder: Path | None
+                         ) -> TextTower:
+    """The text tower of an open_clip model whose text side is a Hugging Face model (BiomedCLIP: PubMedBERT, CLS of
+    the last hidden state, an MLP projection), built by open_clip's own `HFTextEncoder` from a local copy of that
+    model's config and tokenizer (`text_folder`, else the snapshot in the local hub cache), its tensors loaded
+    strictly from the open_clip checkpoint's `text.*`; tokenised as open_clip's `HFTokenizer` does (padding to
+    the context length, truncation)."""
+    from open_clip.hf_model import HFTextEncoder
+    from transformers import AutoTokenizer
+
+    text_cfg = config["model_cfg"].get("text_cfg") or {}
+    model_name, tokenizer_name = text_cfg.get("hf_model_name"), text_cfg.get("hf_tokenizer_name")
+    if not model_name:
+        raise MedprobeError(f"{label}: its open_clip text tower is not a Hugging Face model (no text_cfg."
+                            "hf_model_name); medprobe builds only those offline")
+    model_folder = text_folder or local_snapshot(model_name, label)
+    if text_folder is None and (weights_file.parent / "tokenizer_config.json").is_file():
+        tokenizer_folder = weights_file.parent  # open_clip's local-dir loader reads a snapshot's own tokenizer
+    else:
+        tokenizer_folder = text_folder or local_snapshot(tokenizer_name or model_name, label)
+    state, _ = read_checkpoint(weights_file, load_card(label))
+    state = state.get("state_dict", state)
+    state = {k.removeprefix("module."): v for k, v in state.items()}
+    with offline_and_quiet():
+        try:
+            text = HFTextEncoder(str(model_folder), output_dim=int(config["model_cfg"]["embed_dim"]),
+                                 pooler_type=text_cfg.get("hf_pooler_type"), proj_type=text_cfg.get("hf_proj_type"),
+                                 pretrained=False)
+            tokenizer = AutoTokenizer.from_pretrained(tokenizer_folder, local_files_only=True)
+        except (OSError, ValueError, KeyError) as exc:
+            raise WeightsError(f"{label}: cannot build the text tower from {model_folder} "
+                               f"({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from None
+    load_strict(text, {k.removeprefix("text."): v for k, v in state.items() if k.startswith("text.")}, weights_file,
+                label)
+    text.eval().requires_grad_(False)
+    length = int(text_cfg.get("context_length", 77))
+
+    def embed(texts: list[str]) -> torch.Tensor:
+        ids = tokenizer(texts, return_tensors="pt", max_length=length, padding="max_length", truncation=True)
+        return text(ids.input_ids)
+
+    bias = state.get("logit_bias")
+    return TextTower(label, embed, float(state["logit_scale"].exp()), float(bias) if bias is not None else 0.0)
+
+
+def local_snapshot(reference: str, label: str) -> Path:
+    """A text model named in a config: a local folder as it is, a hub name from the local hub cache (never
+    downloaded)."""
+    if Path(reference).is_dir():
+        return Path(reference)
+    try:
+        return cached_snapshot(reference, "main")
+    except WeightsError as exc:
+        raise WeightsError(f"{label}: the text tower needs {reference} (its config and tokenizer) on local disk: "
+                           f"{exc}") from None

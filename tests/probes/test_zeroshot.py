@@ -1,11 +1,12 @@
-"""Zero-shot classification with a SigLIP model's own text tower, against transformers' own forward.
+"""Zero-shot classification with a model's own text tower, against the upstream libraries' own forward.
 
 A tiny random `SiglipModel` is saved as the hub publishes one (config, safetensors, a tokenizer: here a small
 word-level one made with `tokenizers`, no download). medprobe's class embeddings must equal
 `get_text_features` on the text `padding="max_length"` tokenises to; its zero-shot probabilities, from medprobe's
 own image embeddings, must equal the softmax of `SiglipModel.forward`'s `logits_per_image`; a site job with the
 protocol scores every test row (AUROC checked against scikit-learn on its predictions) while a model without a
-text tower records why it has none and its other protocols run.
+text tower records why it has none and its other protocols run. BiomedCLIP's text tower (a Hugging Face BERT inside
+open_clip) is held against open_clip's `encode_text` and its model's image–text logits the same way.
 """
 
 from __future__ import annotations
@@ -179,3 +180,67 @@ def test_class_values_match_their_prompts_as_text_and_prompts_need_classes() -> 
         TaskSpec(name="age", target="age", type="regression", prompts={0: "young", 1: "old"})
     with pytest.raises(ValueError, match="at least two classes"):
         TaskSpec(name="dr", target="dr", prompts={1: "yes"})
+
+
+@pytest.fixture(scope="module")
+def biomedclip(tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, Path, Path]:
+    """A tiny open_clip model of BiomedCLIP's structure whose text tower is a Hugging Face BERT (CLS of the last
+    hidden state, MLP projection), the BERT's config and word-piece tokenizer in a local folder as the hub has them;
+    written as a hub snapshot and loaded back by open_clip itself."""
+    import open_clip
+    from tokenizers import BertWordPieceTokenizer
+    from transformers import BertConfig, BertModel, BertTokenizerFast
+
+    from medprobe.models.biomedclip import CONFIG_FILE, HUB_CONFIG
+
+    root = tmp_path_factory.mktemp("biomedclip_text")
+    bert = root / "BiomedBERT"
+    bert.mkdir()
+    (bert / "vocab.txt").write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS]), "utf-8")
+    wordpiece = BertWordPieceTokenizer(str(bert / "vocab.txt"), lowercase=True)
+    BertTokenizerFast(tokenizer_object=wordpiece._tokenizer, unk_token="[UNK]", pad_token="[PAD]",
+                      cls_token="[CLS]", sep_token="[SEP]", mask_token="[MASK]").save_pretrained(bert)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(5)
+        BertModel(BertConfig(vocab_size=len(WORDS) + 5, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                             intermediate_size=37, max_position_embeddings=32)).save_pretrained(bert)
+    folder = root / "biomedclip"
+    folder.mkdir()
+    text_cfg = {"hf_model_name": str(bert), "hf_tokenizer_name": str(bert), "hf_proj_type": "mlp",
+                "hf_pooler_type": "cls_last_hidden_state_pooler", "context_length": 16}
+    config = {"model_cfg": {"embed_dim": 24, "vision_cfg": {**HUB_CONFIG["model_cfg"]["vision_cfg"],
+                                                            "timm_model_name": "vit_tiny_patch16_224"},
+                            "text_cfg": text_cfg},
+              "preprocess_cfg": HUB_CONFIG["preprocess_cfg"]}
+    (folder / CONFIG_FILE).write_text(json.dumps(config), encoding="utf-8")
+    torch.manual_seed(6)
+    model = open_clip.create_model(f"local-dir:{folder}")
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.05 * torch.randn(p.shape))
+    torch.save(model.state_dict(), folder / "open_clip_pytorch_model.bin")
+    reference = open_clip.create_model(f"local-dir:{folder}").eval()
+    return reference, folder, bert
+
+
+def test_biomedclips_text_tower_is_open_clips_encode_text(biomedclip: tuple[Any, Path, Path]) -> None:
+    import open_clip
+
+    reference, folder, bert = biomedclip
+    encoder = load_encoder("biomedclip", weights=folder, text_model=str(bert))
+    texts = ["a photo of the normal retina", "diabetic retinopathy"]
+    tower = encoder.text_tower()
+    tokenize = open_clip.tokenizer.HFTokenizer(str(bert), context_length=16)  # what open_clip does for the hub name
+    pixels = torch.randn(3, 3, 224, 224, generator=torch.Generator().manual_seed(4))
+    with torch.no_grad():
+        expected = torch.nn.functional.normalize(reference.encode_text(tokenize(texts)), dim=-1)
+        image, text, scale = reference(pixels, tokenize(texts))[:3]
+        images = encoder.encode(pixels).numpy()
+    np.testing.assert_allclose(tower.encode(texts), expected.numpy(), atol=1e-5)
+    assert tower.logit_scale == pytest.approx(float(scale))
+    assert encoder.zero_shot_templates == ("this is a photo of {}",)
+    single = class_text(tower, {"0": texts[0], "1": texts[1]}, ["{}"])
+    ours = zeroshot_probabilities(images, single.embeddings, single.logit_scale, single.logit_bias)
+    np.testing.assert_allclose(ours, torch.softmax(scale * image @ text.T, dim=1).numpy(), atol=1e-5)
+    with pytest.raises(MedprobeError, match=r"text_model .* is not a folder"):
+        load_encoder("biomedclip", weights=folder, text_model=str(folder / "absent"))
