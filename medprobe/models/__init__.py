@@ -7,6 +7,7 @@ from medprobe.models import (  # noqa: F401 - importing registers the builders
     dinobloom,
     dinov2,
     dinov3,
+    flair,
     handcrafted,
     hf_zoo,
     ldae,

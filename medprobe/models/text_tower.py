@@ -34,11 +34,14 @@ class TextTower:
     `embed` is the upstream text forward on a batch of texts (tokenising included), returning (n, d)."""
 
     def __init__(self, label: str, embed: Callable[[list[str]], torch.Tensor], logit_scale: float,
-                 logit_bias: float) -> None:
+                 logit_bias: float, *, renormalise_ensemble: bool = True) -> None:
         self.label = label
         self.embed = embed
         self.logit_scale = logit_scale
         self.logit_bias = logit_bias
+        #: Whether a class's mean prompt embedding is renormalised (CLIP's prompt ensembling) or kept as the mean
+        #: (FLAIR's own `compute_text_embeddings`).
+        self.renormalise_ensemble = renormalise_ensemble
 
     def encode(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
         out = []
@@ -128,8 +131,59 @@ def open_clip_text_tower(config: dict[str, Any], weights_file: Path, label: str,
         ids = tokenizer(texts, return_tensors="pt", max_length=length, padding="max_length", truncation=True)
         return text(ids.input_ids)
 
+    if "logit_scale" not in state:
+        raise WeightsError(f"{weights_file}: no logit_scale, so not an open_clip CLIP checkpoint; zero-shot needs it")
     bias = state.get("logit_bias")
     return TextTower(label, embed, float(state["logit_scale"].exp()), float(bias) if bias is not None else 0.0)
+
+
+#: The text model FLAIR's authors build (`TextModel(bert_type=...)`) and its token limit (`model_max_length`).
+FLAIR_BERT = "emilyalsentzer/Bio_ClinicalBERT"
+FLAIR_MAX_TOKENS = 77
+#: The largest logit scale FLAIR allows (`compute_logits` clamps log scale to [0, 4.6052], i.e. 100).
+FLAIR_MAX_LOG_SCALE = 4.6052
+
+
+def flair_text_tower(weights_file: Path, label: str, text_folder: Path | None) -> TextTower:
+    """FLAIR's `TextModel`: Bio_ClinicalBERT (config and tokenizer from a local copy, its tensors from the FLAIR
+    checkpoint's `text_model.model.*`), the mean over all token positions of hidden states 1, 2 and the last,
+    averaged over the three, then the projection layer (normalise, linear, normalise). Tokenised as the authors do:
+    `padding=True`, truncation at 77 tokens. Prompt embeddings are averaged per class without renormalising, as the
+    authors' `compute_text_embeddings` does."""
+    from transformers import AutoConfig, AutoModel, AutoTokenizer
+
+    from medprobe.models.flair import Projection, project_normalised
+
+    folder = text_folder or local_snapshot(FLAIR_BERT, label)
+    state, _ = read_checkpoint(weights_file, load_card(label))
+    state = state.get("state_dict", state)
+    with offline_and_quiet():
+        try:
+            config = AutoConfig.from_pretrained(folder, local_files_only=True)
+            bert = AutoModel.from_config(config, add_pooling_layer=True)
+            tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
+        except (OSError, ValueError, KeyError) as exc:
+            raise WeightsError(f"{label}: cannot build Bio_ClinicalBERT from {folder} "
+                               f"({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from None
+    load_strict(bert, {k.removeprefix("text_model.model."): v for k, v in state.items()
+                       if k.startswith("text_model.model.")}, weights_file, label)
+    projection = Projection(int(config.hidden_size))
+    text_projection = "text_model.projection_head_text.projection.weight"
+    load_strict(projection, {"projection.weight": state[text_projection]} if text_projection in state else {},
+                weights_file, label)
+    if "logit_scale" not in state:
+        raise WeightsError(f"{weights_file}: no logit_scale, so not FLAIR's whole-model checkpoint; zero-shot needs it")
+    bert.eval().requires_grad_(False)
+    projection.eval().requires_grad_(False)
+
+    def embed(texts: list[str]) -> torch.Tensor:
+        tokens = tokenizer(texts, truncation=True, max_length=FLAIR_MAX_TOKENS, padding=True, return_tensors="pt")
+        hidden = bert(**tokens, output_hidden_states=True).hidden_states
+        pooled = torch.stack([hidden[1], hidden[2], hidden[-1]]).permute(1, 0, 2, 3).mean(2).mean(1)
+        return project_normalised(pooled, projection.projection)
+
+    log_scale = float(state["logit_scale"].clamp(0, FLAIR_MAX_LOG_SCALE))
+    return TextTower(label, embed, float(torch.tensor(log_scale).exp()), 0.0, renormalise_ensemble=False)
 
 
 def local_snapshot(reference: str, label: str) -> Path:

@@ -22,7 +22,7 @@ from medprobe.preprocess.intensity import IntensityStep
 from medprobe.preprocess.model_defaults import with_model_defaults
 from medprobe.preprocess.options import PreprocessOptions
 from medprobe.preprocess.spatial import CropToForeground, ToOrientation, ToSize, ToSpacing
-from medprobe.preprocess.tensor_steps import match_channels, normalise, pad_to_square, resize
+from medprobe.preprocess.tensor_steps import letterbox, match_channels, normalise, pad_to_square, resize
 from medprobe.preprocess.views import VolumeSlicer
 from medprobe.preprocess.volumes import SelectVolume
 
@@ -90,12 +90,20 @@ class PreprocessChain:
         return 3 if self.slicer.option.strategy == "orthogonal" else self.slicer.option.n
 
     def _to_model_tensor(self, views: list[np.ndarray]) -> torch.Tensor:
-        """Each view is padded to a square and resized on its own: orthogonal planes differ in shape."""
+        """Each view is padded to a square and resized on its own: orthogonal planes differ in shape.
+
+        medprobe's arrays index space as (x, y[, z]): for a picture, x runs along a row (the column index) and y
+        down the columns (the row index), like a volume's (i, j). Image models take (C, rows, columns), the picture
+        as it is displayed, so a 2D model's views are transposed to that first."""
         spec = self.model_input
         tensors = [torch.from_numpy(np.ascontiguousarray(v)) for v in views]
+        if spec.spatial_dims == 2:
+            tensors = [t.transpose(-1, -2).contiguous() for t in tensors]
         shapes = {tuple(t.shape[1:]) for t in tensors}
-        if shapes != {spec.size} and (spec.size is not None or len(shapes) > 1):  # not when a size step already
-            tensors = [pad_to_square(t) for t in tensors]                       # gave the model's own size
+        if spec.fit == "letterbox" and spec.size is not None:
+            tensors = [letterbox(t, spec.size) for t in tensors]
+        elif shapes != {spec.size} and (spec.size is not None or len(shapes) > 1):  # not when a size step
+            tensors = [pad_to_square(t) for t in tensors]                         # already gave the model's size
         if spec.size is not None:
             tensors = [resize(t[None], spec.size, spec.interpolation)[0] for t in tensors]
         elif len({tuple(t.shape) for t in tensors}) > 1:
@@ -114,7 +122,8 @@ class PreprocessChain:
         steps = [*defaults, self.volume_step.describe(), *corruption, *(step.describe() for step in self.image_steps)]
         if self.slicer:
             steps.append(self.slicer.describe())
-        steps.append({"step": "model_input", "pad_to_square": self.model_input.size is not None,
+        layout = {"layout": "channels, rows, columns"} if self.model_input.spatial_dims == 2 else {}
+        steps.append({"step": "model_input", "pad_to_square": self.model_input.size is not None, **layout,
                       **self.model_input.describe()})
         return steps
 

@@ -27,10 +27,16 @@ class InputSpec:
     std: tuple[float, ...] | None = IMAGENET_STD
     interpolation: str = "bicubic"
     defaults: ModelDefaults | None = None
+    #: How a 2D view reaches `size`: "pad_square" (pad symmetrically to a square with the minimum, then resize) or
+    #: "letterbox" (resize the longest side to the size, keeping the aspect, then pad right and bottom with zeros:
+    #: FLAIR's `preprocess_image`).
+    fit: str = "pad_square"
 
     def describe(self) -> dict[str, Any]:
         described = asdict(self)
         described.pop("defaults")
+        if self.fit == "pad_square":  # the fingerprints of models that always padded to a square stay as they were
+            described.pop("fit")
         if self.defaults is not None:  # only then: the fingerprints of models without defaults stay as they were
             described["defaults"] = self.defaults.describe()
         return described

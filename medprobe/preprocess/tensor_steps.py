@@ -22,6 +22,17 @@ def pad_to_square(view: torch.Tensor) -> torch.Tensor:
     return F.pad(view, pads, mode="constant", value=float(view.min()))
 
 
+def letterbox(view: torch.Tensor, size: tuple[int, ...]) -> torch.Tensor:
+    """(C, H, W) → (C, *size): the longest side resized to the size's (bilinear, antialiased, as torchvision's
+    `Resize(antialias=True)` on tensors), the other by the same factor (truncated), then zeros padded at the right
+    and bottom. FLAIR's `preprocess_image` exactly: its model saw fundus photographs that way."""
+    height, width = view.shape[-2:]
+    scale = max(height, width) / max(size)
+    target = (int(height / scale), int(width / scale))
+    resized = F.interpolate(view[None].float(), size=target, mode="bilinear", align_corners=False, antialias=True)[0]
+    return F.pad(resized, (0, size[-1] - target[1], 0, size[-2] - target[0]))
+
+
 def resize(batch: torch.Tensor, size: tuple[int, ...], interpolation: str) -> torch.Tensor:
     """Resize (V, C, *spatial) to `size`; 2D downsampling is antialiased, 3D uses trilinear."""
     if tuple(batch.shape[2:]) == tuple(size):

@@ -1,5 +1,6 @@
 """A task's class prompts, put into templates and embedded by a text tower: one embedding per class (the mean of
-its unit-norm prompt embeddings, renormalised: CLIP's prompt ensembling)."""
+its unit-norm prompt embeddings, renormalised as CLIP's prompt ensembling does, or as the mean where the model's
+authors keep it so: FLAIR)."""
 
 from __future__ import annotations
 
@@ -26,6 +27,6 @@ def class_text(tower: TextTower, prompts: Mapping[str, str | Sequence[str]], tem
     rows = []
     for label in texts:
         mean = tower.encode(texts[label]).mean(axis=0)
-        rows.append(mean / np.linalg.norm(mean))
+        rows.append(mean / np.linalg.norm(mean) if tower.renormalise_ensemble else mean)
     return ClassText(np.array(list(texts), dtype=object), np.stack(rows).astype(np.float32), tower.logit_scale,
                      tower.logit_bias, texts)

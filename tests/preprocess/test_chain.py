@@ -4,6 +4,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from medprobe.errors import ReadError
 from medprobe.io import MedicalImage, read_image
@@ -32,7 +33,7 @@ def test_left_marker_stays_left_whatever_the_storage_orientation(tmp_path: Path)
     a = chain(read_image(ras_path))
     b = chain(read_image(lps_path))
     torch.testing.assert_close(a, b)
-    columns_with_marker = torch.nonzero(a[0, 0].amax(dim=1) > 0.5).flatten()
+    columns_with_marker = torch.nonzero(a[0, 0].amax(dim=0) > 0.5).flatten()  # the model's (C, rows, columns)
     assert columns_with_marker.max() < 8  # picture's left half (x = column)
     assert nib.aff2axcodes(lps_affine) == ("L", "P", "S")
 
@@ -61,9 +62,21 @@ def test_ct_window_and_imagenet_normalisation() -> None:
     image = MedicalImage(hu, np.eye(4), "ct")
     data = DataSpec(manifest=Path("m.csv"), modality="ct", preprocessing={"inputs": "any"})  # a 2D CT image
     out = PreprocessChain(data, InputSpec(2, None, 1, None, None))(image)
-    np.testing.assert_allclose(out[0, 0].numpy(), np.array([[0, 0.5, 1.0], [0, 1.0, 1.0]]), atol=1e-6)
+    # the array is (x, y) = (2 columns, 3 rows); the model sees (rows, columns)
+    np.testing.assert_allclose(out[0, 0].numpy(), np.array([[0, 0.5, 1.0], [0, 1.0, 1.0]]).T, atol=1e-6)
     normalised = PreprocessChain(data, InputSpec(2, None, 3, (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)))(image)
     np.testing.assert_allclose(normalised[0, 1].numpy(), (out[0, 0].numpy() - 0.5) / 0.25, atol=1e-6)
+
+
+def test_a_picture_reaches_a_2d_model_as_it_is_displayed(tmp_path: Path) -> None:
+    """A PNG's top rows are the model input's top rows: (C, rows, columns), not medprobe's (x, y) array order."""
+    photo = np.zeros((30, 40, 3), np.uint8)
+    photo[:5] = 255  # a band along the top
+    photo[:, -4:, 1] = 200  # and a green strip at the right
+    Image.fromarray(photo).save(tmp_path / "p.png")
+    data = DataSpec(manifest=Path("m.csv"), modality="photo")
+    out = PreprocessChain(data, InputSpec(2, None, 3, None, None))(read_image(tmp_path / "p.png"))[0]
+    torch.testing.assert_close(out, torch.from_numpy(photo.astype(np.float32) / 255).permute(2, 0, 1))
 
 
 def test_pad_to_square_keeps_the_whole_field_of_view() -> None:

@@ -69,7 +69,7 @@ def test_2d_images_take_a_2d_size() -> None:
                           InputSpec(2, None, 3, None, None))(picture)
     assert out.shape == (1, 3, 32, 32)
     out = PreprocessChain(_data(size=[20, 15], inputs="any"), InputSpec(2, None, 3, None, None))(picture)
-    assert out.shape == (1, 3, 20, 15)
+    assert out.shape == (1, 3, 15, 20)  # size is (x, y); the model sees (rows = y, columns = x)
 
 
 @pytest.mark.parametrize(("size", "image"), [
