@@ -77,7 +77,8 @@ def result_findings(metrics: Mapping[str, float], predictions: pd.DataFrame, tas
         findings.append(Finding(BELOW_CHANCE, (
             f"AUROC {metrics['auroc']:.3f} with its 95 % interval [{metrics[ci_low('auroc')]:.3f}, "
             f"{auroc_high:.3f}] below 0.5: the scores are systematically inverted; check that the label coding is "
-            "the same where the head was trained and where it was tested")))
+            "the same where the head was trained and where it was tested (zero-shot: that each class's prompts "
+            "describe that class)")))
     wide = [name for name in metrics if _interval_wider_than_range(metrics, name, scale)]
     if wide:
         findings.append(Finding(WIDE_INTERVAL, (
