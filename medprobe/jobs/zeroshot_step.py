@@ -25,17 +25,21 @@ def class_texts(spec: PipelineSpec, encoder: Encoder, key: str, say: Callable[[s
     if options is None or not encoder.has_text_tower:
         return {}
     tasks = [task for task in spec.tasks if task.type == "classification"]
+    out: dict[str, ClassText | str] = {
+        task.name: f"task '{task.name}' has no prompts (tasks[].prompts: class value → text)"
+        for task in tasks if not task.prompts}
+    prompted = [task for task in tasks if task.prompts]
+    if not prompted:  # the text tower is not loaded for nothing
+        return out
     try:
         tower = encoder.text_tower()
     except MedprobeError as error:
-        return dict.fromkeys((task.name for task in tasks), str(error))
-    templates = options.templates or list(encoder.zero_shot_templates) or list(PLAIN_TEMPLATE)
-    out: dict[str, ClassText | str] = {}
-    for task in tasks:
-        if not task.prompts:
-            out[task.name] = f"task '{task.name}' has no prompts (tasks[].prompts: class value → text)"
-            continue
+        return out | dict.fromkeys((task.name for task in prompted), str(error))
+    templates, source = ((options.templates, "the spec") if options.templates else
+                         (list(encoder.zero_shot_templates), "the model card") if encoder.zero_shot_templates else
+                         (list(PLAIN_TEMPLATE), "none: the prompts as written"))
+    for task in prompted:
+        assert task.prompts is not None
         out[task.name] = class_text(tower, task.prompts, templates)
-    say(f"  {key}: zero-shot with {len(templates)} template(s) from the "
-        f"{'spec' if options.templates else 'model card'}")
+    say(f"  {key}: zero-shot with {len(templates)} template(s) from {source}")
     return out

@@ -89,8 +89,7 @@ class OpenClipImageEncoder(TorchEncoder):
         from medprobe.models.text_tower import open_clip_text_tower
 
         if self.text_source is None:
-            raise MedprobeError(f"model '{self.name}' was built without weights (random init): it has no text "
-                                "tower to classify zero-shot with")
+            raise self.random_init_has_no_text_tower()
         config, weights_file, text_folder = self.text_source
         return open_clip_text_tower(config, weights_file, self.name, text_folder)
 
@@ -212,16 +211,23 @@ def build_vision_tower(embed_dim: int, vision_cfg: dict[str, Any], quick_gelu: b
 
 def open_clip_visual_state(state: dict[str, Any], path: Path) -> dict[str, torch.Tensor]:
     """The image tower's tensors, keys without `visual.`; text-tower keys dropped; anything else kept for
-    `load_strict` to report. Unwraps `state_dict` and DDP's `module.` as open_clip's `load_state_dict` does."""
-    state = state.get("state_dict", state)
-    if state and next(iter(state)).startswith("module."):
-        state = {k.removeprefix("module."): v for k, v in state.items()}
+    `load_strict` to report."""
+    state = open_clip_state(state)
     if not any(k.startswith("visual.") for k in state):
         raise WeightsError(f"{path}: no 'visual.*' tensors, so not an open_clip CLIP checkpoint (its keys begin: "
                            f"{', '.join(list(state)[:8])}); give the open_clip_pytorch_model.bin or "
                            "open_clip_model.safetensors of the hub snapshot")
     return {k.removeprefix("visual."): v for k, v in state.items()
             if k.startswith("visual.") or not (k.startswith(TEXT_PREFIXES) or k in TEXT_KEYS)}
+
+
+def open_clip_state(state: dict[str, Any]) -> dict[str, Any]:
+    """The state dict of an open_clip checkpoint with `state_dict` and DDP's `module.` unwrapped, as open_clip's
+    `load_state_dict` does."""
+    state = state.get("state_dict", state)
+    if state and next(iter(state)).startswith("module."):
+        state = {k.removeprefix("module."): v for k, v in state.items()}
+    return state
 
 
 def _square(size: Any) -> int:

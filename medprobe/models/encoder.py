@@ -74,6 +74,11 @@ class Encoder(ABC):
         """Whether `text_tower()` can give one (a vision-language model built with its weights)."""
         return False
 
+    def random_init_has_no_text_tower(self) -> MedprobeError:
+        """The error of a vision-language model built without weights: nothing to embed class prompts with."""
+        return MedprobeError(f"model '{self.name}' was built without weights (random init): it has no text tower "
+                             "to classify zero-shot with")
+
     def text_tower(self) -> TextTower:
         """The model's own text tower, for the zero-shot protocol (vision-language models only)."""
         raise MedprobeError(f"model '{self.name}' has no text tower: zero-shot classification needs a "

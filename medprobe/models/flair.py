@@ -103,8 +103,7 @@ class FLAIREncoder(TorchEncoder):
         from medprobe.models.text_tower import flair_text_tower
 
         if self.text_source is None:
-            raise MedprobeError(f"model '{self.name}' was built without weights (random init): it has no text "
-                                "tower to classify zero-shot with")
+            raise self.random_init_has_no_text_tower()
         if self.pooling != "projection":
             raise MedprobeError(f"model '{self.name}' with pooling {self.pooling}: the backbone features are not in "
                                 "the text tower's space; zero-shot needs pooling: projection")

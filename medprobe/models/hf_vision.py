@@ -160,8 +160,7 @@ class HFVisionEncoder(TorchEncoder):
         from medprobe.models.text_tower import hf_text_tower
 
         if self.source_folder is None:
-            raise MedprobeError(f"model '{self.name}' was built without weights (random init): it has no text "
-                                "tower to classify zero-shot with")
+            raise self.random_init_has_no_text_tower()
         return hf_text_tower(self.source_folder, self.name)
 
     @property
@@ -484,15 +483,22 @@ def _load_module(net: _Network, source: HFSource, name: str) -> PreTrainedModel:
     except (OSError, ValueError, RuntimeError, KeyError) as exc:
         raise WeightsError(f"{source.label}: transformers cannot load it as {net.cls.__name__} for model '{name}' "
                            f"({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from None
-    missing = sorted(info.get("missing_keys", []))
-    unexpected = sorted(k for k in info.get("unexpected_keys", []) if k.split(".", 1)[0] not in net.siblings)
-    mismatched = [_mismatch(m) for m in info.get("mismatched_keys", [])]
-    if missing or unexpected or mismatched:
-        parts = [f"{label}: {_show(keys)}" for label, keys in
-                 (("missing keys", missing), ("unexpected keys", unexpected), ("shape mismatches", mismatched)) if keys]
-        raise WeightsError(f"{source.label}: does not fit '{name}' as {net.cls.__name__} ({'; '.join(parts)}); "
+    problems = loading_problems(info, net.siblings)
+    if problems:
+        raise WeightsError(f"{source.label}: does not fit '{name}' as {net.cls.__name__} ({problems}); "
                            "is it the right architecture?")
     return module
+
+
+def loading_problems(info: dict[str, Any], siblings: frozenset[str] = frozenset()) -> str:
+    """transformers' `output_loading_info` as one line ('' when every tensor fitted); unexpected keys under a
+    top-level name in `siblings` (a dual encoder's other tower) are not problems."""
+    missing = sorted(info.get("missing_keys", []))
+    unexpected = sorted(k for k in info.get("unexpected_keys", []) if k.split(".", 1)[0] not in siblings)
+    mismatched = [_mismatch(m) for m in info.get("mismatched_keys", [])]
+    return "; ".join(f"{label}: {_show(keys)}" for label, keys in
+                     (("missing keys", missing), ("unexpected keys", unexpected), ("shape mismatches", mismatched))
+                     if keys)
 
 
 def _input_spec(cfg: PretrainedConfig, preprocessor: dict[str, Any] | None, defaults: InputDefaults | None,

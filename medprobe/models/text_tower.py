@@ -13,6 +13,7 @@ L2-normalised; the logit scale (`exp(logit_scale)`) and bias are the checkpoint'
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ import torch
 
 from medprobe.errors import MedprobeError, WeightsError
 from medprobe.models.cards import load_card
-from medprobe.models.hf_vision import cached_snapshot, offline_and_quiet
+from medprobe.models.hf_vision import cached_snapshot, loading_problems, offline_and_quiet
 from medprobe.models.weights import load_strict, read_checkpoint
 
 #: The config model types whose image embedding (as medprobe computes it) shares the text tower's space.
@@ -72,11 +73,9 @@ def hf_text_tower(folder: Path, label: str) -> TextTower:
                                f"({type(exc).__name__}: {str(exc).splitlines()[0][:200]}); the folder needs the whole "
                                "model's safetensors and its tokenizer files, as the hub publishes them") from None
     model, info = loaded
-    problems = {kind: sorted(info.get(kind, [])) for kind in ("missing_keys", "unexpected_keys", "mismatched_keys")}
-    if any(problems.values()):
-        listed = "; ".join(f"{kind.replace('_', ' ')}: {', '.join(map(str, keys[:5]))}"
-                           for kind, keys in problems.items() if keys)
-        raise WeightsError(f"{label}: {folder} does not fit {type(model).__name__} ({listed})")
+    problems = loading_problems(info)
+    if problems:
+        raise WeightsError(f"{label}: {folder} does not fit {type(model).__name__} ({problems})")
     bias = getattr(model, "logit_bias", None)
     with torch.no_grad():
         scale, shift = float(model.logit_scale.exp()), float(bias) if bias is not None else 0.0
@@ -110,9 +109,9 @@ def open_clip_text_tower(config: dict[str, Any], weights_file: Path, label: str,
         tokenizer_folder = weights_file.parent  # open_clip's local-dir loader reads a snapshot's own tokenizer
     else:
         tokenizer_folder = text_folder or local_snapshot(tokenizer_name or model_name, label)
-    state, _ = read_checkpoint(weights_file, load_card(label))
-    state = state.get("state_dict", state)
-    state = {k.removeprefix("module."): v for k, v in state.items()}
+    from medprobe.models.biomedclip import open_clip_state
+
+    state = open_clip_state(read_checkpoint(weights_file, load_card(label))[0])
     with offline_and_quiet():
         try:
             text = HFTextEncoder(str(model_folder), output_dim=int(config["model_cfg"]["embed_dim"]),
@@ -182,8 +181,8 @@ def flair_text_tower(weights_file: Path, label: str, text_folder: Path | None) -
         pooled = torch.stack([hidden[1], hidden[2], hidden[-1]]).permute(1, 0, 2, 3).mean(2).mean(1)
         return project_normalised(pooled, projection.projection)
 
-    log_scale = float(state["logit_scale"].clamp(0, FLAIR_MAX_LOG_SCALE))
-    return TextTower(label, embed, float(torch.tensor(log_scale).exp()), 0.0, renormalise_ensemble=False)
+    scale = math.exp(float(state["logit_scale"].clamp(0, FLAIR_MAX_LOG_SCALE)))
+    return TextTower(label, embed, scale, 0.0, renormalise_ensemble=False)
 
 
 def local_snapshot(reference: str, label: str) -> Path:

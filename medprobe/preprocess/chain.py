@@ -123,8 +123,8 @@ class PreprocessChain:
         if self.slicer:
             steps.append(self.slicer.describe())
         layout = {"layout": "channels, rows, columns"} if self.model_input.spatial_dims == 2 else {}
-        steps.append({"step": "model_input", "pad_to_square": self.model_input.size is not None, **layout,
-                      **self.model_input.describe()})
+        pad_to_square = self.model_input.size is not None and self.model_input.fit == "pad_square"
+        steps.append({"step": "model_input", "pad_to_square": pad_to_square, **layout, **self.model_input.describe()})
         return steps
 
     def digest_text(self) -> str:

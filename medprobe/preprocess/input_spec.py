@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Literal
 
 from medprobe.preprocess.model_defaults import ModelDefaults
 
@@ -30,7 +30,7 @@ class InputSpec:
     #: How a 2D view reaches `size`: "pad_square" (pad symmetrically to a square with the minimum, then resize) or
     #: "letterbox" (resize the longest side to the size, keeping the aspect, then pad right and bottom with zeros:
     #: FLAIR's `preprocess_image`).
-    fit: str = "pad_square"
+    fit: Literal["pad_square", "letterbox"] = "pad_square"
 
     def describe(self) -> dict[str, Any]:
         described = asdict(self)

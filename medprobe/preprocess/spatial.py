@@ -121,11 +121,10 @@ class ToSize:
         self.check(image, source)
         if image.spatial_shape == self.size:
             return image
-        array = np.ascontiguousarray(image.array, dtype=np.float32)
-        tensor = MetaTensor(torch.from_numpy(array), affine=torch.from_numpy(np.asarray(image.affine, np.float64)))
+        tensor = _to_metatensor(image)
         if self.fit == "resize":
             return _from_metatensor(image, self._resize(tensor))
-        value = float(array.min()) if self.pad_value is None else self.pad_value
+        value = float(tensor.min()) if self.pad_value is None else self.pad_value
         return _from_metatensor(image, self._crop_or_pad(tensor, value=value))
 
     def describe(self) -> dict[str, Any]:
@@ -152,12 +151,16 @@ class CropToForeground:
             raise ReadError(source, "no voxel is above the intensity window's lower end, so there is no foreground "
                                     "to crop to; check the modality and window, or set "
                                     "data.preprocessing.crop_foreground: false", "empty-foreground")
-        array = np.ascontiguousarray(image.array, dtype=np.float32)
-        tensor = MetaTensor(torch.from_numpy(array), affine=torch.from_numpy(np.asarray(image.affine, np.float64)))
-        return _from_metatensor(image, self._crop(tensor))
+        return _from_metatensor(image, self._crop(_to_metatensor(image)))
 
     def describe(self) -> dict[str, Any]:
         return {"step": "crop_foreground", "select": "value > 0", "margin": 0}
+
+
+def _to_metatensor(image: MedicalImage) -> MetaTensor:
+    """The image as float32 with its affine, for MONAI's transforms."""
+    array = np.ascontiguousarray(image.array, dtype=np.float32)
+    return MetaTensor(torch.from_numpy(array), affine=torch.from_numpy(np.asarray(image.affine, np.float64)))
 
 
 def _from_metatensor(image: MedicalImage, tensor: torch.Tensor) -> MedicalImage:

@@ -16,12 +16,13 @@ TASK_TYPES = ("classification", "regression")
 @dataclass(frozen=True)
 class ClassText:
     """What a vision-language model's text tower says about each class, for zero-shot classification: the class
-    label values (as the task's labels hold them) and their unit-norm text embeddings (k, d), each the mean of the
-    class's prompts over the templates, renormalised (CLIP's prompt ensemble); the model's published logit scale
-    (already exponentiated) and bias; and the prompts themselves, for the record."""
+    label values (as the task's labels hold them) and their text embeddings (k, d), each the mean of the class's
+    unit-norm prompt embeddings over the templates, renormalised (CLIP's prompt ensemble) or not (FLAIR's, as its
+    authors do); the model's published logit scale (already exponentiated) and bias; and the prompts themselves,
+    for the record."""
 
     classes: np.ndarray  # (k,) label values
-    embeddings: np.ndarray  # (k, d) float32, unit norm
+    embeddings: np.ndarray  # (k, d) float32
     logit_scale: float
     logit_bias: float
     prompts: dict[str, list[str]]
