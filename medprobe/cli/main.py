@@ -17,7 +17,7 @@ import traceback
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
-from medprobe.exit_codes import EXIT_BUG, EXIT_INTERRUPTED
+from medprobe.exit_codes import EXIT_BUG, EXIT_INTERRUPTED, EXIT_USER_ERROR
 
 # The command is the application, so it may set process-wide defaults the library never sets on import: no
 # telemetry from MLflow (hospital jobs have no business calling out), and no INFO lines from MLflow's own logger
@@ -55,8 +55,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     _configure_logging(args.verbose)
+    from medprobe.cli.unwritable import temporary_folder_problem
     from medprobe.errors import Interrupted, MedprobeError
 
+    if (problem := temporary_folder_problem()) is not None:
+        print(f"medprobe: error: {problem}", file=sys.stderr)
+        return EXIT_USER_ERROR
     try:
         with _terminate_as_interrupt():
             return int(args.handler(args))
@@ -71,10 +75,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         # connection while the process exits; the stop has been reported, so that noise is not printed.
         sys.excepthook = _silent
         return EXIT_INTERRUPTED.get(int(number), 128 + int(number))
+    except OSError as exc:
+        from medprobe.cli.unwritable import unwritable_message
+
+        message = unwritable_message(exc)
+        if message is None:
+            return _bug()
+        print(f"medprobe: error: {message}", file=sys.stderr)
+        return EXIT_USER_ERROR
     except Exception:  # noqa: BLE001 - anything else is a bug: show it in full
-        traceback.print_exc()
-        print("medprobe: internal error (a bug); please report it with the traceback above", file=sys.stderr)
-        return EXIT_BUG
+        return _bug()
+
+
+def _bug() -> int:
+    traceback.print_exc()
+    print("medprobe: internal error (a bug); please report it with the traceback above", file=sys.stderr)
+    return EXIT_BUG
 
 
 def _silent(*_: object) -> None:

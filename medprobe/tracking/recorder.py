@@ -16,7 +16,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import os
 import tempfile
+import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
@@ -265,7 +267,31 @@ def job_identity(experiment: str, site: str, pipeline: str, workdir: Path, salt:
     return hmac.new(salt, text.encode(), hashlib.sha256).hexdigest()[:16]
 
 
+#: Seconds a job waits for an unreachable tracking server before it goes on with its offline bundle (0: at once).
+#: A container started beside its server (compose) sets it, since the server may still be starting.
+WAIT_ENVIRONMENT = "MEDPROBE_TRACKING_WAIT_S"
+
+
 def _connect(uri: str) -> tuple[TrackingStore | None, str | None]:
+    """The MLflow store, or None and the reason when it cannot be reached within `MEDPROBE_TRACKING_WAIT_S`."""
+    deadline = time.monotonic() + _wait_seconds()
+    while True:
+        store, reason = _connect_once(uri)
+        if store is not None or time.monotonic() >= deadline:
+            return store, reason
+        log.info("waiting for the tracking server %s: %s", redacted_uri(uri), reason)
+        time.sleep(min(5.0, max(0.0, deadline - time.monotonic())))
+
+
+def _wait_seconds() -> float:
+    text = os.environ.get(WAIT_ENVIRONMENT, "0")
+    try:
+        return max(0.0, float(text))
+    except ValueError:
+        raise TrackingError(f"{WAIT_ENVIRONMENT} must be a number of seconds, not {text!r}") from None
+
+
+def _connect_once(uri: str) -> tuple[TrackingStore | None, str | None]:
     """The MLflow store, or None and the reason when it cannot be reached now."""
     try:
         store = TrackingStore(uri)

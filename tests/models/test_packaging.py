@@ -176,12 +176,22 @@ def test_zoo_override_comes_first(monkeypatch: pytest.MonkeyPatch, tmp_path: Pat
         cards.load_card.cache_clear()
 
 
-def test_compose_file_wires_the_site_job_to_a_healthy_mlflow() -> None:
+def test_compose_file_needs_no_health_gates_and_keeps_secrets_in_files() -> None:
+    """podman-compose ignores health-gated `depends_on`: the server waits for its database and the site job for
+    the server, each with a deadline; the health check covers the database; no secret is written in the file or
+    passed as a value (files under /run/secrets, or a variable taken from the environment compose runs in)."""
     compose = yaml.safe_load((ROOT / "docker" / "compose.yaml").read_text(encoding="utf-8"))
     services = compose["services"]
-    assert services["mlflow"]["healthcheck"]["test"]
-    assert services["site-job"]["depends_on"]["mlflow"]["condition"] == "service_healthy"
-    assert services["mlflow"]["depends_on"]["postgres"]["condition"] == "service_healthy"
+    assert not any("depends_on" in service for service in services.values())
+    mlflow, job = services["mlflow"]["environment"], services["site-job"]["environment"]
+    assert float(mlflow["MLFLOW_DB_WAIT_S"]) > 0 and float(job["MEDPROBE_TRACKING_WAIT_S"]) > 0
+    assert services["mlflow"]["healthcheck"]["test"][-2:] == ["/opt/tracking/serve_tracking.py", "--check"]
+    assert job["MLFLOW_TRACKING_URI"].startswith("https://") and mlflow["MLFLOW_AUTH_APP"] == "medprobe-sites"
+    for name, service in services.items():
+        for key, value in service.get("environment", {}).items():
+            if any(word in key for word in ("PASSWORD", "SECRET", "KEY")):
+                assert value is None or str(value).startswith("/run/secrets/"), (name, key)
+        assert not any("password" in str(argument).lower() for argument in service.get("command", [])), name
     shared = set(services["mlflow"]["networks"]) & set(services["site-job"]["networks"])
     assert shared and all(n in compose["networks"] for n in shared)
     assert not set(services["postgres"].get("networks", ["default"])) & shared  # the jobs never reach the database
