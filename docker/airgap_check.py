@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -69,7 +70,7 @@ def fetch_weights(to: Path) -> Path:
 
 def far_side(script: str, folder: Path) -> str:
     """`script` (sh) in a new network and mount namespace: loopback only, the package indexes hidden."""
-    hide = "".join(f"[ -e {p} ] && mount -t tmpfs none {p}; " for p in HIDDEN)
+    hide = "".join(f"[ -e {p} ] && mount -t tmpfs none {p}; " for p in HIDDEN)  # fixed paths, no quoting needed
     env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": str(folder), "PIP_CONFIG_FILE": os.devnull,
            "PIP_NO_CACHE_DIR": "1", "PIP_DISABLE_PIP_VERSION_CHECK": "1", "LANG": "C.UTF-8"}
     return run(["unshare", "--net", "--mount", "--fork", "sh", "-ec", f"ip link set lo up 2>/dev/null || true; "
@@ -103,20 +104,22 @@ def main() -> int:
 
         venv, demo = folder / "venv", folder / "demo"
         python = Path(sys.executable).resolve()  # the interpreter behind this venv
-        far_side(f"! {python} -c \"import socket; socket.create_connection(('pypi.org', 443), timeout=5)\" "
+        q = shlex.quote
+        far_side(f"! {q(str(python))} -c \"import socket; socket.create_connection(('pypi.org', 443), timeout=5)\" "
                  "2>/dev/null", folder)
-        far_side(f"{python} -m venv {venv} && {venv}/bin/pip install --quiet --no-index --find-links {wheelhouse} "
-                 "medprobe", folder)
+        far_side(f"{q(str(python))} -m venv {q(str(venv))} && {q(str(venv / 'bin' / 'pip'))} install --quiet "
+                 f"--no-index --find-links {q(str(wheelhouse))} medprobe", folder)
         lap("far side: pip install --no-index (no network)")
-        far_side(f"{venv}/bin/medprobe models verify {model}", folder)
+        medprobe = q(str(venv / "bin" / "medprobe"))
+        far_side(f"{medprobe} models verify {q(str(model))}", folder)
         damaged = model / "model.safetensors"
         data = bytearray(damaged.read_bytes())
         data[-1] ^= 0xFF
         damaged.write_bytes(bytes(data))
-        far_side(f"! {venv}/bin/medprobe models verify {model} 2>{folder}/verify.err; "
-                 f"grep -q model.safetensors {folder}/verify.err", folder)
+        errors = q(str(folder / "verify.err"))
+        far_side(f"! {medprobe} models verify {q(str(model))} 2>{errors}; grep -q model.safetensors {errors}", folder)
         lap("far side: medprobe models verify (and a flipped byte refused)")
-        far_side(f"{venv}/bin/medprobe demo --subjects 8 --no-progress --out {demo}", folder)
+        far_side(f"{medprobe} demo --subjects 8 --no-progress --out {q(str(demo))}", folder)
         lap("far side: medprobe demo --subjects 8 (no network)")
         print("\nstep times")
         for name, seconds in times:

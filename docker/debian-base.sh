@@ -3,7 +3,7 @@
 # reaches a Debian mirror but no container registry. The image has Python 3.11 (Debian's python3, with venv) and
 # the CA certificates; docker/Dockerfile builds every target on it with --build-arg BASE_IMAGE=<this tag>.
 #   docker/debian-base.sh [TAG]        (default localhost/medprobe-debian:bookworm; needs root and debootstrap)
-# DEBIAN_MIRROR overrides the mirror (default: the first deb.debian.org-style URI apt uses, else deb.debian.org).
+# DEBIAN_MIRROR overrides the mirror (default http://deb.debian.org/debian).
 set -euo pipefail
 
 tag=${1:-localhost/medprobe-debian:bookworm}

@@ -12,9 +12,17 @@ if [ ! -s "$PGDATA/PG_VERSION" ]; then
     echo "postgres: set POSTGRES_PASSWORD_FILE to a readable file holding the password (compose: secrets)" >&2
     exit 2
   fi
+  case "$user$database" in
+    *[!A-Za-z0-9_-]*) echo "postgres: POSTGRES_USER and POSTGRES_DB may hold letters, digits, _ and - only" >&2; exit 2;;
+  esac
   initdb --username="$user" --pwfile="$POSTGRES_PASSWORD_FILE" --auth-local=trust --auth-host=scram-sha-256 \
     --encoding=UTF8 --locale=C.UTF-8 >/dev/null
   echo "host all all all scram-sha-256" >> "$PGDATA/pg_hba.conf"
-  echo "CREATE DATABASE \"$database\" OWNER \"$user\";" | postgres --single -D "$PGDATA" postgres >/dev/null
+  # A cluster without its database is no cluster: on failure, empty $PGDATA so that the next start begins again.
+  if ! echo "CREATE DATABASE \"$database\" OWNER \"$user\";" | postgres --single -D "$PGDATA" postgres >/dev/null; then
+    find "$PGDATA" -mindepth 1 -delete
+    echo "postgres: creating the database $database failed; the next start initialises again" >&2
+    exit 1
+  fi
 fi
 exec postgres -c listen_addresses='*' "$@"

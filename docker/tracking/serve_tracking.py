@@ -104,12 +104,14 @@ def auth_config(uri: str, folder: str) -> str | None:
     def escaped(value: str) -> str:  # configparser's interpolation reads % specially
         return value.replace("%", "%%")
 
+    # The admin's name and password go through MLflow's own variables: a config file would strip a password's
+    # leading and trailing spaces.
+    os.environ["MLFLOW_AUTH_ADMIN_USERNAME"] = os.environ.get("MLFLOW_ADMIN_USERNAME", "admin")
+    os.environ["MLFLOW_AUTH_ADMIN_PASSWORD"] = password
     lines = [
         "[mlflow]",
         f"default_permission = {os.environ.get('MLFLOW_DEFAULT_PERMISSION', 'READ')}",
         f"database_uri = {escaped(uri)}",
-        f"admin_username = {escaped(os.environ.get('MLFLOW_ADMIN_USERNAME', 'admin'))}",
-        f"admin_password = {escaped(password)}",
         "authorization_function = mlflow.server.auth:authenticate_request_basic_auth",
     ]
     path = os.path.join(folder, "basic_auth.ini")

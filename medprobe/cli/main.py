@@ -83,8 +83,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _bug()
         print(f"medprobe: error: {message}", file=sys.stderr)
         return EXIT_USER_ERROR
-    except Exception:  # noqa: BLE001 - anything else is a bug: show it in full
-        return _bug()
+    except Exception as exc:  # noqa: BLE001 - a server's refusal is the user's to fix; anything else is a bug
+        from medprobe.tracking.failures import server_refusal
+
+        refusal = server_refusal(exc)
+        if refusal is None:
+            return _bug()
+        print(f"medprobe: error: {refusal}", file=sys.stderr)
+        return EXIT_USER_ERROR
 
 
 def _bug() -> int:

@@ -21,9 +21,9 @@ def unwritable_message(exc: OSError) -> str | None:
         return (f"cannot write {path}: the file system is read-only. Mount a writable volume there (for a "
                 "container: -v <volume>:/work, and --tmpfs /tmp when the root file system is read-only)")
     user = f"{os.getuid()}:{os.getgid()}" if hasattr(os, "getuid") else "this user"
-    return (f"cannot write {path}: permission denied for user {user}. Make the folder writable by that user: "
-            f"`chown -R {user} <host folder>`, podman's `:U` volume option (-v <host folder>:/work:U), or run the "
-            "container as the folder's owner with --user <uid>:<gid>")
+    return (f"cannot write {path}: permission denied for user {user} (or, if it is an input, cannot read it). Give "
+            f"that user access: `chown -R {user} <host folder>`, podman's `:U` volume option "
+            "(-v <host folder>:/work:U), or run the container as the folder's owner with --user <uid>:<gid>")
 
 
 def temporary_folder_problem() -> str | None:

@@ -74,3 +74,21 @@ def _http_status(exc: RestException) -> int:
         return int(exc.get_http_status_code())
     except (TypeError, ValueError):
         return 0
+
+
+#: What a tracking server answers when it refuses a user: a login or permission problem to fix, not a bug.
+_REFUSALS = {"UNAUTHENTICATED", "PERMISSION_DENIED"}
+#: MLflow's client says so in text when the answer is not MLflow's JSON error (basic auth's plain 401/403 bodies).
+_REFUSED_TEXT = re.compile(r"failed with error code 40[13] ")
+
+
+def server_refusal(exc: BaseException) -> str | None:
+    """One line for a tracking server that refused a call (HTTP 401/403: wrong credentials, or a site writing what
+    it may not), else None. Printed at the site only."""
+    for item in chain(exc):
+        refused = isinstance(item, RestException) and (item.error_code in _REFUSALS or _http_status(item) in (401, 403))
+        if refused or (isinstance(item, MlflowException) and _REFUSED_TEXT.search(str(item))):
+            message = str(item).splitlines()[0][:300]
+            return (f"the tracking server refused: {message}; check MLFLOW_TRACKING_USERNAME/PASSWORD, and that the "
+                    "site's account is named after the spec's site and may write the experiment")
+    return None

@@ -8,7 +8,12 @@ run of the experiment, another site's included. This app closes that gap: for a 
 - creating a run needs the tag `medprobe.site` equal to the user's name (site accounts are named after their site,
   the `site:` of their specs), so a site cannot file runs as another site;
 - every call that changes a run (metrics, params, tags, status, deletion, artifact uploads and deletions through
-  the server's artifact proxy) needs the run's `medprobe.site` tag to be the user's name.
+  the server's artifact proxy or the UI's upload) must name exactly one run, under whichever of MLflow's spellings
+  of a run id, and that run's `medprobe.site` tag must be the user's name; the tag itself is never changed or
+  removed after the run is created;
+- writes a site never needs that could attach things to any run (prompt-lab runs, traces, logged models) are
+  refused. Paths are checked fully percent-decoded, wherever the API sits under a prefix; an artifact upload whose
+  user name the guard cannot read is refused.
 
 Reading is MLflow's permission model unchanged: READ on an experiment shows all of its runs (medprobe logs only
 aggregate results and closed-vocabulary tags to it), NO_PERMISSIONS hides the experiment.
@@ -24,17 +29,21 @@ from typing import Any
 
 from medprobe.tracking.naming import SITE
 
-#: REST calls that change one run (the `ajax-api` twins included); the run is named in the JSON body.
+#: REST calls that change one run (the `ajax-api` twins included); the run is named in the body or query.
 _RUN_WRITES = re.compile(
-    r"^/(?:ajax-)?api/2\.0/mlflow/runs/"
-    r"(?:update|delete|restore|log-metric|log-parameter|set-tag|delete-tag|log-batch|log-model|log-inputs|outputs)$"
+    r"/(?:ajax-)?api/2\.0/mlflow/(?:runs/(?:update|delete|restore|log-metric|log-parameter|set-tag|delete-tag|"
+    r"log-batch|log-model|log-inputs|outputs)|upload-artifact)$"
 )
-_RUN_CREATE = re.compile(r"^/(?:ajax-)?api/2\.0/mlflow/runs/create$")
+_RUN_CREATE = re.compile(r"/(?:ajax-)?api/2\.0/mlflow/runs/create$")
+#: Writes a site never needs that can attach something to any run (prompt-lab runs without a site, traces linked to
+#: a run, logged models naming a source run): refused to non-admins.
+_NOT_FOR_SITES = re.compile(r"/mlflow/(?:runs/create-promptlab-run|traces|logged-models)(?:/|$)")
 #: The artifact proxy (`--serve-artifacts`): uploads and deletions name `<experiment id>/<run id>/artifacts/...`.
-_ARTIFACT_WRITES = re.compile(
-    r"^/(?:ajax-)?api/2\.0/mlflow-artifacts/(?:artifacts|mpu/(?:create|complete|abort))/"
-    r"(?P<experiment>[^/]+)/(?P<run>[0-9a-f]{32})/"
-)
+_ARTIFACT_WRITES = re.compile(r"/mlflow-artifacts/(?:artifacts|mpu/(?:create|complete|abort))/")
+_ARTIFACT_RUN = re.compile(r"/mlflow-artifacts/(?:artifacts|mpu/(?:create|complete|abort))/"
+                           r"(?P<experiment>[^/]+)/(?P<run>[0-9a-f]{32})/")
+#: Every spelling of a run id MLflow's handlers accept.
+_RUN_ID_KEYS = ("run_id", "runId", "run_uuid", "runUuid")
 _WRITE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 
 
@@ -52,30 +61,36 @@ def create_app() -> Any:
 
 async def guard_artifact_uploads(request: Any, call_next: Any) -> Any:
     """Starlette middleware for the artifact uploads FastAPI serves without Flask. It runs before MLflow's own
-    authentication and only ever refuses: the name it reads from the Authorization header is checked against the
-    run's site, and a wrong password is still refused by MLflow after it."""
+    authentication and only ever refuses: the user named in the Authorization header must own the run (a wrong
+    password is still refused by MLflow after it), and an upload whose user it cannot read is refused."""
     import asyncio
 
     from starlette.responses import JSONResponse
 
-    upload = _ARTIFACT_WRITES.match(request.url.path) if request.method in _WRITE_METHODS else None
-    username = basic_auth_username(request.headers.get("authorization")) if upload else None
-    if upload and username is not None and not await asyncio.to_thread(is_admin, username):
-        owner = await asyncio.to_thread(run_site, upload.group("run"))
-        if owner != username:
-            return JSONResponse(refusal(not_the_owner(owner, username)), status_code=403)
+    path = unquoted(request.url.path)
+    if request.method not in _WRITE_METHODS or not _ARTIFACT_WRITES.search(path):
+        return await call_next(request)
+    username = basic_auth_username(request.headers.get("authorization"))
+    if username is None:
+        return JSONResponse(refusal("an artifact upload needs a user name the guard can read"), status_code=403)
+    if not await asyncio.to_thread(is_admin, username):
+        problem = await asyncio.to_thread(site_write_problem, username, path, {}, {})
+        if problem is not None:
+            return JSONResponse(refusal(problem), status_code=403)
     return await call_next(request)
 
 
 def basic_auth_username(header: str | None) -> str | None:
+    """The user name of a Basic Authorization header, parsed as leniently as MLflow parses it."""
     import base64
     import binascii
 
-    if not header or not header.lower().startswith("basic "):
+    parts = (header or "").split()
+    if len(parts) != 2 or parts[0].lower() != "basic":
         return None
     try:
-        decoded = base64.b64decode(header.split(" ", 1)[1], validate=True).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError):
+        decoded = base64.b64decode(parts[1] + "=" * (-len(parts[1]) % 4)).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError, ValueError):
         return None
     return decoded.split(":", 1)[0] if ":" in decoded else None
 
@@ -98,32 +113,60 @@ def guard_site_runs() -> Any:
     username = getattr(g, "mlflow_authenticated_user", None)
     if username is None or request.method not in _WRITE_METHODS or sender_is_admin():
         return None
-    body = request.get_json(silent=True) or {}
-    if _RUN_CREATE.match(request.path):
-        claimed = tag_value(body.get("tags") or [], SITE)
-        if claimed != username:
-            return forbidden(f"a run created by '{username}' must carry the tag {SITE}={username}")
+    body = request.get_json(silent=True)
+    body = body if isinstance(body, dict) else {}
+    problem = site_write_problem(username, unquoted(request.path), body, dict(request.args))
+    return None if problem is None else forbidden(problem)
+
+
+def site_write_problem(username: str, path: str, body: dict[str, Any], query: dict[str, str]) -> str | None:
+    """Why the site `username` may not make this write, or None. `path` is fully percent-decoded."""
+    if _NOT_FOR_SITES.search(path):
+        return "site accounts do not write prompt-lab runs, traces or logged models"
+    if _RUN_CREATE.search(path):
+        claimed = {str(t.get("value")) for t in body.get("tags") or [] if isinstance(t, dict) and t.get("key") == SITE}
+        return None if claimed == {username} else f"a run created by '{username}' must carry the tag {SITE}={username}"
+    if _ARTIFACT_WRITES.search(path):
+        artifact = _ARTIFACT_RUN.search(path)
+        if artifact is None:
+            return "an artifact write must name its experiment and run"
+        run_ids = {artifact.group("run")}
+    elif _RUN_WRITES.search(path):
+        run_ids = run_ids_named(body, query)
+        if len(run_ids) != 1:
+            return "a write must name exactly one run"
+        if changes_site_tag(body, username, deleting=path.endswith("/delete-tag")):
+            return f"the tag {SITE} of a run is set when the run is created and never changed"
+    else:
         return None
-    run_id = run_written(request.path, body)
-    if run_id is None:
-        return None
-    owner = run_site(run_id)
-    return None if owner == username else forbidden(not_the_owner(owner, username))
+    owner = run_site(next(iter(run_ids)))
+    return None if owner == username else not_the_owner(owner, username)
 
 
-def run_written(path: str, body: dict[str, Any]) -> str | None:
-    """The id of the run a write request changes, or None when the request changes no run."""
-    if _RUN_WRITES.match(path):
-        return str(body.get("run_id") or body.get("run_uuid") or "") or None
-    artifact = _ARTIFACT_WRITES.match(path)
-    return artifact.group("run") if artifact else None
+def run_ids_named(body: dict[str, Any], query: dict[str, str]) -> set[str]:
+    """Every run id the request names, under any of the keys MLflow accepts, in the body or the query string."""
+    return {str(source[key]) for source in (body, query) for key in _RUN_ID_KEYS if source.get(key)}
 
 
-def tag_value(tags: list[dict[str, Any]], key: str) -> str | None:
-    for tag in tags:
-        if isinstance(tag, dict) and tag.get("key") == key:
-            return str(tag.get("value"))
-    return None
+def changes_site_tag(body: dict[str, Any], username: str, deleting: bool) -> bool:
+    """A delete-tag of `medprobe.site`, or a set-tag or log-batch giving it another value than the user's own
+    (`medprobe sync` writes a run's tags again, the site tag with its own value)."""
+    if body.get("key") == SITE and (deleting or body.get("value") != username):
+        return True
+    tags = [t for t in body.get("tags") or [] if isinstance(t, dict)]
+    return any(t.get("key") == SITE and t.get("value") != username for t in tags)
+
+
+def unquoted(path: str) -> str:
+    """`path` percent-decoded until it no longer changes (a doubly encoded `%252F` is a `/` to MLflow in the end)."""
+    from urllib.parse import unquote
+
+    for _ in range(5):
+        decoded = unquote(path)
+        if decoded == path:
+            return path
+        path = decoded
+    return path
 
 
 def run_site(run_id: str) -> str | None:

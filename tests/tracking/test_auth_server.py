@@ -9,6 +9,7 @@ run in docker/smoke.sh (a step of .ci/run), on the compose stack: the same entry
 
 from __future__ import annotations
 
+import base64
 import os
 import subprocess
 import sys
@@ -32,7 +33,7 @@ pytestmark = pytest.mark.slow(seconds=30)
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 SERVE = REPOSITORY / "docker" / "tracking" / "serve_tracking.py"
-ADMIN_PASSWORD = "adm1n p@ss:w/rd?%#&="
+ADMIN_PASSWORD = " adm1n p@ss:w/rd?%#&= "  # spaces at both ends too
 DB_PASSWORD = "db p@ss:w/rd?%#&= ünï"
 SITE_PASSWORDS = {"site-a": "a-secret p@ss%", "site-b": "b-secret /?:@"}
 EXPERIMENT = "medprobe/auth-consortium"
@@ -155,9 +156,25 @@ def test_sites_write_only_their_own_runs(auth_server: dict, monkeypatch: pytest.
                     lambda: site_b.log_artifact(run_a, str(tmp_path / "note.txt"), "from-b")):
         assert "medprobe site guard: the run belongs to site-a" in _refused(refused)
     assert "403" in _refused(site_b.delete_run, run_a)  # MLflow's own rule: deleting a run needs MANAGE
+    # The ways around a naive guard (each let a write into site-a's run through before the guard knew it).
+    api, auth, cert = f"{auth_server['uri']}/api/2.0", ("site-b", SITE_PASSWORDS["site-b"]), auth_server["cert"]
+    token = base64.b64encode(f"site-b:{SITE_PASSWORDS['site-b']}".encode()).decode()
+    sneaky = [
+        ("POST", f"{api}/mlflow/runs/set-tag", {"run_uuid": run_b, "runId": run_a, "key": "k", "value": "v"}, {}),
+        ("POST", f"{auth_server['uri']}/ajax-api/2.0/mlflow/upload-artifact?run_uuid={run_a}&path=evil.txt", None, {}),
+        ("PUT", f"{api}/mlflow-artifacts/artifacts/{experiment}/{run_a}/artifacts/evil.txt", None,
+         {"Authorization": f"Basic  {token}"}),
+        ("PUT", f"{api}/mlflow-artifacts/artifacts/{experiment}%252F{run_a}/artifacts/evil.txt", None, {}),
+        ("POST", f"{api}/mlflow/runs/set-tag", {"run_id": run_b, "key": naming.SITE, "value": "site-a"}, {}),
+    ]
+    for method, url, body, headers in sneaky:
+        answer = requests.request(method, url, json=body, data=None if body is not None else b"x",
+                                  auth=None if headers else auth, headers=headers, verify=cert, timeout=20)
+        assert answer.status_code == 403, (method, url, answer.status_code, answer.text[:300])
+    assert site_b.get_run(run_b).data.tags[naming.SITE] == "site-b"
     # Reading is MLflow's permission model: EDIT (and the server's default READ) shows the other site's results.
     seen = site_b.get_run(run_a)
-    assert seen.data.metrics == {"test/auroc": 0.8} and "note" not in seen.data.tags
+    assert seen.data.metrics == {"test/auroc": 0.8} and not {"note", "k"} & set(seen.data.tags)
     assert seen.info.status == "RUNNING" and [a.path for a in site_b.list_artifacts(run_a)] == ["note.txt"]
 
     admin = _as(monkeypatch, auth_server, "admin", ADMIN_PASSWORD)
