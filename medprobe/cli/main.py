@@ -75,22 +75,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         # connection while the process exits; the stop has been reported, so that noise is not printed.
         sys.excepthook = _silent
         return EXIT_INTERRUPTED.get(int(number), 128 + int(number))
-    except OSError as exc:
-        from medprobe.cli.unwritable import unwritable_message
-
-        message = unwritable_message(exc)
+    except Exception as exc:  # noqa: BLE001 - a problem of the site's setup is the user's to fix; else a bug
+        message = _setup_problem(exc)
         if message is None:
             return _bug()
         print(f"medprobe: error: {message}", file=sys.stderr)
         return EXIT_USER_ERROR
-    except Exception as exc:  # noqa: BLE001 - a server's refusal is the user's to fix; anything else is a bug
-        from medprobe.tracking.failures import server_refusal
 
-        refusal = server_refusal(exc)
-        if refusal is None:
-            return _bug()
-        print(f"medprobe: error: {refusal}", file=sys.stderr)
-        return EXIT_USER_ERROR
+
+def _setup_problem(exc: Exception) -> str | None:
+    """One line for a failure the site fixes in its setup (a folder it cannot write, a tracking server that refused
+    the credentials), else None."""
+    if isinstance(exc, OSError):
+        from medprobe.cli.unwritable import unwritable_message
+
+        return unwritable_message(exc)
+    from medprobe.tracking.failures import server_refusal
+
+    return server_refusal(exc)
 
 
 def _bug() -> int:

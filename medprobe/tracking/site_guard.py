@@ -40,8 +40,7 @@ _RUN_CREATE = re.compile(r"/(?:ajax-)?api/2\.0/mlflow/runs/create$")
 _NOT_FOR_SITES = re.compile(r"/mlflow/(?:runs/create-promptlab-run|traces|logged-models)(?:/|$)")
 #: The artifact proxy (`--serve-artifacts`): uploads and deletions name `<experiment id>/<run id>/artifacts/...`.
 _ARTIFACT_WRITES = re.compile(r"/mlflow-artifacts/(?:artifacts|mpu/(?:create|complete|abort))/")
-_ARTIFACT_RUN = re.compile(r"/mlflow-artifacts/(?:artifacts|mpu/(?:create|complete|abort))/"
-                           r"(?P<experiment>[^/]+)/(?P<run>[0-9a-f]{32})/")
+_ARTIFACT_RUN = re.compile(_ARTIFACT_WRITES.pattern + r"(?P<experiment>[^/]+)/(?P<run>[0-9a-f]{32})/")
 #: Every spelling of a run id MLflow's handlers accept.
 _RUN_ID_KEYS = ("run_id", "runId", "run_uuid", "runUuid")
 _WRITE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
